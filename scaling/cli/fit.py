@@ -1,0 +1,117 @@
+"""`scaling fit LAW DATA` and `scaling plot LAW DATA`: fit a law to a table and show it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from scaling.cli.progress import console
+from rich.table import Table
+
+from scaling.laws import get_law
+
+
+LawName = Annotated[str, typer.Argument(help="Law: power, chinchilla, encdec, dcpt, bleu_ce, bleu_log, ...")]
+Data = Annotated[Path, typer.Argument(help="Parquet or CSV/TSV file, or a study folder (its runs.parquet).")]
+X = Annotated[list[str], typer.Option("--x", help="Input column(s), in the law's order.")]
+Y = Annotated[str, typer.Option("--y", help="Target column.")]
+Where = Annotated[Optional[str], typer.Option(help="Row filter, a pandas query, e.g. 'data_bytes > 5e6'.")]
+Loss = Annotated[str, typer.Option(help="huber or mse.")]
+Delta = Annotated[float, typer.Option(help="Huber delta.")]
+Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
+Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
+Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).")]
+GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per value of this column.")]
+
+
+def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed):
+    model = get_law(law, loss=loss, delta=delta, init=init, n_bootstrap=0, seed=seed)
+    model.fit(df, x=x, y=y, holdout=holdout)
+    if holdout:
+        # keep the held-out report, then refit on everything for the reported parameters
+        held = model.holdout_
+        model.fit(df, x=x, y=y)
+        model.holdout_ = held
+    if bootstrap:
+        model.bootstrap(bootstrap, seed=seed)
+    return model
+
+
+def fit(
+    law: LawName, data: Data, x: X, y: Y, where: Where = None, loss: Loss = "huber", delta: Delta = 1e-3,
+    init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0, by: GroupBy = None,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
+    save: Annotated[Optional[Path], typer.Option(help="Write the fitted law as JSON here.")] = None,
+) -> None:
+    """Fit LAW to DATA: parameters with 95% intervals, objective, convergence, held-out error."""
+    from scaling.laws.cli_support import fit_result_json, load_table
+
+    df = load_table(data, where)
+    groups = [(None, df)] if by is None else list(_groups(df, by))
+    results = {}
+    for key, part in groups:
+        model = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed)
+        results[key] = (model, fit_result_json(model))
+        if save is not None:
+            model.save(save if key is None else save.with_name(f"{save.stem}-{key}{save.suffix}"))
+    if as_json:
+        out = results[None][1] if by is None else {"law": law, "by": by, "fits": {str(k): r for k, (_, r) in results.items()}}
+        typer.echo(json.dumps(out, default=float))
+        return
+    for key, (model, res) in results.items():
+        _print_fit(res, title=f"{law}" + ("" if key is None else f" [{by} = {key}]"))
+
+
+def _groups(df, by):
+    if by not in df.columns:
+        from scaling.errors import DataError
+
+        raise DataError(f"--by column `{by}` not in data; columns are: {', '.join(map(str, df.columns))}")
+    for key, part in df.groupby(by, sort=True):
+        yield key, part
+
+
+def _print_fit(res: dict, title: str) -> None:
+    table = Table(title=f"{title}: {res['n_points']} points, objective {res['objective']:.6g}"
+                        f"{'' if res['converged'] else ' (NOT CONVERGED)'}")
+    for c in ("parameter", "value", "95% interval"):
+        table.add_column(c, justify="right")
+    for name, value in res["params"].items():
+        ci = res.get("ci95", {}).get(name)
+        table.add_row(name, f"{value:.6g}", f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "–")
+    console.print(table)
+    extra = {k: res[k] for k in ("r2", "aic", "bic", "n_starts_best", "n_starts") if k in res}
+    if extra:
+        console.print("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items()))
+    if res.get("constants"):
+        console.print("  fixed constants: " + ", ".join(f"{k} = {v:.6g}" for k, v in res["constants"].items()))
+    h = res.get("holdout") or {}
+    if h:
+        console.print(f"  held-out ({h.get('split', '')}): {h.get('n_test')} points, mean |rel. error| "
+                      f"{h.get('mean_abs_rel_error', float('nan')):.3%}, max {h.get('max_abs_rel_error', float('nan')):.3%}")
+
+
+def plot(
+    law: LawName, data: Data, x: X, y: Y, where: Where = None, loss: Loss = "huber", delta: Delta = 1e-3,
+    init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 200,
+    out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Write the prediction plot (data, fit, dashed extrapolation, band, held-out points) and residuals."""
+    from scaling.laws.cli_support import load_table
+    from scaling.plots import plot_fit, plot_residuals
+
+    df = load_table(data, where)
+    model = get_law(law, loss=loss, delta=delta, init=init, seed=seed)
+    model.fit(df, x=x, y=y, holdout=holdout)
+    if bootstrap:
+        model.bootstrap(bootstrap, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_fit(model, df, holdout=holdout).savefig(out, bbox_inches="tight")
+    resid = out.with_name(f"{out.stem}-residuals{out.suffix}")
+    plot_residuals(model, df).savefig(resid, bbox_inches="tight")
+    console.print(f"wrote {out} and {resid}")

@@ -1,0 +1,30 @@
+"""`scaling report SPEC`: the study's self-contained HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from scaling.cli.progress import console
+
+from scaling.config import load_spec
+from scaling.report import ReportOptions, build_report
+from scaling.store import Store
+from scaling.train import study_root
+
+
+
+def report(
+    spec: Annotated[Path, typer.Argument(help="Study spec (TOML).")],
+    out: Annotated[Optional[Path], typer.Option(help="HTML file (default reports/<study>/index.html).")] = None,
+    store_dir: Annotated[Optional[Path], typer.Option("--store", help="Study folder (default runs/<study>/).")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for every interval.")] = 200,
+    holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation check.")] = "largest:1",
+) -> None:
+    """Render runs, learning curves and every law fitted with intervals and held-out error."""
+    s = load_spec(spec)
+    path = out or Path("reports") / s.name / "index.html"
+    build_report(s, Store(study_root(s, store_dir)), path, ReportOptions(bootstrap=bootstrap, holdout=holdout))
+    console.print(f"wrote {path}")

@@ -1,0 +1,123 @@
+"""Real text with no download: the Python standard library's code and its English docs.
+
+`stdlib_code`: every `.py` file under sysconfig's stdlib path, minus test folders and
+site-packages, one document per file (id = relative path). `stdlib_docs`: the pydoc help
+topics (one document per topic) plus each module's docstrings (module, classes, functions;
+one document per module), read with `ast` so nothing is imported or executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import sysconfig
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from scaling.data.text import TEXT_OPTIONS, Documents, TextSource
+from scaling.errors import DataError
+
+_SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+
+
+def stdlib_root() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+@lru_cache(maxsize=1)
+def stdlib_files() -> tuple[str, ...]:
+    """Relative paths of the stdlib's .py files, sorted, without tests or site-packages."""
+    root = stdlib_root()
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        for f in filenames:
+            if f.endswith(".py"):
+                out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
+    if not out:
+        raise DataError(f"no .py files found under the standard library path {root}")
+    return tuple(sorted(out))
+
+
+@lru_cache(maxsize=1)
+def _stdlib_fingerprint() -> str:
+    h = hashlib.blake2b(digest_size=16)
+    root = stdlib_root()
+    for rel in stdlib_files():
+        h.update(rel.encode() + b"\x00" + (root / rel).read_bytes() + b"\x00")
+    return h.hexdigest()
+
+
+def stdlib_code_documents() -> Documents:
+    root = stdlib_root()
+    return [(rel, (root / rel).read_bytes().decode("utf-8", errors="replace")) for rel in stdlib_files()]
+
+
+def module_docstrings(source: str) -> str:
+    """The docstrings of a module, its classes and functions, each under its qualified name."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ""
+    parts = []
+    if doc := ast.get_docstring(tree):
+        parts.append(doc)
+
+    def walk(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                if doc := ast.get_docstring(child):
+                    parts.append(f"{name}\n{doc}")
+                walk(child, name + ".")
+
+    walk(tree, "")
+    return "\n\n".join(parts)
+
+
+def stdlib_docs_documents() -> Documents:
+    from pydoc_data.topics import topics
+
+    docs = [(f"topic:{name}", text) for name, text in sorted(topics.items()) if text.strip()]
+    root = stdlib_root()
+    for rel in stdlib_files():
+        text = module_docstrings((root / rel).read_bytes().decode("utf-8", errors="replace"))
+        if text.strip():
+            docs.append((f"module:{rel}", text))
+    return docs
+
+
+def _docs_fingerprint() -> str:
+    from pydoc_data.topics import topics
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(b"stdlib_docs-v1" + _stdlib_fingerprint().encode())
+    for name, text in sorted(topics.items()):
+        h.update(name.encode() + b"\x00" + text.encode() + b"\x00")
+    return h.hexdigest()
+
+
+class StdlibCodeSource(TextSource):
+    """Python standard library source code (byte-level by default)."""
+
+    kind: ClassVar[str] = "stdlib_code"
+    OPTIONS: ClassVar[dict[str, Any]] = dict(TEXT_OPTIONS)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibCodeSource:
+        return cls("stdlib_code", "stdlib_code-v1" + _stdlib_fingerprint(), stdlib_code_documents,
+                   **cls.text_kwargs(options, tokenizer, seed))  # fmt: skip
+
+
+class StdlibDocsSource(TextSource):
+    """English documentation of the standard library: pydoc topics and docstrings."""
+
+    kind: ClassVar[str] = "stdlib_docs"
+    OPTIONS: ClassVar[dict[str, Any]] = dict(TEXT_OPTIONS)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibDocsSource:
+        kwargs = cls.text_kwargs(options, tokenizer, seed)
+        return cls("stdlib_docs", _docs_fingerprint(), stdlib_docs_documents, **kwargs)

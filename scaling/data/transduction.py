@@ -1,0 +1,215 @@
+"""`transduction`: a synthetic translation task whose conditional Bayes loss is exact.
+
+The world (fixed by the source's seed):
+  * `n_words` source words and `n_words` target words. Source sentences are i.i.d. words
+    with Zipf(`zipf_exponent`) frequencies, length uniform in [`min_len`, `max_len`].
+  * A stochastic lexicon: source word w translates to its main target word (a random
+    permutation) with probability p_w ~ U[`main_prob_min`, `main_prob_max`], otherwise to one of
+    k_w ~ U{0..`max_alternatives`} other target words, equally likely (k_w = 0: p_w = 1).
+    Memorising this table, frequent words first, is the capacity bottleneck.
+  * A local reordering R: a random `modifier_frac` of source words are modifiers; in each
+    position pair (1,2), (3,4), ... whose two words differ in class the pair is swapped. R is
+    an involution (R(R(x)) = x) and depends on the source only.
+  * Channel: s = R(x) (source words in target order), y_t ~ lexicon(s_t) independently, then
+    EOS. Length and order are fixed by x, so p(y_t | x, y_<t) = lexicon(s_t)[y_t] exactly and
+    the EOS token costs 0 nats.
+
+Token layout (vocab_size = n_words + 3): 0 pad, 1 bos, 2 eos, 3 + word. src = x + [eos] + pads;
+tgt_in = [bos] + y + pads; tgt_out = y + [eos] + (-100)s; all of length max_len + 1.
+
+Eval sets; each `bayes_loss` is the mean over its target tokens (EOS included) of
+-log p(y_t | x, y_<t) under the *training* channel, i.e. the loss of a perfectly trained model:
+  * "src_original": sources from the source-language generator, targets through the channel
+    (the training distribution; `bayes_loss_expected` is its expectation).
+  * "tgt_original": natural target sentences (i.i.d. target words, Zipf(`target_zipf_exponent`)
+    over a target-side ranking unrelated to the source's), sources by back-translation (each
+    target word from a uniform choice among the source words that can produce it), reordered
+    by R. This is composition bias in miniature (Ghorbani et al. 2021): translationese sources,
+    more rare words and more alternative translations, so a higher floor and slower approach.
+  * "src_uniform": source words uniform over the vocabulary: tail-word coverage.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from scaling.data.base import hash_uniform, stream_key
+from scaling.data.pairs import IGNORE_INDEX, PairEvalSet, PairSourceBase, check_pair_options
+from scaling.errors import SpecError
+
+PAD, BOS, EOS, OFFSET = 0, 1, 2, 3
+
+
+class TransductionSource(PairSourceBase):
+    """Synthetic translation with an exact conditional Bayes loss (see module docstring)."""
+
+    kind: ClassVar[str] = "transduction"
+    OPTIONS: ClassVar[dict[str, Any]] = {
+        "n_words": 1000,
+        "zipf_exponent": 1.0,
+        "min_len": 4,
+        "max_len": 12,
+        "modifier_frac": 0.3,
+        "max_alternatives": 3,
+        "main_prob_min": 0.6,
+        "main_prob_max": 0.95,
+        "target_zipf_exponent": 1.0,
+    }
+    EVAL_NAMES: ClassVar[tuple[str, ...]] = ("src_original", "tgt_original", "src_uniform")
+
+    def __init__(self, *, seed: int = 0, name: str = "transduction", **options: Any) -> None:
+        o = check_pair_options(self.kind, self.OPTIONS, options)
+        W, K = o["n_words"], o["max_alternatives"]
+        if W < 2:
+            raise SpecError(f"transduction: `n_words` must be >= 2, got {W}")
+        if not 1 <= o["min_len"] <= o["max_len"]:
+            raise SpecError(f"transduction: need 1 <= `min_len` <= `max_len`, got {o['min_len']}, {o['max_len']}")
+        if not 0 <= K <= W - 1:
+            raise SpecError(f"transduction: `max_alternatives` must be in [0, n_words - 1], got {K}")
+        if not 0 < o["main_prob_min"] <= o["main_prob_max"] <= 1:
+            raise SpecError("transduction: need 0 < `main_prob_min` <= `main_prob_max` <= 1")
+        if not 0 <= o["modifier_frac"] <= 1:
+            raise SpecError(f"transduction: `modifier_frac` must be in [0, 1], got {o['modifier_frac']}")
+        for k in ("zipf_exponent", "target_zipf_exponent"):
+            if not o[k] >= 0:
+                raise SpecError(f"transduction: `{k}` must be >= 0, got {o[k]}")
+        self.options, self.seed, self.name = o, int(seed), name
+        self.n_words, self.min_len, self.max_len = W, o["min_len"], o["max_len"]
+        self.vocab_size, self.pad_id, self.bos_id, self.eos_id = W + OFFSET, PAD, BOS, EOS
+        self.max_src_len = self.max_tgt_len = self.max_len + 1
+
+        rng = np.random.default_rng(stream_key("transduction/world", self.seed, *sorted(o.items())))
+        main = rng.permutation(W)
+        n_alt = rng.integers(0, K + 1, W)
+        p_main = np.where(n_alt > 0, rng.uniform(o["main_prob_min"], o["main_prob_max"], W), 1.0)
+        self.cand = np.full((W, K + 1), -1, dtype=np.int64)  # target words per source word; -1 unused
+        self.prob = np.zeros((W, K + 1))
+        self.cand[:, 0], self.prob[:, 0] = main, p_main
+        for w in range(W):
+            k = int(n_alt[w])
+            if k:
+                alt = rng.choice(W - 1, size=k, replace=False)
+                self.cand[w, 1 : k + 1] = alt + (alt >= main[w])  # skip the main translation
+                self.prob[w, 1 : k + 1] = (1 - p_main[w]) / k
+        self.cum = np.cumsum(self.prob, axis=1)
+        self.cum[np.arange(K + 1)[None, :] >= n_alt[:, None]] = 1.0  # no rounding gap at the top
+        with np.errstate(divide="ignore"):
+            plogp = np.where(self.prob > 0, self.prob * np.log(np.where(self.prob > 0, self.prob, 1)), 0.0)
+        self.entropy = -plogp.sum(axis=1)  # (W,) nats per translated word
+        self.modifier = rng.random(W) < o["modifier_frac"]
+        self.src_cdf = _zipf_cdf(np.arange(W), o["zipf_exponent"])
+        self.tgt_cdf_words = rng.permutation(W)  # target word at each target-side Zipf rank
+        self.tgt_cdf = _zipf_cdf(np.arange(W), o["target_zipf_exponent"])
+        # Back-channel: for target word v, the source words that can produce it (CSR layout).
+        ws, js = np.nonzero(self.prob > 0)
+        vs = self.cand[ws, js]
+        order = np.argsort(vs, kind="stable")
+        self.pre_words = ws[order]
+        self.pre_count = np.bincount(vs, minlength=W)
+        self.pre_start = np.concatenate([[0], np.cumsum(self.pre_count)[:-1]])
+
+        p_src = np.diff(np.concatenate([[0.0], self.src_cdf]))
+        mean_len = (self.min_len + self.max_len) / 2
+        # Token-averaged expectation: E[sum of word entropies] / E[tokens incl. EOS].
+        self.bayes_loss_expected = float(mean_len * (p_src @ self.entropy) / (mean_len + 1))
+
+    # ------------------------------------------------------------ the channel
+
+    def reorder(self, words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """R: swap each position pair (2i, 2i+1) inside the sentence whose words differ in class."""
+        n, M = words.shape
+        Me = M + (M % 2)
+        a = np.full((n, Me), -1, dtype=np.int64)
+        a[:, :M] = words
+        left, right = a[:, 0::2], a[:, 1::2]
+        inside = (2 * np.arange(Me // 2) + 1)[None, :] < lengths[:, None]
+        swap = inside & (self.modifier[np.maximum(left, 0)] != self.modifier[np.maximum(right, 0)])
+        out = a.copy()
+        out[:, 0::2] = np.where(swap, right, left)
+        out[:, 1::2] = np.where(swap, left, right)
+        return out[:, :M]
+
+    def lexicon_logprob(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """log p(target word y | source word s), elementwise (-inf where impossible)."""
+        p = ((self.cand[s] == y[..., None]) * self.prob[s]).sum(-1)
+        with np.errstate(divide="ignore"):
+            return np.log(p)
+
+    def sample(self, key: int, index: np.ndarray, origin: str = "src_original") -> dict[str, np.ndarray]:
+        """Pairs for global indices `index`: words x (source order), y (target order), lengths,
+        and per-word log p(y_t | x, y_<t); word arrays are -1 beyond each length."""
+        n, M = len(index), self.max_len
+        u = hash_uniform(key, np.asarray(index, dtype=np.uint64), 1 + 2 * M)
+        span = self.max_len - self.min_len + 1
+        lengths = self.min_len + np.minimum((u[:, 0] * span).astype(np.int64), span - 1)
+        inside = np.arange(M)[None, :] < lengths[:, None]
+        u1, u2 = u[:, 1 : M + 1], u[:, M + 1 :]
+        if origin in ("src_original", "src_uniform"):
+            if origin == "src_original":
+                x = np.minimum(np.searchsorted(self.src_cdf, u1, side="right"), self.n_words - 1)
+            else:
+                x = np.minimum((u1 * self.n_words).astype(np.int64), self.n_words - 1)
+            x = np.where(inside, x, -1)
+            s = self.reorder(x, lengths)
+            sc = np.maximum(s, 0)
+            j = np.minimum((u2[..., None] >= self.cum[sc]).sum(-1), self.cand.shape[1] - 1)
+            y = self.cand[sc, j]
+            logp = np.log(self.prob[sc, j])
+        elif origin == "tgt_original":
+            rank = np.minimum(np.searchsorted(self.tgt_cdf, u1, side="right"), self.n_words - 1)
+            y = self.tgt_cdf_words[rank]
+            pick = np.minimum((u2 * self.pre_count[y]).astype(np.int64), self.pre_count[y] - 1)
+            s = np.where(inside, self.pre_words[self.pre_start[y] + pick], -1)
+            x = self.reorder(s, lengths)  # R is an involution, so R(x) = s
+            logp = self.lexicon_logprob(np.maximum(s, 0), y)
+        else:
+            raise SpecError(f"transduction: unknown origin `{origin}`; expected one of {', '.join(self.EVAL_NAMES)}")
+        y = np.where(inside, y, -1)
+        logp = np.where(inside, logp, 0.0)
+        return {"x": x, "y": y, "lengths": lengths, "logp": logp}
+
+    def to_tensors(self, pairs: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y, lengths = pairs["x"], pairs["y"], pairs["lengths"]
+        n, M = x.shape
+        rows = np.arange(n)
+        src = np.full((n, M + 1), PAD, dtype=np.int64)
+        src[:, :M] = np.where(x >= 0, x + OFFSET, PAD)
+        src[rows, lengths] = EOS
+        tgt_out = np.full((n, M + 1), IGNORE_INDEX, dtype=np.int64)
+        tgt_out[:, :M] = np.where(y >= 0, y + OFFSET, IGNORE_INDEX)
+        tgt_out[rows, lengths] = EOS
+        tgt_in = np.full((n, M + 1), PAD, dtype=np.int64)
+        tgt_in[:, 0] = BOS
+        tgt_in[:, 1:] = np.where(y >= 0, y + OFFSET, PAD)
+        return torch.from_numpy(src), torch.from_numpy(tgt_in), torch.from_numpy(tgt_out)
+
+    # ------------------------------------------------------------ PairSource interface
+
+    def pair_tensors(self, index: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.to_tensors(self.sample(stream_key("transduction/train", self.seed, int(seed)), index))
+
+    def build_eval_sets(self, n_pairs: int) -> dict[str, PairEvalSet]:
+        out = {}
+        for origin in self.EVAL_NAMES:
+            pairs = self.sample(stream_key("transduction/eval", self.seed, origin), np.arange(n_pairs), origin)
+            n_tokens = int((pairs["lengths"] + 1).sum())  # EOS included, at 0 nats
+            bayes = float(-pairs["logp"].sum() / n_tokens)
+            out[origin] = PairEvalSet(origin, *self.to_tensors(pairs), bayes_loss=bayes)
+        return out
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, seed: int = 0) -> TransductionSource:
+        return cls(seed=seed, **options)
+
+
+def _zipf_cdf(rank: np.ndarray, exponent: float) -> np.ndarray:
+    w = (rank + 1.0) ** -exponent
+    cdf = np.cumsum(w / w.sum())
+    cdf[-1] = 1.0
+    return cdf
+
+
+__all__ = ["TransductionSource"]

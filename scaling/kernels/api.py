@@ -1,0 +1,93 @@
+"""Public entry point: validate, pick an implementation, reduce."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from scaling.kernels.chunked import chunked_linear_cross_entropy
+from scaling.kernels.reference import reference_linear_cross_entropy
+from scaling.kernels.validate import KernelInputError, check_inputs
+
+
+def triton_available() -> bool:
+    """True when the Triton path can run: triton imports and CUDA (or the interpreter) is there."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _resolve_impl(impl: str, device: torch.device) -> str:
+    if impl == "auto":
+        return "triton" if device.type == "cuda" and triton_available() else "chunked"
+    if impl == "triton":
+        if not triton_available():
+            raise KernelInputError(
+                "`impl='triton'` needs the triton package and a CUDA device (or TRITON_INTERPRET=1); "
+                "use impl='chunked' on CPU"
+            )
+        interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+        if device.type != "cuda" and not interpreted:
+            raise KernelInputError(
+                f"`impl='triton'` needs CUDA tensors, got tensors on {device}; use impl='chunked'"
+            )
+    return impl
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    softcap: float | None = None,
+    return_lse: bool = False,
+    impl: str = "auto",
+    filter_eps: float | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of `softcap(hidden @ weight.T + bias)` against `targets`, in fp32.
+
+    hidden (..., D), weight (V, D), bias (V,), targets (...). `reduction="mean"` averages
+    over tokens whose target is not `ignore_index` (NaN if there are none, as in
+    `F.cross_entropy`); "none" returns per-token losses shaped like `targets` (0 where
+    ignored). `return_lse=True` also returns the per-token log-sum-exp (differentiable).
+    impl: "triton" (CUDA), "chunked" (CPU, never holds the logits), "torch" (reference,
+    materialises the logits), "auto" (triton on CUDA, chunked elsewhere). `filter_eps`
+    (Triton only) skips backward tiles whose gradient entries are all below it; off by default.
+    """
+    checked = check_inputs(hidden, weight, targets, bias, ignore_index, reduction, softcap, impl)
+    h2, t1 = checked.hidden, checked.targets
+    chosen = _resolve_impl(impl, h2.device)
+    if filter_eps is not None and chosen != "triton":
+        raise KernelInputError(f"`filter_eps` is supported only by impl='triton', got impl={chosen!r}")
+
+    if chosen == "torch":
+        out = reference_linear_cross_entropy(
+            h2, weight, t1, bias, ignore_index, reduction, softcap, return_lse
+        )
+        loss, lse = out if return_lse else (out, None)
+        if reduction == "none":
+            loss = loss.reshape(checked.batch_shape)
+        return (loss, lse.reshape(checked.batch_shape)) if return_lse else loss
+
+    if chosen == "triton":
+        from scaling.kernels.triton_function import triton_linear_cross_entropy
+
+        per_token, lse = triton_linear_cross_entropy(
+            h2, weight, t1, bias, ignore_index, softcap, filter_eps
+        )
+    else:
+        per_token, lse = chunked_linear_cross_entropy(h2, weight, t1, bias, ignore_index, softcap)
+
+    if reduction == "none":
+        loss = per_token.reshape(checked.batch_shape)
+    elif reduction == "sum":
+        loss = per_token.sum()
+    else:
+        loss = per_token.sum() / (t1 != ignore_index).sum()
+    return (loss, lse.reshape(checked.batch_shape)) if return_lse else loss

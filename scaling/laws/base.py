@@ -1,0 +1,363 @@
+"""Law base class: a formula, its parameters' bounds and start grid; fitting is shared.
+
+A subclass declares `name`, `params` (names, bounds in the optimiser's space, whether the
+optimiser works on the log of the value), `n_inputs`, and implements `log_pred` (or `pred`)
+on batched torch tensors, plus `init_grid`. Everything else (the robust objective, batched
+L-BFGS-B from the whole grid, bootstrap, holdout, JSON) comes from here.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scaling.errors import FitError
+from scaling.laws.engine import EngineOptions, minimize_batched
+from scaling.laws.objective import make_objective
+from scaling.laws.validation import check_columns, goodness, holdout_mask, holdout_report, numeric_column
+
+
+class FitWarning(UserWarning):
+    """A fit finished without meeting its convergence test."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A fitted parameter. Bounds are in the optimiser's space (log space when log=True)."""
+
+    name: str
+    lower: float
+    upper: float
+    log: bool = False
+
+
+class Law:
+    """Base class of all scaling laws (scikit-learn style: options in, fitted values out with `_`)."""
+
+    name: ClassVar[str] = "law"
+    params: ClassVar[tuple[Param, ...]] = ()
+    n_inputs: ClassVar[int] = 1
+    default_scale: ClassVar[Literal["log", "linear"]] = "log"
+    log_inputs: ClassVar[bool] = True  # features are log(x): every x must be > 0
+    default_constants: ClassVar[dict[str, float]] = {}
+    inits: ClassVar[tuple[str, ...]] = ("default",)
+
+    def __init__(
+        self,
+        loss: Literal["huber", "mse"] = "huber",
+        delta: float = 1e-3,
+        init: str = "default",
+        scale: Literal["log", "linear"] | None = None,
+        n_bootstrap: int = 0,
+        seed: int = 0,
+        fixed: dict[str, float] | None = None,
+        constants: dict[str, float] | None = None,
+        max_iter: int = 1000,
+        strict: bool = False,
+    ) -> None:
+        self.loss = loss
+        self.delta = delta
+        self.init = init
+        self.scale = scale
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
+        self.fixed = fixed
+        self.constants = constants
+        self.max_iter = max_iter
+        self.strict = strict
+
+    # ---- formula hooks (override log_pred or pred, and init_grid) ----
+    def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        """log prediction [S, n] for optimiser-space theta[S, P] and features F[n, k]."""
+        return torch.log(self.pred(theta, F))
+
+    def pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        """Prediction [S, n] on the y scale."""
+        return torch.exp(self.log_pred(theta, F))
+
+    def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Starting points [S, P] in optimiser space for features F and fit-scale target t."""
+        raise NotImplementedError
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        """Inputs as the formula sees them (log x by default)."""
+        return np.log(X) if self.log_inputs else X
+
+    # ---- derived helpers ----
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    @property
+    def const(self) -> dict[str, float]:
+        """Fixed (non-fitted) constants of the formula, defaults overridden by `constants=`."""
+        return {**self.default_constants, **(self.constants or {})}
+
+    @property
+    def fit_scale(self) -> str:
+        s = self.scale or self.default_scale
+        if s not in ("log", "linear"):
+            raise FitError(f"{self.name}: scale must be 'log' or 'linear', got {s!r}")
+        return s
+
+    def forward(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        """Prediction on the fit scale (log y or y)."""
+        return self.log_pred(theta, F) if self.fit_scale == "log" else self.pred(theta, F)
+
+    def forward_vjp(
+        self, theta: torch.Tensor, F: torch.Tensor
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """Fit-scale prediction and its vector-Jacobian product (autograd; override for speed)."""
+        th = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = self.forward(th, F)
+
+        def vjp(c: torch.Tensor) -> torch.Tensor:
+            (g,) = torch.autograd.grad(out, th, c, retain_graph=False)
+            return g
+
+        return out.detach(), vjp
+
+    def to_natural(self, theta: np.ndarray) -> np.ndarray:
+        """Optimiser space -> parameter values (exp of log-parameters)."""
+        th = np.array(theta, dtype=float, copy=True)
+        for j, p in enumerate(self.params):
+            if p.log:
+                th[..., j] = np.exp(th[..., j])
+        return th
+
+    def to_theta(self, values: dict[str, float]) -> np.ndarray:
+        """Parameter values -> optimiser space."""
+        out = []
+        for p in self.params:
+            v = float(values[p.name])
+            if p.log and v <= 0:
+                raise FitError(f"{self.name}: parameter {p.name} must be > 0, got {v}")
+            out.append(np.log(v) if p.log else v)
+        return np.array(out)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Box bounds in optimiser space, with `fixed` parameters pinned."""
+        lo = np.array([p.lower for p in self.params], float)
+        hi = np.array([p.upper for p in self.params], float)
+        for k, v in (self.fixed or {}).items():
+            if k not in self.param_names:
+                raise FitError(f"{self.name}: fixed parameter {k!r} unknown; parameters are {self.param_names}")
+            j = self.param_names.index(k)
+            p = self.params[j]
+            lo[j] = hi[j] = np.log(v) if p.log else v
+        return lo, hi
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor options (JSON-ready), as scikit-learn's get_params."""
+        keys = ["loss", "delta", "init", "scale", "n_bootstrap", "seed", "fixed", "constants", "max_iter", "strict"]
+        return {k: getattr(self, k) for k in keys}
+
+    def clone(self, **overrides: Any) -> "Law":
+        """Unfitted copy with the same options."""
+        return type(self)(**{**self.get_params(), **overrides})
+
+    # ---- data ----
+    def _design(self, df: pd.DataFrame, x: list[str], y: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        if len(x) != self.n_inputs:
+            raise FitError(f"{self.name} law takes {self.n_inputs} x column(s), got {len(x)}: {x}")
+        check_columns(df, list(x) + ([y] if y else []), self.name)
+        X = np.stack([numeric_column(df, c, self.name, self.log_inputs) for c in x], axis=1)
+        yv = numeric_column(df, y, self.name, self.fit_scale == "log") if y else None
+        return X, yv
+
+    def _target(self, y: np.ndarray) -> np.ndarray:
+        return np.log(y) if self.fit_scale == "log" else y
+
+    def _as_features(self, data: pd.DataFrame | np.ndarray) -> torch.Tensor:
+        if isinstance(data, pd.DataFrame):
+            X, _ = self._design(data, self.x_, None)
+        else:
+            X = np.asarray(data, dtype=float)
+            X = X[:, None] if X.ndim == 1 else X
+            if X.shape[1] != self.n_inputs:
+                raise FitError(f"{self.name}: expected {self.n_inputs} input column(s), got {X.shape[1]}")
+        return torch.as_tensor(self.features(X), dtype=torch.float64)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "theta_"):
+            raise FitError(f"{self.name} law is not fitted yet: call fit(df, x=..., y=...) first")
+
+    # ---- fitting ----
+    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "Law":
+        """Fit from the whole start grid; with `holdout`, fit on the rest and report extrapolation."""
+        x = [x] if isinstance(x, str) else list(x)
+        if holdout is not None and str(holdout).lower() not in ("", "none"):
+            check_columns(df, x + [y], self.name)
+            mask, info = holdout_mask(df, holdout, x[0])
+            n_free = self._n_free()
+            if mask.all() or (~mask).sum() < n_free:
+                raise FitError(
+                    f"holdout {holdout!r} leaves {(~mask).sum()} training point(s); the {self.name} law "
+                    f"needs at least {n_free}: hold out fewer"
+                )
+            self.fit(df[~mask], x, y)
+            test = df[mask]
+            self.holdout_ = holdout_report(self.predict(test), self._design(test, x, y)[1], info, int((~mask).sum()))
+            return self
+        X, yv = self._design(df, x, y)
+        n_free = self._n_free()
+        if len(yv) < n_free:
+            raise FitError(
+                f"{self.name} law has {n_free} free parameters but only {len(yv)} point(s) were given; "
+                f"need at least {n_free}"
+            )
+        self.x_, self.y_ = x, y
+        self._F = torch.as_tensor(self.features(X), dtype=torch.float64)
+        self._t = torch.as_tensor(self._target(yv), dtype=torch.float64)
+        self._fit_tensors()
+        self.holdout_ = {}
+        self.ci_ = {}
+        if self.n_bootstrap:
+            self.bootstrap(self.n_bootstrap, seed=self.seed)
+        return self
+
+    def _n_free(self) -> int:
+        return len(self.params) - len(self.fixed or {})
+
+    def _start_grid(self) -> np.ndarray:
+        if self.init not in self.inits:
+            raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}")
+        grid = np.atleast_2d(self.init_grid(self._F.numpy(), self._t.numpy())).astype(float)
+        lo, hi = self.bounds()
+        return np.clip(grid, lo, hi)
+
+    def _fit_tensors(self) -> None:
+        theta0 = self._start_grid()
+        lo, hi = self.bounds()
+        fg = make_objective(self.forward_vjp, self._F, self._t, self.loss, self.delta)
+        res = minimize_batched(fg, theta0, lo, hi, EngineOptions(max_iter=self.max_iter))
+        fun = np.where(np.isfinite(res.fun), res.fun, np.inf)
+        best = int(np.argmin(fun))
+        if not np.isfinite(fun[best]):
+            raise FitError(f"{self.name}: no start gave a finite objective; check the data's scale")
+        f_best = fun[best]
+        self.theta_ = res.theta[best].copy()
+        self.params_ = dict(zip(self.param_names, map(float, self.to_natural(self.theta_))))
+        self.objective_ = float(f_best)
+        self.converged_ = bool(res.converged[best])
+        self.n_starts_ = int(len(fun))
+        # Same basin = same objective to a relative 1e-6 (minima differ by far more in practice).
+        self.n_starts_best_ = int(np.sum(fun <= f_best + 1e-6 * abs(f_best) + 1e-14))
+        self.n_iter_ = int(res.n_iter[best])
+        self.n_points_ = int(len(self._t))
+        resid = (self.forward(torch.as_tensor(self.theta_[None]), self._F)[0] - self._t).numpy()
+        g = goodness(resid, self._t.numpy(), self._n_free())
+        self.r2_, self.aic_, self.bic_, self.sigma_ = g["r2"], g["aic"], g["bic"], g["sigma"]
+        if not self.converged_:
+            msg = (
+                f"{self.name} fit did not converge (best start stopped with status {int(res.status[best])}, "
+                f"objective {f_best:.6g}); raise max_iter or check the data"
+            )
+            if self.strict:
+                raise FitError(msg)
+            warnings.warn(msg, FitWarning, stacklevel=3)
+
+    # ---- using a fit ----
+    def predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Predictions on the y scale for a DataFrame with the x columns, or an array [n, k]."""
+        self._check_fitted()
+        F = self._as_features(data)
+        return self.pred(torch.as_tensor(self.theta_[None]), F)[0].numpy()
+
+    def score(self, df: pd.DataFrame) -> float:
+        """R² on the fit scale (log y for log-scale laws)."""
+        self._check_fitted()
+        _, yv = self._design(df, self.x_, self.y_)
+        t = self._target(yv)
+        pred = self.forward(torch.as_tensor(self.theta_[None]), self._as_features(df))[0].numpy()
+        return 1.0 - float(np.sum((t - pred) ** 2) / np.sum((t - t.mean()) ** 2))
+
+    def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3) -> "Law":
+        """Refit n resampled data sets (vectorised); fills ci_ (95%) and boot_params_."""
+        from scaling.laws.bootstrap import run_bootstrap
+
+        self._check_fitted()
+        if not hasattr(self, "_F"):
+            raise FitError(f"{self.name}: bootstrap needs the training data; refit this law (loaded laws keep none)")
+        run_bootstrap(self, n, self.seed if seed is None else seed, starts)
+        return self
+
+    def predict_interval(
+        self, data: pd.DataFrame | np.ndarray, level: float = 0.95, kind: Literal["confidence", "prediction"] = "confidence"
+    ) -> pd.DataFrame:
+        """Columns pred, lo, hi: bootstrap band of the mean ("confidence") or of a new observation
+        ("prediction", adding residual noise of the fit)."""
+        from scaling.laws.bootstrap import interval
+
+        return interval(self, data, level, kind)
+
+    def leave_one_out(self, df: pd.DataFrame, group: str | None = None, y: str | None = None, x: list[str] | None = None) -> pd.DataFrame:
+        """Refit leaving out each distinct value of `group` (default: first x); one row per value."""
+        from scaling.laws.bootstrap import leave_one_out
+
+        return leave_one_out(self, df, group, x, y)
+
+    # ---- persistence ----
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to predict again, JSON-ready."""
+        self._check_fitted()
+        boot = getattr(self, "boot_theta_", None)
+        return {
+            "law": self.name,
+            "options": self.get_params(),
+            "x": self.x_,
+            "y": self.y_,
+            "params": self.params_,
+            "theta": [float(v) for v in self.theta_],
+            "ci95": {k: [float(a), float(b)] for k, (a, b) in getattr(self, "ci_", {}).items()},
+            "objective": self.objective_,
+            "converged": self.converged_,
+            "n_points": self.n_points_,
+            "n_starts": self.n_starts_,
+            "n_starts_best": self.n_starts_best_,
+            "r2": self.r2_,
+            "aic": self.aic_,
+            "bic": self.bic_,
+            "sigma": self.sigma_,
+            "holdout": self.holdout_,
+            "boot_theta": None if boot is None else boot.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Law":
+        """Rebuild a fitted law from `to_json()` output (dispatches on d["law"] from the base class)."""
+        from scaling.laws.registry import LAWS
+
+        klass = LAWS.get(d["law"], cls) if cls is Law else cls
+        law = klass(**d["options"])
+        law.x_, law.y_ = d["x"], d["y"]
+        law.theta_ = np.array(d["theta"], float)
+        law.params_ = dict(d["params"])
+        law.ci_ = {k: tuple(v) for k, v in d.get("ci95", {}).items()}
+        for k in ["objective", "converged", "n_points", "n_starts", "n_starts_best", "r2", "aic", "bic", "sigma", "holdout"]:
+            setattr(law, k + "_", d[k])
+        if d.get("boot_theta") is not None:
+            law.boot_theta_ = np.array(d["boot_theta"], float)
+            law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
+        return law
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Law":
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    def __repr__(self) -> str:
+        if hasattr(self, "params_"):
+            ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            return f"{type(self).__name__}({ps})"
+        return f"{type(self).__name__}(loss={self.loss!r}, init={self.init!r})"

@@ -1,0 +1,107 @@
+"""Uncertainty and validation around a fitted law: vectorised bootstrap, intervals, leave-one-out.
+
+The bootstrap resamples points with replacement; a resample is a vector of counts, so every
+replicate is the same objective with different per-point weights. All replicates × a few
+starts (the best fit and small jitters around it) go through the batched optimiser at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scaling.errors import FitError
+from scaling.laws.engine import EngineOptions, minimize_batched
+from scaling.laws.objective import make_objective
+
+if TYPE_CHECKING:
+    from scaling.laws.base import Law
+
+
+def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float = 0.95) -> None:
+    """Fill law.boot_theta_ [n, P], boot_params_ (DataFrame), ci_ and boot_converged_."""
+    if n < 2:
+        raise FitError(f"bootstrap needs at least 2 replicates, got {n}")
+    rng = np.random.default_rng(seed)
+    n_pts = law.n_points_
+    counts = rng.multinomial(n_pts, np.full(n_pts, 1.0 / n_pts), size=n).astype(np.float64)
+    lo, hi = law.bounds()
+    k = max(int(starts), 1)
+    base = np.repeat(law.theta_[None], n * k, axis=0)
+    # Jitter every start but the first of each replicate, so each has the exact best fit too.
+    jitter = rng.normal(0.0, 0.05, size=base.shape) * (np.abs(base) + 0.1)
+    jitter[::k] = 0.0
+    x0 = np.clip(base + jitter, lo, hi)
+    group = torch.arange(n).repeat_interleave(k)
+    fg = make_objective(law.forward_vjp, law._F, law._t, law.loss, law.delta, weights=torch.as_tensor(counts), group=group)
+    res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter))
+    fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n, k)
+    best = np.argmin(fun, axis=1)
+    rows = np.arange(n) * k + best
+    law.boot_theta_ = res.theta[rows]
+    law.boot_converged_ = float(np.mean(res.converged[rows]))
+    law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    law.ci_ = {
+        c: (float(np.quantile(law.boot_params_[c], q[0])), float(np.quantile(law.boot_params_[c], q[1])))
+        for c in law.param_names
+    }
+
+
+def interval(
+    law: "Law", data: pd.DataFrame | np.ndarray, level: float, kind: Literal["confidence", "prediction"]
+) -> pd.DataFrame:
+    """Bootstrap percentile band on the fit scale, mapped back to y."""
+    law._check_fitted()
+    if getattr(law, "boot_theta_", None) is None:
+        raise FitError(f"{law.name}: no bootstrap yet; call law.bootstrap(n) (or fit with n_bootstrap=N) first")
+    if kind not in ("confidence", "prediction"):
+        raise FitError(f"interval kind must be 'confidence' or 'prediction', got {kind!r}")
+    F = law._as_features(data)
+    with torch.no_grad():
+        draws = law.forward(torch.as_tensor(law.boot_theta_), F).numpy()  # [R, n]
+        center = law.forward(torch.as_tensor(law.theta_[None]), F)[0].numpy()
+    if kind == "prediction":
+        # A new observation = the mean's uncertainty plus the fit's residual noise.
+        rng = np.random.default_rng(law.seed)
+        draws = draws + rng.normal(0.0, law.sigma_, size=draws.shape)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    lo, hi = np.quantile(draws, q, axis=0)
+    back = np.exp if law.fit_scale == "log" else (lambda v: v)
+    index = data.index if isinstance(data, pd.DataFrame) else None
+    return pd.DataFrame({"pred": back(center), "lo": back(lo), "hi": back(hi)}, index=index)
+
+
+def leave_one_out(
+    law: "Law", df: pd.DataFrame, group: str | None, x: list[str] | None, y: str | None
+) -> pd.DataFrame:
+    """Leave-one-group-out refits; relative errors of each left-out group's predictions."""
+    x = x or getattr(law, "x_", None)
+    y = y or getattr(law, "y_", None)
+    if x is None or y is None:
+        raise FitError(f"{law.name}: leave_one_out needs x and y (fit first or pass x=, y=)")
+    group = group or x[0]
+    if group not in df.columns:
+        raise FitError(f"leave_one_out: group column {group!r} not found; available: {list(df.columns)}")
+    rows = []
+    for value in np.unique(df[group].to_numpy()):
+        mask = (df[group] == value).to_numpy()
+        m = law.clone(n_bootstrap=0)
+        m.fit(df[~mask], x, y)
+        test = df[mask]
+        rel = (m.predict(test) - test[y].to_numpy(float)) / test[y].to_numpy(float)
+        rows.append(
+            {
+                group: value,
+                "n_train": int((~mask).sum()),
+                "n_test": int(mask.sum()),
+                "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+                "max_abs_rel_error": float(np.max(np.abs(rel))),
+                "converged": m.converged_,
+                **m.params_,
+            }
+        )
+    return pd.DataFrame(rows)

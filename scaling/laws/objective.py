@@ -1,0 +1,61 @@
+"""Robust fitting objective: sum of (weighted) Huber or squared residuals, batched over starts."""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+
+from scaling.errors import FitError
+
+# forward_vjp(theta[s, P], X[n, k]) -> (pred[s, n], vjp) with vjp(c[s, n]) = sum_n c * dpred/dtheta
+ForwardVJP = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
+
+
+def huber(r: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Huber loss and its derivative (scipy.special.huber convention: 0.5 r² inside delta)."""
+    a = r.abs()
+    inside = a <= delta
+    val = torch.where(inside, 0.5 * r * r, delta * (a - 0.5 * delta))
+    return val, r.clamp(-delta, delta)
+
+
+def residual_loss(
+    r: torch.Tensor, loss: Literal["huber", "mse"], delta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-residual loss and derivative."""
+    if loss == "huber":
+        return huber(r, delta)
+    if loss == "mse":
+        return r * r, 2.0 * r
+    raise FitError(f"unknown loss {loss!r}: use 'huber' or 'mse'")
+
+
+def make_objective(
+    forward_vjp: ForwardVJP,
+    X: torch.Tensor,
+    target: torch.Tensor,
+    loss: Literal["huber", "mse"] = "huber",
+    delta: float = 1e-3,
+    weights: torch.Tensor | None = None,
+    group: torch.Tensor | None = None,
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """fg(theta, idx) for the engine: objective and gradient per start.
+
+    weights[R, n] are per-point weights (bootstrap counts); start i uses row group[i]."""
+    residual_loss(torch.zeros(1, dtype=torch.float64), loss, delta)  # validate `loss` early
+
+    def fg(theta: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pred, vjp = forward_vjp(theta, X)
+        rho, drho = residual_loss(pred - target, loss, delta)
+        if weights is not None:
+            w = weights[group[idx]] if group is not None else weights[idx]
+            rho = rho * w
+            drho = drho * w
+        f = rho.sum(-1)
+        # Non-finite predictions (overflow at wild starts) become +inf so line searches reject them.
+        f = torch.where(torch.isfinite(f), f, torch.full_like(f, float("inf")))
+        g = vjp(torch.nan_to_num(drho, nan=0.0, posinf=0.0, neginf=0.0))
+        return f, g
+
+    return fg

@@ -1,0 +1,50 @@
+"""Saturating power law L(x) = L_inf + (x0/x)^alpha (Henighan et al. 2020), x = N, D or C.
+
+Fitted in log space as log L = LSE(e, alpha (log x0 - log x)) with L_inf = e^e.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from scaling.laws.base import Law, Param
+from scaling.laws.registry import register_law
+
+
+@register_law
+class PowerLaw(Law):
+    """L(x) = L_inf + (x0/x)^alpha; one x column."""
+
+    name = "power"
+    params = (
+        Param("L_inf", -10.0, 6.0, log=True),
+        Param("x0", -200.0, 300.0, log=True),
+        Param("alpha", 1e-4, 5.0),
+    )
+    n_inputs = 1
+
+    def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        e, lx0, al = theta.T
+        lx = F[:, 0]
+        z = torch.stack([e[:, None].expand(-1, len(lx)), al[:, None] * (lx0[:, None] - lx)])
+        return torch.logsumexp(z, dim=0)
+
+    def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # For each (L_inf, alpha) pick x0 so the curve passes near the median point; the
+        # offsets in log x0 cover curves steeper or flatter than that guess.
+        lx = F[:, 0]
+        y = np.exp(t)
+        i = int(np.argsort(lx)[len(lx) // 2])
+        fracs = [0.0, 0.3, 0.6, 0.8, 0.95]
+        alphas = [0.03, 0.07, 0.15, 0.3, 0.6, 1.2]
+        offsets = [-2.0, 0.0, 2.0]
+        grid = []
+        for f, al, off in itertools.product(fracs, alphas, offsets):
+            l_inf = max(f * y.min(), 1e-3 * y.min())
+            gap = max(y[i] - l_inf, 1e-6 * y[i])
+            lx0 = lx[i] + np.log(gap) / al + off
+            grid.append((np.log(l_inf), lx0, al))
+        return np.array(grid, dtype=float)

@@ -1,0 +1,137 @@
+"""Input checks, the holdout grammar, and goodness-of-fit numbers shared by all laws.
+
+Holdout grammar (the CLI's `--holdout` passes the string through unchanged):
+
+    largest:K[:COL]   hold out rows whose COL value is among the K largest distinct values
+    frac:F[:COL]      hold out the largest distinct COL values covering at least a fraction F
+                      of the rows (0 < F < 1); a bare float "0.2" means frac:0.2
+    COL>V, COL>=V     hold out rows where the condition holds (V a number, e.g. N>1e9)
+
+COL defaults to the law's first x column. The law is fitted on the rest and its relative
+error (pred - y) / y on the held-out rows is reported in `holdout_`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import DataError, FitError
+
+_COND = re.compile(r"^\s*([^<>=]+?)\s*(>=|>)\s*([-+0-9.eE]+)\s*$")
+
+
+def check_columns(df: pd.DataFrame, cols: list[str], law: str) -> None:
+    """Raise DataError naming any column not in df."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{law}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{law}: column(s) {missing} not found; available columns: {list(df.columns)}"
+        )
+
+
+def numeric_column(df: pd.DataFrame, col: str, law: str, positive: bool) -> np.ndarray:
+    """Column as float64, rejecting NaN/inf and (if positive) values <= 0."""
+    try:
+        v = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{law}: column {col!r} is not numeric ({e})") from None
+    bad = ~np.isfinite(v)
+    if bad.any():
+        raise DataError(
+            f"{law}: column {col!r} has {int(bad.sum())} NaN/inf value(s) "
+            f"(rows {list(df.index[bad][:5])}); drop or fill them (e.g. --where)"
+        )
+    if positive and (v <= 0).any():
+        k = int((v <= 0).sum())
+        raise DataError(
+            f"{law}: column {col!r} has {k} non-positive value(s) (min {v.min():g}) but the law "
+            f"takes its log; filter them out (e.g. --where '{col} > 0')"
+        )
+    return v
+
+
+def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Boolean mask of held-out rows for a holdout spec, and a description of the split."""
+    text = str(spec).strip()
+    try:
+        frac = float(text)
+        text = f"frac:{frac}"
+    except ValueError:
+        pass
+    m = _COND.match(text)
+    if m and not text.startswith(("largest:", "frac:")):
+        col, op, val = m.group(1), m.group(2), float(m.group(3))
+        _need(df, col, text)
+        v = df[col].to_numpy(dtype=float)
+        mask = v > val if op == ">" else v >= val
+        return mask, {"split": text, "column": col, "threshold": val}
+    parts = text.split(":")
+    if parts[0] not in ("largest", "frac") or len(parts) not in (2, 3):
+        raise FitError(
+            f"holdout {spec!r} not understood; use 'largest:K[:COL]', 'frac:F[:COL]', a fraction "
+            f"like 0.2, or a condition like 'N>1e9'"
+        )
+    col = parts[2] if len(parts) == 3 else default_col
+    _need(df, col, text)
+    v = df[col].to_numpy(dtype=float)
+    distinct = np.unique(v)[::-1]  # largest first
+    if parts[0] == "largest":
+        try:
+            k = int(parts[1])
+        except ValueError:
+            raise FitError(f"holdout {spec!r}: K must be an integer, got {parts[1]!r}") from None
+        if k < 1:
+            raise FitError(f"holdout {spec!r}: K must be >= 1")
+        cut = distinct[min(k, len(distinct)) - 1]
+    else:
+        f = float(parts[1])
+        if not 0 < f < 1:
+            raise FitError(f"holdout {spec!r}: the fraction must be in (0, 1), got {f}")
+        need = math.ceil(f * len(v))
+        cut = distinct[0]
+        for c in distinct:
+            cut = c
+            if (v >= c).sum() >= need:
+                break
+    mask = v >= cut
+    return mask, {"split": text, "column": col, "threshold": float(cut)}
+
+
+def _need(df: pd.DataFrame, col: str, spec: str) -> None:
+    if col not in df.columns:
+        raise FitError(f"holdout {spec!r}: column {col!r} not found; available: {list(df.columns)}")
+
+
+def holdout_report(pred: np.ndarray, y: np.ndarray, info: dict[str, Any], n_train: int) -> dict[str, Any]:
+    """Relative extrapolation errors on held-out rows, JSON-ready."""
+    rel = (pred - y) / y
+    return {
+        **info,
+        "n_train": int(n_train),
+        "n_test": int(len(y)),
+        "rel_error": [float(r) for r in rel],
+        "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+        "max_abs_rel_error": float(np.max(np.abs(rel))),
+    }
+
+
+def goodness(resid: np.ndarray, target: np.ndarray, n_params: int) -> dict[str, float]:
+    """R², Gaussian AIC/BIC and residual sigma, all on the scale the law is fitted on."""
+    n = len(resid)
+    ss_res = float(np.sum(resid**2))
+    ss_tot = float(np.sum((target - target.mean()) ** 2))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+    ll_term = n * math.log(max(ss_res / n, 1e-300))
+    return {
+        "r2": r2,
+        "aic": ll_term + 2 * n_params,
+        "bic": ll_term + n_params * math.log(n),
+        "sigma": math.sqrt(ss_res / max(n - n_params, 1)),
+    }

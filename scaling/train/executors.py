@@ -1,0 +1,180 @@
+"""Where runs execute: in this process, in a local process pool, or on Slurm via submitit.
+
+An executor only maps `execute_run` over run configs; what a run does never depends on which
+executor ran it. `run_study` decides which runs still need training (finished runs are never
+retrained; unfinished ones resume from their checkpoint), runs parents before the runs that
+continue from them, and rebuilds the study tables after each finished run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from scaling.store import Store, atomic_write_bytes
+from scaling.train.grid import get_family
+from scaling.train.loop import ProgressFn, build_row, resolve_device, train_run
+from scaling.train.run_config import RunConfig
+
+Payload = tuple[dict[str, Any], str, int]
+"""(run config as dict, study folder, torch threads): all a worker needs, picklable."""
+
+
+def execute_run(payload: Payload, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Train one run in the current process; never raises for a failing run, records it instead."""
+    config, root, threads = payload
+    run = RunConfig.from_dict(config)
+    store = Store(root)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        family = get_family(run.family)
+        task = family.build_task(run, resolve_device(run.train.get("device", "auto")))
+        return train_run(run, task, store, progress=progress)
+    except Exception as e:  # a failing run must not take the study down with it
+        atomic_write_bytes(store.run_dir(run.run_id) / "error.txt", traceback.format_exc().encode())
+        row = build_row(run, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0, float("nan"))
+        row["error"] = f"{type(e).__name__}: {e}"
+        store.write_result(run.run_id, row, [])
+        return row
+
+
+class Executor(Protocol):
+    def map(self, payloads: Sequence[Payload], on_step: ProgressFn | None,
+            on_done: Callable[[dict[str, Any]], None]) -> None: ...
+
+
+class InProcessExecutor:
+    """Runs one after another in this process (the default; best for debugging)."""
+
+    def map(self, payloads, on_step, on_done):
+        for p in payloads:
+            on_done(execute_run(p, on_step))
+
+
+def _pool_worker(payload: Payload, q: Any) -> dict[str, Any]:
+    step_fn = None if q is None else (lambda *a: q.put(a))
+    return execute_run(payload, step_fn)
+
+
+class LocalPoolExecutor:
+    """A pool of `workers` processes on this machine; cores are shared out among them."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, workers)
+
+    def map(self, payloads, on_step, on_done):
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager:
+            q = manager.Queue() if on_step is not None else None
+            stop = threading.Event()
+
+            def drain():
+                while not stop.is_set():
+                    try:
+                        on_step(*q.get(timeout=0.2))
+                    except queue.Empty:
+                        continue
+
+            drainer = threading.Thread(target=drain, daemon=True) if q is not None else None
+            if drainer:
+                drainer.start()
+            try:
+                with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+                    futures = [pool.submit(_pool_worker, p, q) for p in payloads]
+                    for f in as_completed(futures):
+                        on_done(f.result())
+            finally:
+                stop.set()
+                if drainer:
+                    drainer.join()
+
+
+class SubmititExecutor:
+    """Slurm job arrays through submitit (or its local/debug executors, for tests).
+
+    `executor` is a configured `submitit.Executor`; `SubmititExecutor.slurm(folder, ...)`
+    builds one for a cluster with `slurm_array_parallelism` and the given partition/time.
+    """
+
+    def __init__(self, executor: Any):
+        self.executor = executor
+
+    @classmethod
+    def slurm(cls, folder: str | Path, *, partition: str | None = None, timeout_min: int = 60,
+              cpus_per_task: int = 4, gpus_per_node: int = 0, array_parallelism: int = 32,
+              **extra: Any) -> "SubmititExecutor":
+        import submitit
+
+        ex = submitit.AutoExecutor(folder=str(folder))
+        params = {"timeout_min": timeout_min, "cpus_per_task": cpus_per_task,
+                  "slurm_array_parallelism": array_parallelism, **extra}
+        if gpus_per_node:
+            params["gpus_per_node"] = gpus_per_node
+        if partition:
+            params["slurm_partition"] = partition
+        ex.update_parameters(**params)
+        return cls(ex)
+
+    def map(self, payloads, on_step, on_done):
+        jobs = self.executor.map_array(execute_run, list(payloads))
+        for job in jobs:
+            on_done(job.result())
+
+
+def default_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+class StudyReporter(Protocol):
+    def start(self, todo: list[RunConfig], skipped: int) -> None: ...
+    def step(self, run_id: str, step: int, total: int, loss: float) -> None: ...
+    def finished(self, row: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+def pending(runs: list[RunConfig], store: Store) -> list[RunConfig]:
+    """Runs that still need work: missing, unfinished (resumed) or failed (retried)."""
+    return [r for r in runs if store.status(r.run_id) in ("pending", "unfinished", "failed")]
+
+
+def run_study(runs: list[RunConfig], store: Store, executor: Executor, reporter: StudyReporter | None = None,
+              threads: int = 0) -> dict[str, int]:
+    """Train what is pending, parents first; returns counts of run statuses afterwards."""
+    todo = pending(runs, store)
+    if reporter:
+        reporter.start(todo, len(runs) - len(todo))
+    store.root.mkdir(parents=True, exist_ok=True)
+    try:
+        for wave in (lambda r: r.parent is None, lambda r: r.parent is not None):
+            batch = [r for r in todo if wave(r)]
+            ready = [r for r in batch if r.parent is None or store.status(r.parent) == "done"]
+            blocked = [r for r in batch if r not in ready]
+            for r in blocked:  # a parent failed: record why instead of silently skipping
+                row = build_row(r, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0, float("nan"))
+                row["error"] = f"parent run {r.parent} did not finish"
+                store.write_result(r.run_id, row, [])
+            payloads = [(r.to_dict(), str(store.root), threads or 0) for r in ready]
+
+            def done(row: dict[str, Any]) -> None:
+                store.rebuild()
+                if reporter:
+                    reporter.finished(row)
+
+            if payloads:
+                executor.map(payloads, reporter.step if reporter else None, done)
+    finally:
+        store.rebuild()
+        if reporter:
+            reporter.close()
+    statuses = [store.status(r.run_id) for r in runs]
+    return {s: statuses.count(s) for s in sorted(set(statuses))}

@@ -1,0 +1,194 @@
+"""Train one run: AdamW, warm-up then cosine/WSD/constant, clipping, log-spaced evals, checkpoints.
+
+A run resumes from its checkpoint (model, optimiser, step and the curve so far); batches are
+a function of (step, seed), so a resumed run sees exactly the data it would have seen.
+A NaN or inf loss stops the run with status `diverged`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+
+from scaling.store import Store
+from scaling.train.run_config import RunConfig
+from scaling.train.task import Task
+
+ProgressFn = Callable[[str, int, int, float], None]
+"""Called as (run_id, step, total_steps, last train loss)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
+    """Learning rate before optimiser step `step` (0-based) of `total`."""
+    peak = float(train["lr"])
+    warmup_cfg = float(train.get("warmup", 0.0))
+    warmup = int(round(warmup_cfg * total)) if warmup_cfg < 1 else int(warmup_cfg)
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup
+    floor = peak * float(train.get("min_lr_ratio", 0.1))
+    schedule = train.get("schedule", "cosine")
+    if schedule == "constant":
+        return peak
+    if schedule == "wsd":
+        decay = max(1, int(round(float(train.get("decay_fraction", 0.2)) * total)))
+        start = total - decay
+        if step < start:
+            return peak
+        return peak + (floor - peak) * (step - start + 1) / decay
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def eval_steps(total: int, n_points: int) -> list[int]:
+    """Steps (1-based counts of optimiser steps done) at which to evaluate: log-spaced, plus the last."""
+    points = np.unique(np.round(np.logspace(0, math.log10(total), max(2, n_points))).astype(int))
+    return sorted({int(p) for p in points if 1 <= p <= total} | {total})
+
+
+def make_optimizer(model: torch.nn.Module, train: dict[str, Any]) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": float(train.get("weight_decay", 0.1))},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=float(train["lr"]), betas=(float(train.get("beta1", 0.9)),
+                             float(train.get("beta2", 0.95))), foreach=True)
+
+
+def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | None = None,
+              stop_after: int | None = None) -> dict[str, Any]:
+    """Train (or resume) `run`, write its result row and curve to the store, return the row.
+
+    `stop_after` ends the process's work after that many steps without writing a result, as a
+    kill would (used by tests of resume).
+    """
+    run_id = run.run_id
+    train = run.train
+    total = int(train["steps"])
+    device = next(task.model.parameters()).device
+    model = task.model
+    optimizer = make_optimizer(model, train)
+    counts = task.counts()
+    flops_per_token = float(counts["flops_per_token"])
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+    store.write_config(run_id, run.to_dict())
+
+    step, curves, wall_before = 0, [], 0.0
+    ckpt_path = store.checkpoint_path(run_id)
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, curves, wall_before = int(state["step"]), list(state["curves"]), float(state["wall_time"])
+    elif run.parent:
+        parent = torch.load(store.final_weights_path(run.parent), map_location=device, weights_only=True)
+        model.load_state_dict(parent)
+
+    def record(at_step: int) -> dict[str, float]:
+        with autocast:
+            losses = task.evaluate()
+        tokens = at_step * task.tokens_per_step
+        for name, loss in losses.items():
+            curves.append({"run_id": run_id, "step": at_step, "tokens": tokens,
+                           "flops": tokens * flops_per_token, "eval_set": name, "loss": loss})
+        return losses
+
+    def checkpoint() -> None:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                 "curves": curves, "wall_time": wall_before + time.perf_counter() - t0}
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(ckpt_path)
+
+    if step == 0 and run.parent:
+        record(0)  # the continued model's starting point
+    evals = set(eval_steps(total, int(train.get("eval_points", 10))))
+    every = int(train.get("checkpoint_every", 500))
+    clip = float(train.get("grad_clip", 1.0))
+    t0 = time.perf_counter()
+    status, last_loss, steps_this_call = "done", math.nan, 0
+    model.train()
+    while step < total:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, train)
+        with autocast:
+            loss = task.train_loss(step)
+        last_loss = float(loss.detach())
+        if not math.isfinite(last_loss):
+            status = "diverged"
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
+        optimizer.step()
+        step += 1
+        steps_this_call += 1
+        if step in evals:
+            losses = record(step)
+            if not all(math.isfinite(v) for v in losses.values()):
+                status = "diverged"
+                break
+        if progress is not None:
+            progress(run_id, step, total, last_loss)
+        if step % every == 0 and step < total:
+            checkpoint()
+        if stop_after is not None and steps_this_call >= stop_after and step < total:
+            checkpoint()
+            return {"run_id": run_id, "status": "unfinished", "step": step}
+
+    wall = wall_before + time.perf_counter() - t0
+    final = {name: loss for name, loss in _last_losses(curves).items()}
+    metrics = task.final_metrics() if status == "done" else {}
+    if status == "done":
+        torch.save(model.state_dict(), store.final_weights_path(run_id))
+    row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss)
+    store.write_result(run_id, row, curves)
+    ckpt_path.unlink(missing_ok=True)
+    return row
+
+
+def _last_losses(curves: list[dict[str, Any]]) -> dict[str, float]:
+    last: dict[str, tuple[int, float]] = {}
+    for c in curves:
+        if c["eval_set"] not in last or c["step"] >= last[c["eval_set"]][0]:
+            last[c["eval_set"]] = (c["step"], c["loss"])
+    return {k: v[1] for k, v in last.items()}
+
+
+def column_name(eval_set: str) -> str:
+    """Eval set name as a column suffix: 'domain/valid' -> 'domain_valid'."""
+    return "".join(ch if ch.isalnum() else "_" for ch in eval_set)
+
+
+def build_row(run: RunConfig, counts: dict[str, float], bayes: dict[str, float | None],
+              final: dict[str, float], metrics: dict[str, float], status: str, steps: int,
+              tokens_per_step: int, wall: float, last_train_loss: float) -> dict[str, Any]:
+    """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set."""
+    tokens = steps * tokens_per_step
+    row: dict[str, Any] = run.flat()
+    row.update({k: float(v) for k, v in counts.items()})
+    row.update({"steps": steps, "tokens": tokens, "flops": tokens * counts["flops_per_token"],
+                "status": status, "wall_time": wall, "tokens_per_s": tokens / wall if wall > 0 else math.nan,
+                "train_loss": last_train_loss})
+    names = list(bayes)
+    for name in names:
+        row[f"loss_{column_name(name)}"] = final.get(name, math.nan)
+        b = bayes[name]
+        row[f"bayes_{column_name(name)}"] = math.nan if b is None else float(b)
+    if names:
+        row["loss"] = final.get(names[0], math.nan)
+        row["bayes_loss"] = row[f"bayes_{column_name(names[0])}"]
+    row.update({k: float(v) for k, v in metrics.items()})
+    return row

@@ -1,0 +1,109 @@
+"""What the training loop trains: a model, its per-step loss and its evaluations.
+
+The loop knows nothing about families; a family builds a `Task` from a `RunConfig`.
+`LMTask` is the decoder-only language model on an `LMSource` (also used by continual
+pre-training, whose source is a mixture).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from scaling.data import EvalSet, LMSource, build_source
+from scaling.model import DecoderConfig, DecoderLM, count_params, flops_per_token
+from scaling.train.run_config import RunConfig
+
+EVAL_BATCH = 64
+
+
+class Task(Protocol):
+    model: nn.Module
+    tokens_per_step: int
+    bayes: dict[str, float | None]
+    """Exact Bayes loss per eval set, where the source knows it."""
+
+    def counts(self) -> dict[str, float]:
+        """n_params, n_params_nonemb, flops_per_token and any family-specific counts."""
+        ...
+
+    def train_loss(self, step: int) -> torch.Tensor:
+        """Mean loss on the training batch of `step`; the batch depends only on (step, seed)."""
+        ...
+
+    def evaluate(self) -> dict[str, float]:
+        """Mean per-token loss on every eval set."""
+        ...
+
+    def final_metrics(self) -> dict[str, float]:
+        """Extra metrics measured once at the end (e.g. BLEU); may be empty."""
+        ...
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_source(key: str) -> LMSource:
+    d = json.loads(key)
+    return build_source(d["source"], d.get("options", {}), tokenizer=d.get("tokenizer", "byte"), seed=d.get("seed", 0))
+
+
+def lm_source(data: dict[str, Any]) -> LMSource:
+    """Build (once per process) the source a run's data section describes."""
+    return _cached_source(json.dumps(data, sort_keys=True))
+
+
+def decoder_config(run: RunConfig, vocab_size: int) -> DecoderConfig:
+    return DecoderConfig(vocab_size=vocab_size, max_seq_len=run.train["seq_len"], **run.model)
+
+
+class LMTask:
+    """Next-token prediction with a decoder-only transformer."""
+
+    def __init__(self, run: RunConfig, device: torch.device, source: LMSource | None = None):
+        self.run = run
+        self.device = device
+        self.source = source if source is not None else lm_source(run.data)
+        self.batch_size = int(run.train["batch_size"])
+        self.seq_len = int(run.train["seq_len"])
+        self.config = decoder_config(run, self.source.vocab_size)
+        torch.manual_seed(run.seed)
+        self.model = DecoderLM(self.config).to(device)
+        self.tokens_per_step = self.batch_size * self.seq_len
+        self.eval_sets: dict[str, EvalSet] = self.source.eval_sets(self.seq_len, int(run.data.get("eval_tokens", 65536)))
+        self.bayes = {name: ev.bayes_loss for name, ev in self.eval_sets.items()}
+        self.loss_impl = run.train.get("loss_impl", "auto")
+
+    def counts(self) -> dict[str, float]:
+        c = count_params(self.config)
+        return {"n_params": c.total, "n_params_nonemb": c.nonemb,
+                "flops_per_token": flops_per_token(self.config, self.seq_len)}
+
+    def train_loss(self, step: int) -> torch.Tensor:
+        x, y = self.source.train_batch(step, self.batch_size, self.seq_len, self.run.seed)
+        return self.model.loss(x.to(self.device), y.to(self.device), impl=self.loss_impl)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        out = {}
+        for name, ev in self.eval_sets.items():
+            total, count = 0.0, 0
+            for i in range(0, ev.x.shape[0], EVAL_BATCH):
+                x = ev.x[i:i + EVAL_BATCH].to(self.device)
+                y = ev.y[i:i + EVAL_BATCH].to(self.device)
+                n = int((y != -100).sum())
+                if n == 0:
+                    continue
+                total += float(self.model.loss(x, y, impl=self.loss_impl)) * n
+                count += n
+            out[name] = total / count if count else math.nan
+        self.model.train(was_training)
+        return out
+
+    def final_metrics(self) -> dict[str, float]:
+        return {}

@@ -1,0 +1,50 @@
+"""build_source / source_options: every kind builds, options are checked, names are short."""
+
+import pytest
+
+from scaling.data import EvalSet, LMSource, build_source, source_kinds, source_options
+from scaling.errors import SpecError
+
+SMALL = {
+    "zipf_facts": {"n_keys": 100},
+    "markov": {"n_symbols": 8},
+    "stdlib_code": {"max_bytes": 40_000},
+    "stdlib_docs": {"max_bytes": 40_000},
+    "mixture": {"domain_share": 0.5},
+}
+
+
+def test_kinds_and_options():
+    assert set(source_kinds()) == {"zipf_facts", "markov", "stdlib_code", "stdlib_docs", "files", "jsonl",
+                                   "parquet", "mixture"}  # fmt: skip
+    assert source_options("zipf_facts") == {"n_symbols": 64, "n_keys": 3000, "zipf_exponent": 1.4,
+                                            "value_accuracy": 0.9, "world_seed": None}  # fmt: skip
+    assert {"path", "field", "valid_fraction", "max_bytes", "bpe_vocab_size"} == set(source_options("jsonl"))
+    with pytest.raises(SpecError, match="unknown data source `zipf`; expected one of zipf_facts"):
+        source_options("zipf")
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_every_kind_satisfies_the_protocol(kind):
+    src = build_source(kind, SMALL[kind])
+    assert isinstance(src, LMSource)
+    x, y = src.train_batch(0, 2, 12, seed=0)
+    assert x.shape == y.shape == (2, 12) and 0 <= int(x.min()) and int(x.max()) < src.vocab_size
+    evs = src.eval_sets(12, 120)
+    assert all(isinstance(e, EvalSet) and e.name == k for k, e in evs.items())
+    assert list(evs) == (["general/valid", "domain/valid"] if kind == "mixture" else ["valid"])
+    synthetic = kind in ("zipf_facts", "markov", "mixture")
+    assert (src.bayes_loss_expected is not None) == synthetic
+    assert all((e.bayes_loss is not None) == synthetic for e in evs.values())
+
+
+def test_option_types_are_checked():
+    assert build_source("zipf_facts", {"n_keys": 100.0}).n_keys == 100  # TOML may give 100.0
+    with pytest.raises(SpecError, match="option `value_accuracy` must be a number"):
+        build_source("zipf_facts", {"value_accuracy": "high"})
+    with pytest.raises(SpecError, match="option `n_symbols` must be an integer, got True"):
+        build_source("zipf_facts", {"n_symbols": True})
+    with pytest.raises(SpecError, match="max_bytes"):
+        build_source("stdlib_code", {"max_bytes": -5})
+    with pytest.raises(SpecError, match="valid_fraction"):
+        build_source("stdlib_code", {"valid_fraction": 1.0})
