@@ -47,7 +47,11 @@ def fit(
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
     save: Annotated[Optional[Path], typer.Option(help="Write the fitted law as JSON here.")] = None,
 ) -> None:
-    """Fit LAW to DATA: parameters with 95% intervals, objective, convergence, held-out error."""
+    """Fit LAW to DATA: parameters with 95% intervals, objective, convergence, held-out error.
+
+    With --holdout the law is first fitted without the held-out rows to report its extrapolation
+    error; the parameters shown are then those of the fit on all rows.
+    """
     from scaling.laws.cli_support import fit_result_json, load_table
 
     df = load_table(data, where)
@@ -55,7 +59,7 @@ def fit(
     results = {}
     for key, part in groups:
         model = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed)
-        results[key] = (model, fit_result_json(model))
+        results[key] = (model, {**fit_result_json(model), **_fit_quality(model)})
         if save is not None:
             model.save(save if key is None else save.with_name(f"{save.stem}-{key}{save.suffix}"))
     if as_json:
@@ -64,6 +68,15 @@ def fit(
         return
     for key, (model, res) in results.items():
         _print_fit(res, title=f"{law}" + ("" if key is None else f" [{by} = {key}]"))
+
+
+def _fit_quality(model) -> dict:
+    """Keys added to the contract's JSON object: goodness of fit and the fixed constants."""
+    out = {"r2": float(model.r2_), "aic": float(model.aic_), "bic": float(model.bic_),
+           "n_starts": int(model.n_starts_), "n_starts_best": int(model.n_starts_best_)}
+    if model.const:
+        out["constants"] = {k: float(v) for k, v in model.const.items()}
+    return out
 
 
 def _groups(df, by):

@@ -43,6 +43,10 @@ class LMSource(Protocol):
     vocab_size: int
     bayes_loss_expected: float | None
 
+    def info(self) -> dict[str, Any]:
+        """Flat facts about the source for the run store (names are column-safe)."""
+        return {"source": self.name, "vocab_size": self.vocab_size, "bayes_loss_expected": self.bayes_loss_expected}
+
     def train_batch(self, step: int, batch_size: int, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def eval_sets(self, seq_len: int, n_tokens: int) -> dict[str, EvalSet]: ...
@@ -124,6 +128,10 @@ class IndexedSource(ABC):
     def expected_bayes_loss(self, seq_len: int) -> float | None:
         """Exact expected mean Bayes loss of a train/eval window of this length (None if unknown)."""
         return self.bayes_loss_expected
+
+    def info(self) -> dict[str, Any]:
+        """Flat facts about the source for the run store (names are column-safe)."""
+        return {"source": self.name, "vocab_size": self.vocab_size, "bayes_loss_expected": self.bayes_loss_expected}
 
     def train_batch(self, step: int, batch_size: int, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:

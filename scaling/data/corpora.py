@@ -78,6 +78,12 @@ def module_docstrings(source: str) -> str:
 
 
 def stdlib_docs_documents() -> Documents:
+    return list(_stdlib_docs_documents())
+
+
+@lru_cache(maxsize=1)
+def _stdlib_docs_documents() -> tuple[tuple[str, str], ...]:
+    # Parsing every module takes seconds; keep the result for other caps/seeds in this process.
     from pydoc_data.topics import topics
 
     docs = [(f"topic:{name}", text) for name, text in sorted(topics.items()) if text.strip()]
@@ -86,7 +92,7 @@ def stdlib_docs_documents() -> Documents:
         text = module_docstrings((root / rel).read_bytes().decode("utf-8", errors="replace"))
         if text.strip():
             docs.append((f"module:{rel}", text))
-    return docs
+    return tuple(docs)
 
 
 def _docs_fingerprint() -> str:

@@ -1,10 +1,15 @@
 """`markov`: a random sparse Markov chain of order k over n_symbols, with its exact Bayes loss.
 
-Each context of the last `order` symbols has `branching` random successors with Dirichlet
-weights, smoothed by `smoothing` mass spread uniformly (so the chain is irreducible and has one
-stationary distribution). Windows start from the stationary distribution of k-grams, so the
-stream is stationary: target t >= k-1 has Bayes loss equal to the entropy rate, and the first
-k-1 targets (short context) use the exact stationary conditionals.
+Each context of the last `order` symbols has `branching` random successors; the j-th gets
+weight ∝ j**-branch_exponent (1 - smoothing in all), and `smoothing` is spread uniformly over
+all symbols (so the chain is irreducible and has one stationary distribution). The branch
+weights are shared by all contexts, which makes sampling state-independent up to one table
+lookup per token: a "column" is drawn from a fixed distribution (successor j, or uniform
+symbol v) and table[state, column] gives the next state.
+
+Windows start from the stationary distribution of k-grams, so the stream is stationary:
+target t >= k-1 has Bayes loss equal to the entropy rate, and the first k-1 targets (short
+context) use the exact stationary conditionals.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class MarkovSource(IndexedSource):
         "n_symbols": 64,
         "order": 2,
         "branching": 4,
-        "concentration": 1.0,
+        "branch_exponent": 1.0,
         "smoothing": 0.01,
         "world_seed": None,  # None: use the data seed given to build_source
     }
@@ -51,7 +56,7 @@ class MarkovSource(IndexedSource):
         n_symbols: int = 64,
         order: int = 2,
         branching: int = 4,
-        concentration: float = 1.0,
+        branch_exponent: float = 1.0,
         smoothing: float = 0.01,
         world_seed: int = 0,
         name: str = "markov",
@@ -62,24 +67,27 @@ class MarkovSource(IndexedSource):
             raise SpecError(f"markov: need n_symbols >= 2 and branching <= n_symbols, got {V} and {b}")
         if V ** (k + 1) > _MAX_TABLE:
             raise SpecError(f"markov: n_symbols**(order+1) = {V ** (k + 1)} is too large (max {_MAX_TABLE})")
-        if not concentration > 0:
-            raise SpecError(f"markov: `concentration` must be > 0, got {concentration}")
+        if not branch_exponent >= 0:
+            raise SpecError(f"markov: `branch_exponent` must be >= 0, got {branch_exponent}")
         if not 0 < smoothing <= 1:
             raise SpecError(f"markov: `smoothing` must be in (0, 1], got {smoothing}")
         self.name, self.vocab_size, self.order, self.world_seed = name, V, k, int(world_seed)
         S = V**k
         rng = np.random.default_rng([0x3A4C, self.world_seed])
-        succ = np.argsort(rng.random((S, V)), axis=1)[:, :b]
-        w = rng.dirichlet(np.full(b, float(concentration)), size=S)
-        P = np.full((S, V), smoothing / V)
-        np.put_along_axis(P, succ, P[np.arange(S)[:, None], succ] + (1 - smoothing) * w, axis=1)
-        self.P = P / P.sum(1, keepdims=True)
+        succ = np.argsort(rng.random((S, V)), axis=1)[:, :b]  # distinct successors per context
+        w = np.arange(1, b + 1, dtype=np.float64) ** -float(branch_exponent)
+        col_p = np.concatenate([(1 - smoothing) * w / w.sum(), np.full(V, smoothing / V)])
+        col_tok = np.concatenate([succ, np.broadcast_to(np.arange(V), (S, V))], axis=1)  # (S, b + V)
+        self._W = W = b + V
+        self._col_cdf = np.cumsum(col_p)
+        self._col_cdf[-1] = 1.0
+        # Next state, pre-multiplied by W so that one `take` per token advances every row.
+        self._next_w = ((np.arange(S)[:, None] * V + col_tok) % S * W).ravel()
+        P = np.zeros((S, V))
+        np.add.at(P, (np.repeat(np.arange(S), W), col_tok.ravel()), np.tile(col_p, S))
+        self.P = P
         self.logP = np.log(self.P)
         self.next_state = (np.arange(S)[:, None] * V + np.arange(V)[None, :]) % S  # (S, V)
-        # Rows shifted by their index so one searchsorted samples every row at once.
-        cdf = np.cumsum(self.P, axis=1)
-        cdf[:, -1] = 1.0
-        self._flat_cdf = (cdf + np.arange(S)[:, None]).ravel()
         self.pi = self._stationary()
         self._pi_cdf = np.cumsum(self.pi)
         self._pi_cdf[-1] = 1.0
@@ -87,7 +95,7 @@ class MarkovSource(IndexedSource):
         self.marginals = [self.pi.reshape(V**j, -1).sum(1) for j in range(k + 1)]
         self.entropy_rate = float((self.pi * -(self.P * self.logP).sum(1)).sum())
         self.bayes_loss_expected = self.entropy_rate
-        self._salt = ("markov", self.world_seed, V, k, b, float(concentration), float(smoothing))
+        self._salt = ("markov", self.world_seed, V, k, b, float(branch_exponent), float(smoothing))
 
     def _stationary(self, tol: float = 1e-13, max_iter: int = 200_000) -> np.ndarray:
         # Power iteration: the smoothing makes the chain irreducible and aperiodic, so it converges.
@@ -113,15 +121,14 @@ class MarkovSource(IndexedSource):
         out = np.empty((n, max(L1, k)), dtype=np.int64)
         for j in range(k):  # decode the starting k-gram, oldest token first
             out[:, j] = (state // V ** (k - 1 - j)) % V
-        # One searchsorted per step finds f = state*V + token in the row-shifted flat CDF; the
-        # next state is f mod S and the token f mod V. The margin keeps state + u below state + 1.
-        steps = (u[:, k + 1 : L1 + 1] * (1 - 8 * S * 2.0**-52)).T.copy()
-        flat = np.empty((len(steps), n), dtype=np.int64)
-        for t in range(len(steps)):
-            f = np.searchsorted(self._flat_cdf, state + steps[t], side="right")
-            flat[t] = f
-            state = f % S
-        out[:, k:L1] = (flat % V).T
+        cols = np.minimum(np.searchsorted(self._col_cdf, u[:, k + 1 : L1 + 1], side="right"), self._W - 1)
+        cols = cols.T.copy()  # (steps, n)
+        flat = np.empty_like(cols)
+        state_w = state * self._W
+        for t in range(len(cols)):
+            state_w = self._next_w.take(state_w + cols[t])
+            flat[t] = state_w
+        out[:, k:L1] = (flat // self._W % V).T  # the newest symbol of a state is its last digit
         return out[:, :L1]
 
     def sequences(self, index: np.ndarray, seq_len: int, seed: int) -> np.ndarray:

@@ -89,6 +89,12 @@ class MixtureSource(IndexedSource):
             out[~dom] = self.general.sequences((i - before)[~dom].astype(np.uint64), seq_len, seed)
         return out
 
+    def info(self) -> dict[str, Any]:
+        out = {**super().info(), "domain_share": self.domain_share}
+        for role, src in (("general", self.general), ("domain", self.domain)):
+            out.update({f"{role}_{k}": v for k, v in src.info().items()})
+        return out
+
     def expected_bayes_loss(self, seq_len: int) -> float | None:
         lg, ld = self.general.expected_bayes_loss(seq_len), self.domain.expected_bayes_loss(seq_len)
         return None if lg is None or ld is None else (1 - self.domain_share) * lg + self.domain_share * ld

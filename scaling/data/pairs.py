@@ -26,10 +26,13 @@ import numpy as np
 import torch
 
 from scaling.data.base import hash_uniform, stream_key
+from scaling.data.tokenizers import ByteTokenizer
 from scaling.errors import DataError, SpecError
 
 IGNORE_INDEX = -100
+# The shared ByteTokenizer's ids shifted by 3 to make room for pad/bos/eos.
 BYTE_PAD, BYTE_BOS, BYTE_EOS, BYTE_OFFSET = 0, 1, 2, 3
+_BYTES = ByteTokenizer()
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class PairEvalSet:
     @property
     def n_tokens(self) -> int:
         return int((self.tgt_out != IGNORE_INDEX).sum())
+
+
+def pair_references(eval_set: PairEvalSet, eos_id: int) -> list[list[int]]:
+    """Each pair's target tokens without bos, eos or padding (what BLEU compares against)."""
+    return [[t for t in row if t != IGNORE_INDEX and t != eos_id] for row in eval_set.tgt_out.tolist()]
 
 
 @runtime_checkable
@@ -139,8 +147,7 @@ class PairSourceBase(ABC):
             raise DataError(f"{self.name}: call `eval_sets(n_pairs)` before `references`")
         if eval_name not in sets:
             raise DataError(f"{self.name}: no eval set `{eval_name}`; have {', '.join(sets)}")
-        out = sets[eval_name].tgt_out
-        return [[t for t in row if t != IGNORE_INDEX and t != self.eos_id] for row in out.tolist()]
+        return pair_references(sets[eval_name], self.eos_id)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, vocab_size={self.vocab_size})"
@@ -156,18 +163,18 @@ def encode_pairs(pairs: list[tuple[str, str]], max_src_len: int, max_tgt_len: in
     tgt_in = np.full((n, max_tgt_len), BYTE_PAD, dtype=np.int64)
     tgt_out = np.full((n, max_tgt_len), IGNORE_INDEX, dtype=np.int64)
     for r, (s, t) in enumerate(pairs):
-        sb = np.frombuffer(s.encode("utf-8"), dtype=np.uint8)[: max_src_len - 1].astype(np.int64) + BYTE_OFFSET
+        sb = _BYTES.encode(s)[: max_src_len - 1] + BYTE_OFFSET
         src[r, : len(sb)], src[r, len(sb)] = sb, BYTE_EOS
-        full = np.append(np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.int64) + BYTE_OFFSET, BYTE_EOS)
+        full = np.append(_BYTES.encode(t) + BYTE_OFFSET, BYTE_EOS)
         out = full[:max_tgt_len]
-        inp = np.concatenate([[BYTE_BOS], full])[:max_tgt_len]
+        inp = np.concatenate([[BYTE_BOS], full[:-1]])[:max_tgt_len]  # teacher forcing: no EOS input
         tgt_out[r, : len(out)], tgt_in[r, : len(inp)] = out, inp
     return torch.from_numpy(src), torch.from_numpy(tgt_in), torch.from_numpy(tgt_out)
 
 
 def decode_bytes(tokens: list[int]) -> str:
     """Byte tokens back to text (special tokens dropped)."""
-    return bytes(t - BYTE_OFFSET for t in tokens if t >= BYTE_OFFSET).decode("utf-8", errors="replace")
+    return _BYTES.decode([t - BYTE_OFFSET for t in tokens if t >= BYTE_OFFSET])
 
 
 def _split_hash(text: str) -> float:
@@ -188,7 +195,8 @@ class TextPairSource(PairSourceBase):
         if not valid:
             raise DataError(f"{name}: no validation pairs after the split; add data or raise `eval_frac`")
         self.train, self.valid = train, valid
-        self.vocab_size, self.pad_id, self.bos_id, self.eos_id = 256 + BYTE_OFFSET, BYTE_PAD, BYTE_BOS, BYTE_EOS
+        self.vocab_size = _BYTES.vocab_size + BYTE_OFFSET
+        self.pad_id, self.bos_id, self.eos_id = BYTE_PAD, BYTE_BOS, BYTE_EOS
         self.bayes_loss_expected = None
 
     def pair_tensors(self, index: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -395,6 +403,7 @@ __all__ = [
     "encode_pairs",
     "function_pairs",
     "pair_source_kinds",
+    "pair_references",
     "pair_source_options",
     "read_pair_file",
 ]

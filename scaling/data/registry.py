@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from scaling.errors import SpecError
@@ -26,7 +27,7 @@ def source_kinds() -> list[str]:
 
 def source_options(kind: str) -> dict[str, Any]:
     """Valid option keys of a source kind with their defaults (None = required or derived)."""
-    return dict(_source_class(kind).OPTIONS)
+    return copy.deepcopy(_source_class(kind).OPTIONS)
 
 
 def _source_class(kind: str) -> type:

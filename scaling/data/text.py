@@ -1,18 +1,20 @@
 """`TextSource`: a document corpus, split by document, tokenized once and cached, as an LM source.
 
 Documents go to validation iff a hash of (split seed, document id) falls below
-`valid_fraction`, so the split never depends on corpus order or size and a document is never
-in both splits. Each split is one token stream (documents joined by the tokenizer's eos id).
-Training sequence i is a window at a hashed offset of the train stream; eval sets are
-consecutive non-overlapping windows of the validation stream. Tokens are cached in memory
-and on disk (cache_dir(), keyed by the corpus content hash, tokenizer and split options).
+`valid_fraction`, so the split does not depend on corpus order or size and a document is never
+in both splits (a corpus whose hashes put nothing in validation holds out its first document).
+`max_bytes` caps each split in hashed document order, truncating the last document kept.
+Each split is one token stream (documents joined by the tokenizer's eos id). Training
+sequence i is a window at a hashed offset of the train stream; eval sets are consecutive
+non-overlapping windows of the validation stream. Tokens are cached in memory and on disk
+(cache_dir(), keyed by the corpus content hash, tokenizer and split options).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -104,9 +106,12 @@ class TextSource(IndexedSource):
                 docs = split_documents(load_documents(), valid_fraction, self.seed, max_bytes)
             return docs
 
+        def train_texts() -> Iterator[str]:  # lazy: a cached BPE never loads the documents
+            yield from (t for _, t in split()[0])
+
         if isinstance(tokenizer, str) and tokenizer == "bpe":
             # Trained on the train split only; cached by the split's identity, not its text.
-            self.tokenizer = get_tokenizer("bpe", (t for _, t in split()[0]), bpe_vocab_size, cache_key=split_id)
+            self.tokenizer = get_tokenizer("bpe", train_texts(), bpe_vocab_size, cache_key=split_id)
         else:
             self.tokenizer = get_tokenizer(tokenizer)
         self.vocab_size = self.tokenizer.vocab_size
@@ -139,6 +144,11 @@ class TextSource(IndexedSource):
                      valid_docs=np.array(out[3], dtype=str))  # fmt: skip
             atomic_write_bytes(path, buf.getvalue())
         return out
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "tokenizer": self.tokenizer.name, "n_train_tokens": self.n_train_tokens,
+                "n_valid_tokens": self.n_valid_tokens, "n_train_docs": len(self.train_docs),
+                "n_valid_docs": len(self.valid_docs)}  # fmt: skip
 
     @property
     def n_train_tokens(self) -> int:

@@ -21,11 +21,12 @@ def _text_id(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
 
 
-def _fingerprint(kind: str, paths: list[Path], extra: str) -> str:
+def _fingerprint(kind: str, files: list[tuple[str, Path]], extra: str) -> str:
+    """Content hash of (id, file) pairs plus the options that change what is read."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{kind}-v1|{extra}".encode())
-    for p in paths:
-        h.update(str(p).encode() + b"\x00" + p.read_bytes() + b"\x00")
+    for name, p in files:
+        h.update(name.encode() + b"\x00" + p.read_bytes() + b"\x00")
     return h.hexdigest()
 
 
@@ -68,11 +69,15 @@ class FilesSource(TextSource):
     @classmethod
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> FilesSource:
         files = expand_paths(options["paths"])
+        # Ids relative to the files' common folder: the split survives moving the data elsewhere.
+        root = os.path.commonpath([str(p.resolve().parent) for p in files])
+        ids = [os.path.relpath(p.resolve(), root).replace(os.sep, "/") for p in files]
 
         def load() -> Documents:
-            return [(str(p), p.read_bytes().decode("utf-8", errors="replace")) for p in files]
+            return [(i, p.read_bytes().decode("utf-8", errors="replace")) for i, p in zip(ids, files)]
 
-        return cls("files", _fingerprint("files", files, ""), load, **cls.text_kwargs(options, tokenizer, seed))
+        fingerprint = _fingerprint("files", list(zip(ids, files)), "")
+        return cls("files", fingerprint, load, **cls.text_kwargs(options, tokenizer, seed))
 
 
 class JsonlSource(TextSource):
@@ -103,7 +108,8 @@ class JsonlSource(TextSource):
                     docs.append((_text_id(row[field]), row[field]))
             return docs
 
-        return cls("jsonl", _fingerprint("jsonl", [path], field), load, **cls.text_kwargs(options, tokenizer, seed))
+        kwargs = cls.text_kwargs(options, tokenizer, seed)
+        return cls("jsonl", _fingerprint("jsonl", [(path.name, path)], field), load, **kwargs)
 
 
 class ParquetSource(TextSource):
@@ -132,4 +138,4 @@ class ParquetSource(TextSource):
             return [(_text_id(v), v) for v in values if v]
 
         kwargs = cls.text_kwargs(options, tokenizer, seed)
-        return cls("parquet", _fingerprint("parquet", [path], column), load, **kwargs)
+        return cls("parquet", _fingerprint("parquet", [(path.name, path)], column), load, **kwargs)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import torch
 
-from scaling.kernels.chunked import chunked_linear_cross_entropy
+from scaling.kernels.chunked import chunked_linear_cross_entropy, fits_one_step
 from scaling.kernels.reference import reference_linear_cross_entropy
 from scaling.kernels.validate import KernelInputError, check_inputs
 
@@ -44,10 +45,10 @@ def linear_cross_entropy(
     *,
     bias: torch.Tensor | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: Literal["mean", "sum", "none"] = "mean",
     softcap: float | None = None,
     return_lse: bool = False,
-    impl: str = "auto",
+    impl: Literal["auto", "triton", "chunked", "torch"] = "auto",
     filter_eps: float | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of `softcap(hidden @ weight.T + bias)` against `targets`, in fp32.
@@ -56,7 +57,8 @@ def linear_cross_entropy(
     over tokens whose target is not `ignore_index` (NaN if there are none, as in
     `F.cross_entropy`); "none" returns per-token losses shaped like `targets` (0 where
     ignored). `return_lse=True` also returns the per-token log-sum-exp (differentiable).
-    impl: "triton" (CUDA), "chunked" (CPU, never holds the logits), "torch" (reference,
+    impl: "triton" (CUDA), "chunked" (CPU, never holds more than a chunk of logits; when
+    all logits fit in one small chunk it runs them unchunked), "torch" (reference,
     materialises the logits), "auto" (triton on CUDA, chunked elsewhere). `filter_eps`
     (Triton only) skips backward tiles whose gradient entries are all below it; off by default.
     """
@@ -66,7 +68,9 @@ def linear_cross_entropy(
     if filter_eps is not None and chosen != "triton":
         raise KernelInputError(f"`filter_eps` is supported only by impl='triton', got impl={chosen!r}")
 
-    if chosen == "torch":
+    # tiny problems: the whole logits are smaller than one chunk, so the fused reference is
+    # both within the chunked memory bound and faster than a custom Function
+    if chosen == "torch" or (chosen == "chunked" and fits_one_step(h2.shape[0], weight.shape[0])):
         out = reference_linear_cross_entropy(
             h2, weight, t1, bias, ignore_index, reduction, softcap, return_lse
         )
@@ -82,7 +86,13 @@ def linear_cross_entropy(
             h2, weight, t1, bias, ignore_index, softcap, filter_eps
         )
     else:
-        per_token, lse = chunked_linear_cross_entropy(h2, weight, t1, bias, ignore_index, softcap)
+        # a plain mean/sum gives every token the same upstream grad: compute grads in forward
+        eager = reduction != "none" and not return_lse and torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (h2, weight, bias)
+        )
+        per_token, lse = chunked_linear_cross_entropy(
+            h2, weight, t1, bias, ignore_index, softcap, eager=eager
+        )
 
     if reduction == "none":
         loss = per_token.reshape(checked.batch_shape)

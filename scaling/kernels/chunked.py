@@ -1,26 +1,35 @@
 """CPU path: linear + cross-entropy in row chunks, never holding the (N, V) logits.
 
-Forward keeps one (chunk, V) buffer and saves only the inputs and the per-token
-log-sum-exp; backward recomputes each chunk's logits, turns them into the softmax gradient
-in place and accumulates grad_hidden / grad_weight. Peak extra memory is about
-chunk * V (two buffers with softcap) plus the V * D weight gradient.
+Forward keeps one (chunk, V) buffer and saves the inputs and the per-token log-sum-exp,
+never logits; backward recomputes each chunk's logits, turns them into the softmax in place
+and accumulates grad_hidden / grad_weight with matmuls. For a mean or sum of the loss
+(`eager`), forward also accumulates the grads while each chunk's softmax is at hand and
+backward only scales them: three matmuls instead of four. Peak extra memory is about
+chunk * V (two buffers with softcap) plus the grads (V * D in fp32, N * D).
 """
 
 from __future__ import annotations
 
 import torch
 
-# Bytes of one (chunk, V) fp32 buffer: big enough for efficient matmuls, small enough to
-# keep the extra memory far below the full logits.
-CHUNK_BYTES = 32 * 2**20
-# When all N x V logits fit in this many bytes, forward keeps the log-softmax for backward
-# instead of recomputing the matmul: at such sizes recomputation costs more time than the
-# one buffer (smaller than a chunk) costs memory.
-KEEP_BYTES = 8 * 2**20
+# Bytes of one (chunk, V) fp32 buffer: big enough that per-chunk overheads (and re-reading
+# grad_weight once per chunk) stay small, small enough to keep the extra memory far below
+# the full logits.
+CHUNK_BYTES = 64 * 2**20
+# When all N x V fp32 logits fit in this many bytes (an eighth of a chunk), the dispatcher
+# computes them in one go with PyTorch's fused ops (the reference): its few (N, V) buffers
+# stay within one chunk's memory, and a custom Function's fixed overhead would dominate.
+SMALL_BYTES = 8 * 2**20
 
 
-def chunk_rows(n_rows: int, vocab: int, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Rows per chunk so one fp32 (rows, V) buffer takes about `chunk_bytes`."""
+def fits_one_step(n_rows: int, vocab: int) -> bool:
+    """True when the whole (N, V) problem is small enough to run unchunked (see SMALL_BYTES)."""
+    return n_rows * vocab * 4 <= SMALL_BYTES
+
+
+def chunk_rows(n_rows: int, vocab: int, chunk_bytes: int | None = None) -> int:
+    """Rows per chunk so one fp32 (rows, V) buffer takes about `chunk_bytes` (CHUNK_BYTES)."""
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     rows = max(16, chunk_bytes // (4 * max(vocab, 1)))
     return max(1, min(n_rows, rows))
 
@@ -35,7 +44,7 @@ def _logits_into(
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
-    """Per-token loss and lse of `softcap(hidden @ weight.T + bias)`; grads by recomputation."""
+    """Per-token loss and lse of `softcap(hidden @ weight.T + bias)`; saves inputs + lse only."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -47,54 +56,71 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         ignore_index: int,
         softcap: float | None,
         rows: int,
+        eager: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n, vocab = hidden.shape[0], weight.shape[0]
-        valid = targets != ignore_index
-        safe_t = torch.where(valid, targets, 0).long()
-        ctx.ignore_index, ctx.softcap, ctx.rows = ignore_index, softcap, rows
-        ctx.keep = softcap is None and n * vocab * 4 <= KEEP_BYTES and any(ctx.needs_input_grad[:3])
-        if ctx.keep:
-            return _forward_keep(ctx, hidden, weight, bias, targets, valid, safe_t)
+        invalid = targets == ignore_index
+        safe_t = targets.masked_fill(invalid, 0).long()  # ignored rows read column 0, then zeroed
+        ctx.softcap, ctx.rows = softcap, rows
+        ctx.set_materialize_grads(False)  # an unused lse gets None, not a zero tensor
         lse = torch.empty(n, dtype=torch.float32, device=hidden.device)
         target_logit = torch.empty(n, dtype=torch.float32, device=hidden.device)
         buf = hidden.new_empty(min(rows, n), vocab)
+        # eager: also accumulate the grads for unit weight on every kept token (see backward)
+        grads = _Grads(hidden, weight, ctx.needs_input_grad[:3]) if eager else None
+        unit = (~invalid).float() if eager else None
+        deriv_buf = torch.empty(buf.shape, dtype=torch.float32, device=buf.device) if eager and softcap else None
         for s in range(0, n, rows):
             e = min(s + rows, n)
             z = _logits_into(buf[: e - s], hidden[s:e], weight, bias).float()
             if softcap is not None:
-                z.div_(softcap).tanh_().mul_(softcap)
+                t = z.div_(softcap).tanh_()
+                if eager:
+                    deriv = torch.mul(t, t, out=deriv_buf[: e - s]).neg_().add_(1.0)  # 1 - tanh^2
+                t.mul_(softcap)
             torch.gather(z, 1, safe_t[s:e, None], out=target_logit[s:e, None])
             m = z.amax(dim=1, keepdim=True)
             # in-place exp(z - m) so no second (chunk, V) temporary is made
-            torch.sum(z.sub_(m).exp_(), dim=1, out=lse[s:e])
-            lse[s:e].log_().add_(m.squeeze(1))
-        del buf
-        loss = (lse - target_logit).masked_fill_(~valid, 0.0)
-        ctx.save_for_backward(hidden, weight, bias, targets, lse)
+            sum_exp = z.sub_(m).exp_().sum(dim=1)
+            torch.add(sum_exp.log(), m.squeeze(1), out=lse[s:e])
+            if eager:  # z is exp(z - m): the softmax once rows are divided by sum_exp (folded into a)
+                c = unit[s:e]
+                if softcap is not None:
+                    z.mul_(deriv)
+                    c = c * deriv.gather(1, safe_t[s:e, None]).squeeze(1)
+                grads.add_chunk(s, e, z, safe_t[s:e], unit[s:e] / sum_exp, c)
+        del buf, deriv_buf
+        loss = (lse - target_logit).masked_fill_(invalid, 0.0)
+        ctx.save_for_backward(hidden, weight, bias, safe_t, invalid, lse)
+        ctx.eager_grads = grads.finish(bias) if eager else None
         return loss, lse
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor | None, grad_lse: torch.Tensor | None):  # type: ignore[override]
-        hidden, weight, bias, targets, saved = ctx.saved_tensors
+        hidden, weight, bias, safe_t, invalid, lse = ctx.saved_tensors
+        eager = _scale_eager(ctx, grad_loss, grad_lse, invalid)
+        if eager is not None:
+            return (*eager, None, None, None, None, None)
         softcap, rows = ctx.softcap, ctx.rows
         n, vocab = hidden.shape[0], weight.shape[0]
         need = ctx.needs_input_grad[:3]
-        valid = targets != ctx.ignore_index
-        safe_t = torch.where(valid, targets, 0).long()
         # d loss_i / d z_ij = a_i * softmax_ij - b_i * [j == t_i], with the lse's own grad in a_i
         b = torch.zeros(n, dtype=torch.float32, device=hidden.device)
         if grad_loss is not None:
-            b = grad_loss.float().masked_fill(~valid, 0.0)
+            b = grad_loss.float().masked_fill(invalid, 0.0)
         a = b if grad_lse is None else b + grad_lse.float()
         grads = _Grads(hidden, weight, need)
-        if ctx.keep:  # `saved` is the log-softmax; left unmodified so double backward works
-            grads.add_chunk(0, n, torch.exp(saved), safe_t, a, b)
-            return (*grads.finish(bias), None, None, None, None)
-        lse = saved
         buf = hidden.new_empty(min(rows, n), vocab)
         deriv_buf = torch.empty(buf.shape, dtype=torch.float32, device=buf.device) if softcap else None
+        # fp32 without bias or softcap: fold "- lse" into the matmul, saving a pass per chunk
+        fold = bias is None and softcap is None and hidden.dtype == torch.float32
+        neg_lse = lse.neg()[:, None]
         for s in range(0, n, rows):
             e = min(s + rows, n)
+            if fold:
+                q = torch.addmm(neg_lse[s:e], hidden[s:e], weight.t(), out=buf[: e - s]).exp_()
+                grads.add_chunk(s, e, q, safe_t[s:e], a[s:e], b[s:e])
+                continue
             q = _logits_into(buf[: e - s], hidden[s:e], weight, bias).float()
             c = b[s:e]
             if softcap is not None:
@@ -106,7 +132,25 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
             if softcap is not None:
                 q.mul_(deriv)
             grads.add_chunk(s, e, q, safe_t[s:e], a[s:e], c)
-        return (*grads.finish(bias), None, None, None, None)
+        return (*grads.finish(bias), None, None, None, None, None)
+
+
+def _scale_eager(ctx, grad_loss, grad_lse, invalid):
+    """The forward's unit-weight grads times the upstream grad, when that is one number.
+
+    Under reduction "mean" or "sum" every kept token's loss gets the same upstream grad g,
+    so the grads are g times those computed in forward (one matmul fewer than recomputing).
+    Any other upstream (per-token weights, a grad through lse, a second backward) returns
+    None and backward recomputes from the saved inputs and lse instead.
+    """
+    grads, ctx.eager_grads = ctx.eager_grads, None
+    if grads is None or grad_lse is not None or grad_loss is None:
+        return None
+    kept = grad_loss[~invalid]
+    if kept.numel() > 0 and not bool((kept == kept[0]).all()):
+        return None
+    scale = kept[0] if kept.numel() > 0 else 0.0
+    return tuple(None if g is None else g.mul_(scale) for g in grads)
 
 
 class _Grads:
@@ -120,7 +164,7 @@ class _Grads:
         self.hidden, self.weight = hidden, weight
         self.fp32 = hidden.dtype == torch.float32
         f32 = dict(dtype=torch.float32, device=hidden.device)
-        self.grad_h = torch.empty_like(hidden) if need[0] else None
+        self.grad_h = torch.empty(hidden.shape, dtype=hidden.dtype, device=hidden.device) if need[0] else None
         self.grad_w = torch.zeros(weight.shape, **f32) if need[1] else None
         self.grad_b = torch.zeros(weight.shape[0], **f32) if need[2] else None
 
@@ -147,19 +191,6 @@ class _Grads:
         return self.grad_h, gw, gb
 
 
-def _forward_keep(ctx, hidden, weight, bias, targets, valid, safe_t):
-    """One-chunk forward that saves the (N, V) log-softmax (fused, faster) for backward."""
-    z = torch.mm(hidden, weight.t()) if bias is None else torch.addmm(bias, hidden, weight.t())
-    z = z.float()
-    m, arg = z.max(dim=1, keepdim=True)
-    log_sm = torch.log_softmax(z, dim=1)
-    del z
-    lse = (m - log_sm.gather(1, arg)).squeeze(1)  # exact at the argmax: log_sm there is -log(sum)
-    loss = log_sm.gather(1, safe_t[:, None]).squeeze(1).neg_().masked_fill_(~valid, 0.0)
-    ctx.save_for_backward(hidden, weight, bias, targets, log_sm)
-    return loss, lse
-
-
 def chunked_linear_cross_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
@@ -168,8 +199,15 @@ def chunked_linear_cross_entropy(
     ignore_index: int = -100,
     softcap: float | None = None,
     rows: int | None = None,
+    eager: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token loss (0 where ignored) and lse, both (N,) fp32, for 2-D hidden / 1-D targets."""
+    """Per-token loss (0 where ignored) and lse, both (N,) fp32, for 2-D hidden / 1-D targets.
+
+    eager=True computes the grads during forward, for callers that reduce the per-token loss
+    by a plain sum or mean (other uses still get correct grads, by recomputation).
+    """
     if rows is None:
         rows = chunk_rows(hidden.shape[0], weight.shape[0])
-    return ChunkedLinearCrossEntropy.apply(hidden, weight, bias, targets, ignore_index, softcap, rows)
+    return ChunkedLinearCrossEntropy.apply(
+        hidden, weight, bias, targets, ignore_index, softcap, rows, eager
+    )

@@ -27,6 +27,7 @@ class TritonLinearCrossEntropy(torch.autograd.Function):
         loss = (lse - target_logit).masked_fill_(~valid, 0.0)
         ctx.save_for_backward(hidden, weight, bias, kernel_t, lse)
         ctx.softcap, ctx.filter_eps = softcap, filter_eps
+        ctx.set_materialize_grads(False)  # an unused lse gets None, not a zero tensor
         return loss, lse
 
     @staticmethod

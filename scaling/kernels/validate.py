@@ -83,6 +83,9 @@ def check_inputs(
     flat_h = hidden.reshape(-1, dim)
     flat_t = targets.reshape(-1)
     if check_targets and flat_t.numel() > 0:
+        lo, hi = torch.aminmax(flat_t)
+        in_range = bool((lo >= 0) & (hi < vocab))  # one sync on the common path
+    if check_targets and flat_t.numel() > 0 and not in_range:
         bad = ((flat_t < 0) | (flat_t >= vocab)) & (flat_t != ignore_index)
         if bool(bad.any()):
             first = int(flat_t[bad][0])

@@ -2,20 +2,26 @@
 
 from scaling.laws.base import FitWarning, Law, Param
 from scaling.laws.chinchilla import ChinchillaLaw
-from scaling.laws.engine import BatchResult, EngineOptions, minimize_batched
+from scaling.laws.engine import BatchResult, EngineOptions, MultiStartResult, minimize_batched, multistart
 from scaling.laws.power import PowerLaw
-from scaling.laws.registry import LAWS, get_law, register_law
+from scaling.laws.frontier import ComputeFrontier
+from scaling.laws.registry import LAWS, available_laws, get_law, law_class, register_law
 
 __all__ = [
     "LAWS",
     "BatchResult",
     "ChinchillaLaw",
+    "ComputeFrontier",
     "EngineOptions",
     "FitWarning",
+    "MultiStartResult",
     "Law",
     "Param",
     "PowerLaw",
+    "available_laws",
     "get_law",
+    "law_class",
     "minimize_batched",
+    "multistart",
     "register_law",
 ]

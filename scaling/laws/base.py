@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from scaling.errors import FitError
-from scaling.laws.engine import EngineOptions, minimize_batched
+from scaling.laws.engine import STATUS, multistart
 from scaling.laws.objective import make_objective
 from scaling.laws.validation import check_columns, goodness, holdout_mask, holdout_report, numeric_column
 
@@ -39,7 +39,17 @@ class Param:
 
 
 class Law:
-    """Base class of all scaling laws (scikit-learn style: options in, fitted values out with `_`)."""
+    """Base class of all scaling laws (scikit-learn style: options in, fitted values out with `_`).
+
+    Options: loss "huber" (delta) or "mse" on residuals of log y (scale="log") or y ("linear");
+    init names the start grid; n_bootstrap > 0 bootstraps after fit; fixed pins parameters;
+    constants sets non-fitted constants of the formula; strict raises on non-convergence.
+
+    Fitted: params_, theta_ (optimiser space), objective_, converged_, n_starts_,
+    n_starts_best_ (screening starts ending within 1e-3 relative of the best objective),
+    n_iter_, n_points_, r2_/aic_/bic_/sigma_ (on the fit scale), at_bounds_, holdout_, x_, y_;
+    after bootstrap: ci_, boot_theta_, boot_params_, boot_converged_.
+    """
 
     name: ClassVar[str] = "law"
     params: ClassVar[tuple[Param, ...]] = ()
@@ -192,7 +202,9 @@ class Law:
 
     # ---- fitting ----
     def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "Law":
-        """Fit from the whole start grid; with `holdout`, fit on the rest and report extrapolation."""
+        """Fit from the whole start grid. With `holdout` (grammar in scaling.laws.validation, e.g.
+        "largest:1", 0.2, "N>1e9") the law is fitted on the remaining rows and holdout_ reports the
+        relative error on the held-out ones."""
         x = [x] if isinstance(x, str) else list(x)
         if holdout is not None and str(holdout).lower() not in ("", "none"):
             check_columns(df, x + [y], self.name)
@@ -238,28 +250,29 @@ class Law:
         theta0 = self._start_grid()
         lo, hi = self.bounds()
         fg = make_objective(self.forward_vjp, self._F, self._t, self.loss, self.delta)
-        res = minimize_batched(fg, theta0, lo, hi, EngineOptions(max_iter=self.max_iter))
-        fun = np.where(np.isfinite(res.fun), res.fun, np.inf)
-        best = int(np.argmin(fun))
-        if not np.isfinite(fun[best]):
+        res = multistart(fg, theta0, lo, hi, max_iter=self.max_iter)
+        if not np.isfinite(res.fun):
             raise FitError(f"{self.name}: no start gave a finite objective; check the data's scale")
-        f_best = fun[best]
-        self.theta_ = res.theta[best].copy()
+        self.theta_ = res.theta.copy()
         self.params_ = dict(zip(self.param_names, map(float, self.to_natural(self.theta_))))
-        self.objective_ = float(f_best)
-        self.converged_ = bool(res.converged[best])
-        self.n_starts_ = int(len(fun))
-        # Same basin = same objective to a relative 1e-6 (minima differ by far more in practice).
-        self.n_starts_best_ = int(np.sum(fun <= f_best + 1e-6 * abs(f_best) + 1e-14))
-        self.n_iter_ = int(res.n_iter[best])
+        self.objective_ = res.fun
+        self.converged_ = res.converged
+        self.n_starts_ = res.n_starts
+        self.n_starts_best_ = res.n_starts_best
+        self.n_iter_ = res.n_iter
+        # Parameters pinned by a bound are worth knowing about (an unidentified term, E -> 0, ...).
+        free = [p.name not in (self.fixed or {}) for p in self.params]
+        self.at_bounds_ = [
+            p.name for p, f, v, a, b in zip(self.params, free, self.theta_, lo, hi) if f and (v <= a or v >= b)
+        ]
         self.n_points_ = int(len(self._t))
         resid = (self.forward(torch.as_tensor(self.theta_[None]), self._F)[0] - self._t).numpy()
         g = goodness(resid, self._t.numpy(), self._n_free())
         self.r2_, self.aic_, self.bic_, self.sigma_ = g["r2"], g["aic"], g["bic"], g["sigma"]
         if not self.converged_:
             msg = (
-                f"{self.name} fit did not converge (best start stopped with status {int(res.status[best])}, "
-                f"objective {f_best:.6g}); raise max_iter or check the data"
+                f"{self.name} fit did not converge (best start stopped with status {STATUS[res.status]!r}, "
+                f"objective {res.fun:.6g}); raise max_iter or check the data"
             )
             if self.strict:
                 raise FitError(msg)
@@ -280,14 +293,15 @@ class Law:
         pred = self.forward(torch.as_tensor(self.theta_[None]), self._as_features(df))[0].numpy()
         return 1.0 - float(np.sum((t - pred) ** 2) / np.sum((t - t.mean()) ** 2))
 
-    def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3) -> "Law":
-        """Refit n resampled data sets (vectorised); fills ci_ (95%) and boot_params_."""
+    def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3, ftol: float = 1e-10) -> "Law":
+        """Refit n resampled data sets (vectorised; `starts` per replicate: the best fit and jitters
+        around it; `ftol` relative stopping tolerance); fills ci_ (95%) and boot_params_."""
         from scaling.laws.bootstrap import run_bootstrap
 
         self._check_fitted()
         if not hasattr(self, "_F"):
             raise FitError(f"{self.name}: bootstrap needs the training data; refit this law (loaded laws keep none)")
-        run_bootstrap(self, n, self.seed if seed is None else seed, starts)
+        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol)
         return self
 
     def predict_interval(
@@ -334,9 +348,9 @@ class Law:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Law":
         """Rebuild a fitted law from `to_json()` output (dispatches on d["law"] from the base class)."""
-        from scaling.laws.registry import LAWS
+        from scaling.laws.registry import law_class
 
-        klass = LAWS.get(d["law"], cls) if cls is Law else cls
+        klass = law_class(d["law"]) if cls is Law else cls
         law = klass(**d["options"])
         law.x_, law.y_ = d["x"], d["y"]
         law.theta_ = np.array(d["theta"], float)

@@ -21,7 +21,11 @@ if TYPE_CHECKING:
     from scaling.laws.base import Law
 
 
-def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float = 0.95) -> None:
+# Replicates only need to be precise relative to the spread between them.
+BOOT_FTOL = 1e-10
+
+
+def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float = 0.95, ftol: float = BOOT_FTOL) -> None:
     """Fill law.boot_theta_ [n, P], boot_params_ (DataFrame), ci_ and boot_converged_."""
     if n < 2:
         raise FitError(f"bootstrap needs at least 2 replicates, got {n}")
@@ -37,7 +41,7 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
     x0 = np.clip(base + jitter, lo, hi)
     group = torch.arange(n).repeat_interleave(k)
     fg = make_objective(law.forward_vjp, law._F, law._t, law.loss, law.delta, weights=torch.as_tensor(counts), group=group)
-    res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter))
+    res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter, ftol=ftol))
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n, k)
     best = np.argmin(fun, axis=1)
     rows = np.arange(n) * k + best

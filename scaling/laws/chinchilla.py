@@ -49,16 +49,24 @@ class ChinchillaLaw(Law):
     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         if self.fit_scale != "log":
             return super().forward_vjp(theta, F)
-        z = self._terms(theta, F)
-        lse = torch.logsumexp(z, dim=0)
-        p = torch.exp(z - lse)  # softmax weights: d lse / d (a, b, e)
-        lN, lD = F[:, 0], F[:, 1]
+        e, a, b, al, be = theta.T
+        # Direct sum of exponentials: E > 0 keeps the sum > 0; an overflow (wild start, x < 1)
+        # gives inf, which the engine treats as a rejected point.
+        e1 = torch.exp(torch.addmm(a[:, None], -al[:, None], F[:, :1].T))
+        e2 = torch.exp(torch.addmm(b[:, None], -be[:, None], F[:, 1:2].T))
+        eE = torch.exp(e)
+        total = e1 + e2
+        total += eE[:, None]
+        ones_lN = torch.stack([torch.ones_like(F[:, 0]), -F[:, 0]], 1)
+        ones_lD = torch.stack([torch.ones_like(F[:, 1]), -F[:, 1]], 1)
 
         def vjp(c: torch.Tensor) -> torch.Tensor:
-            c1, c2, c3 = c * p[0], c * p[1], c * p[2]
-            return torch.stack([c3.sum(-1), c1.sum(-1), c2.sum(-1), -(c1 @ lN), -(c2 @ lD)], dim=-1)
+            c = c / total  # d log(total) = d total / total
+            ga = (c * e1) @ ones_lN  # [S, 2]: d/da, d/dalpha
+            gb = (c * e2) @ ones_lD
+            return torch.stack([eE * c.sum(-1), ga[:, 0], gb[:, 0], ga[:, 1], gb[:, 1]], dim=-1)
 
-        return lse, vjp
+        return torch.log(total), vjp
 
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         if self.init == "hoffmann":

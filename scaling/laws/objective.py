@@ -12,12 +12,13 @@ from scaling.errors import FitError
 ForwardVJP = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
 
 
+BLOCK = 32768  # elements per block of rows
+
+
 def huber(r: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Huber loss and its derivative (scipy.special.huber convention: 0.5 r² inside delta)."""
-    a = r.abs()
-    inside = a <= delta
-    val = torch.where(inside, 0.5 * r * r, delta * (a - 0.5 * delta))
-    return val, r.clamp(-delta, delta)
+    d = r.clamp(-delta, delta)
+    return d * (r - 0.5 * d), d  # equals 0.5 r² inside, delta (|r| - delta/2) outside
 
 
 def residual_loss(
@@ -45,7 +46,16 @@ def make_objective(
     weights[R, n] are per-point weights (bootstrap counts); start i uses row group[i]."""
     residual_loss(torch.zeros(1, dtype=torch.float64), loss, delta)  # validate `loss` early
 
+    # Rows per block so a block's [rows, n] temporaries stay in cache.
+    block = max(1, BLOCK // max(len(target), 1))
+
     def fg(theta: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(theta) <= block:
+            return fg_block(theta, idx)
+        parts = [fg_block(th, ix) for th, ix in zip(theta.split(block), idx.split(block))]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def fg_block(theta: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pred, vjp = forward_vjp(theta, X)
         rho, drho = residual_loss(pred - target, loss, delta)
         if weights is not None:
@@ -55,7 +65,7 @@ def make_objective(
         f = rho.sum(-1)
         # Non-finite predictions (overflow at wild starts) become +inf so line searches reject them.
         f = torch.where(torch.isfinite(f), f, torch.full_like(f, float("inf")))
-        g = vjp(torch.nan_to_num(drho, nan=0.0, posinf=0.0, neginf=0.0))
+        g = vjp(drho)  # non-finite entries make g non-finite: the engine rejects such points
         return f, g
 
     return fg

@@ -1,7 +1,12 @@
-"""Registry of laws by name: `get_law("chinchilla", loss="huber")`."""
+"""Registry of laws by name: `get_law("chinchilla", loss="huber")`.
+
+A law module registers its classes with `@register_law`; modules of this package are
+discovered on first lookup of an unknown name, so adding a law is adding a module."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from scaling.errors import FitError
@@ -11,6 +16,7 @@ if TYPE_CHECKING:
 
 LAWS: dict[str, type["Law"]] = {}
 T = TypeVar("T")
+_discovered = False
 
 
 def register_law(cls: T) -> T:
@@ -19,8 +25,32 @@ def register_law(cls: T) -> T:
     return cls
 
 
-def get_law(name: str, **options: Any) -> "Law":
-    """An unfitted law by registry name, with constructor options."""
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    import scaling.laws as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"scaling.laws.{mod.name}")
+    _discovered = True
+
+
+def available_laws() -> list[str]:
+    """Names of every law in the package (imports all law modules)."""
+    _discover()
+    return sorted(LAWS)
+
+
+def law_class(name: str) -> type["Law"]:
+    """The Law subclass registered under `name`."""
+    if name not in LAWS:
+        _discover()
     if name not in LAWS:
         raise FitError(f"unknown law {name!r}; available laws: {sorted(LAWS)}")
-    return LAWS[name](**options)
+    return LAWS[name]
+
+
+def get_law(name: str, **options: Any) -> "Law":
+    """An unfitted law by registry name, with constructor options."""
+    return law_class(name)(**options)

@@ -78,15 +78,16 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         B, T, D = x.shape
         H, K = self.n_heads, self.head_dim
+        # One fused matmul, then strided views: SDPA accepts non-contiguous q/k/v. Splitting on
+        # the feature dim (not unbind of a permuted 5-D view) makes the backward a single cat.
         if self.cross:
             if memory is None:
                 raise ValueError("cross-attention needs `memory`")
             S = memory.shape[1]
             q = self.q(x).view(B, T, H, K).transpose(1, 2)  # (B, H, T, K)
-            k, v = self.kv(memory).view(B, S, 2, H, K).permute(2, 0, 3, 1, 4).unbind(0)
+            k, v = (t.view(B, S, H, K).transpose(1, 2) for t in self.kv(memory).split(D, dim=-1))
         else:
-            # One matmul, then strided views: SDPA accepts non-contiguous q/k/v.
-            q, k, v = self.qkv(x).view(B, T, 3, H, K).permute(2, 0, 3, 1, 4).unbind(0)
+            q, k, v = (t.view(B, T, H, K).transpose(1, 2) for t in self.qkv(x).split(D, dim=-1))
         mask = None
         is_causal = self.causal
         if key_padding_mask is not None:
@@ -189,3 +190,15 @@ def block_params(d_model: int, d_ff: int, cross: bool = False, bias: bool = True
     if cross:
         n += 2 * d_model + (4 * d_model if bias else 0)  # ln_x; q, kv, proj biases
     return n
+
+
+__all__ = [
+    "MLP",
+    "Attention",
+    "Block",
+    "ParamCounts",
+    "block_matmul_params",
+    "block_params",
+    "init_weights",
+    "key_padding_to_attn_mask",
+]

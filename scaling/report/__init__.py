@@ -6,3 +6,6 @@ from scaling.report.study import (LawFit, ReportOptions, build_report, fit_with_
 
 __all__ = ["LawFit", "ReportOptions", "Section", "build_report", "figure_data_uri", "fit_with_holdout", "law_section",
            "register_sections", "render_report", "size_fits", "table_html"]
+
+# Family sections register themselves on import.
+from scaling.report import encdec as _encdec  # noqa: E402,F401

@@ -28,6 +28,8 @@ class Family:
     build_task: Callable[[RunConfig, torch.device], Any]
     counts: Callable[[RunConfig], dict[str, float]]
     """Analytic counts (n_params, n_params_nonemb, flops_per_token, ...) without building the model."""
+    tokens_per_step: Callable[[RunConfig], int] = lambda run: int(run.train["batch_size"]) * int(run.train["seq_len"])
+    """Tokens one optimiser step trains on (the unit of token budgets)."""
 
 
 FAMILY_REGISTRY: dict[str, Family] = {}
@@ -116,7 +118,8 @@ TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSection)}
 
 
 def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]],
-                extra: dict[str, Any] | None = None) -> list[RunConfig]:
+                extra: dict[str, Any] | None = None,
+                tokens_per_step: Callable[[RunConfig], int] | None = None) -> list[RunConfig]:
     """Shapes × axis combinations, each with its token budget resolved to steps."""
     source = where(spec)
     runs = []
@@ -134,7 +137,7 @@ def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]]
                 _missing(key, source)
             set_dotted(base, key, value, source)
         run = RunConfig(study=spec.name, family=spec.family, label=shape_label(base["model"]), **base)
-        run.train["steps"] = resolve_steps(run, counts, source)
+        run.train["steps"] = resolve_steps(run, counts, source, tokens_per_step(run) if tokens_per_step else None)
         runs.append(run)
     return runs
 
@@ -144,9 +147,10 @@ def shape_label(shape: dict[str, Any]) -> str:
     return "-".join(f"{short.get(k, k)}{v}" for k, v in shape.items() if k in short)
 
 
-def resolve_steps(run: RunConfig, counts: Callable[[RunConfig], dict[str, float]], source: str) -> int:
+def resolve_steps(run: RunConfig, counts: Callable[[RunConfig], dict[str, float]], source: str,
+                  per_step: int | None = None) -> int:
     t = run.train
-    per_step = int(t["batch_size"]) * int(t["seq_len"])
+    per_step = per_step or int(t["batch_size"]) * int(t["seq_len"])
     if t.get("steps") is not None:
         steps = int(t["steps"])
     elif t.get("tokens") is not None:
@@ -166,8 +170,9 @@ def plan_rows(runs: list[RunConfig]) -> list[dict[str, Any]]:
     """What `scaling grid plan` shows: one row per run with parameters, tokens and FLOPs."""
     rows = []
     for run in runs:
-        c = get_family(run.family).counts(run)
-        tokens = int(run.train["steps"]) * int(run.train["batch_size"]) * int(run.train["seq_len"])
+        family = get_family(run.family)
+        c = family.counts(run)
+        tokens = int(run.train["steps"]) * family.tokens_per_step(run)
         rows.append({"run_id": run.run_id, "label": run.label, "seed": run.seed,
                      **{k: v for k, v in c.items() if k != "flops_per_token"},
                      "steps": int(run.train["steps"]), "tokens": tokens,

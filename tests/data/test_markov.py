@@ -13,7 +13,7 @@ from scaling.errors import SpecError
 
 
 def tiny():
-    return MarkovSource(n_symbols=3, order=2, branching=2, concentration=0.7, smoothing=0.05, world_seed=4)
+    return MarkovSource(n_symbols=3, order=2, branching=2, branch_exponent=0.7, smoothing=0.05, world_seed=4)
 
 
 def window_probs(src, length):

@@ -36,6 +36,12 @@ def test_every_kind_satisfies_the_protocol(kind):
     synthetic = kind in ("zipf_facts", "markov", "mixture")
     assert (src.bayes_loss_expected is not None) == synthetic
     assert all((e.bayes_loss is not None) == synthetic for e in evs.values())
+    info = src.info()
+    assert info["source"] == kind and info["vocab_size"] == src.vocab_size
+    if kind.startswith("stdlib"):
+        assert info["n_train_tokens"] == src.n_train_tokens and info["tokenizer"] == "byte"
+    if kind == "mixture":
+        assert info["domain_share"] == 0.5 and info["domain_source"] == "zipf_facts"
 
 
 def test_option_types_are_checked():

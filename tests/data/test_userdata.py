@@ -32,10 +32,16 @@ def test_files_with_glob(tmp_path):
     src = build_source("files", {"paths": str(tmp_path / "*.txt"), "valid_fraction": 0.2})
     assert isinstance(src, FilesSource)
     check_split(src)
-    assert all(d.endswith(".txt") for d in src.train_docs)
+    assert all(d.startswith("doc") and d.endswith(".txt") for d in src.train_docs)  # ids relative to the folder
     listed = [str(tmp_path / f"doc{i:02d}.txt") for i in range(60)]
     same = build_source("files", {"paths": listed, "valid_fraction": 0.2})
     assert same.valid_docs == src.valid_docs
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in tmp_path.glob("*.txt"):
+        f.rename(moved / f.name)
+    again = build_source("files", {"paths": str(moved / "*.txt"), "valid_fraction": 0.2})
+    assert again.valid_docs == src.valid_docs and again.cache_key == src.cache_key
 
 
 def test_jsonl(tmp_path):

@@ -188,7 +188,7 @@ def test_attention_padding_and_cross_match_manual_softmax():
     pad[1, 4:] = True
     att = Attention(D, H, cross=True)
 
-    def manual(q_in, kv_in, q_w, q_b, kv_w, kv_b, mask):
+    def manual(att, q_in, kv_in, q_w, q_b, kv_w, kv_b, mask):
         K = D // H
         q = (q_in @ q_w.T + q_b).view(B, -1, H, K).transpose(1, 2)
         k, v = (kv_in @ kv_w.T + kv_b).view(B, -1, 2, H, K).permute(2, 0, 3, 1, 4)
@@ -198,7 +198,7 @@ def test_attention_padding_and_cross_match_manual_softmax():
         return att.proj(y)
 
     out = att(x, mem, key_padding_mask=pad)
-    ref = manual(x, mem, att.q.weight, att.q.bias, att.kv.weight, att.kv.bias, ~pad[:, None, None, :])
+    ref = manual(att, x, mem, att.q.weight, att.q.bias, att.kv.weight, att.kv.bias, ~pad[:, None, None, :])
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
 
     # Causal self-attention combined with key padding: both masks apply.
@@ -207,8 +207,14 @@ def test_attention_padding_and_cross_match_manual_softmax():
     w, b = self_att.qkv.weight, self_att.qkv.bias
     mask = ~pad_t[:, None, None, :] & torch.ones(T, T, dtype=torch.bool).tril()
     got = self_att(x, key_padding_mask=pad_t)
-    att = self_att  # manual() projects through `att.proj`
-    ref = manual(x, x, w[:D], b[:D], w[D:], b[D:], mask)
+    ref = manual(self_att, x, x, w[:D], b[:D], w[D:], b[D:], mask)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+
+    # Bidirectional (encoder) self-attention with padding only.
+    enc_att = Attention(D, H)
+    w, b = enc_att.qkv.weight, enc_att.qkv.bias
+    got = enc_att(x, key_padding_mask=pad_t)
+    ref = manual(enc_att, x, x, w[:D], b[:D], w[D:], b[D:], ~pad_t[:, None, None, :])
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
 
 

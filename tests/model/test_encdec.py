@@ -85,13 +85,10 @@ def test_source_padding_is_masked():
     m = EncoderDecoder(tiny()).eval()
     src = torch.tensor([[5, 6, 7, 0, 0]])
     tgt = torch.tensor([[1, 4, 9]])
-    other = src.clone()
-    other[0, 3:] = torch.tensor([0, 0])  # same padding
     h = m(src, tgt)
-    # Changing what sits at padded positions must not matter, and neither must trailing pads.
-    m.cfg.pad_id = 0
-    longer = torch.tensor([[5, 6, 7, 0, 0, 0, 0]])
-    torch.testing.assert_close(m(longer, tgt), h, atol=1e-6, rtol=1e-5)
+    # Extra trailing padding changes nothing; a real source token does.
+    torch.testing.assert_close(m(torch.tensor([[5, 6, 7, 0, 0, 0, 0]]), tgt), h, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(m(torch.tensor([[5, 6, 7]]), tgt), h, atol=1e-6, rtol=1e-5)
     assert not torch.allclose(m(torch.tensor([[5, 6, 8, 0, 0]]), tgt), h)
 
 
@@ -119,7 +116,16 @@ def test_loss_equals_reference_cross_entropy_with_ignore():
     torch.testing.assert_close(m.loss(src, tgt_in, tgt_out), ref, atol=1e-5, rtol=1e-5)
 
 
-def test_learns_copy_task():
+@pytest.fixture
+def one_thread():
+    # Training loops run far faster single-threaded on a shared, oversubscribed CPU.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_learns_copy_task(one_thread):
     torch.manual_seed(0)
     m = EncoderDecoder(tiny(d_model=32, enc_layers=1, dec_layers=1))
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)

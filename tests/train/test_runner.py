@@ -158,3 +158,40 @@ def test_process_pool_and_submitit_give_the_same_results(spec_path, tmp_path):
     ra, rb = a.runs().set_index("run_id"), b.runs().set_index("run_id")
     assert (ra.status == "done").all() and (rb.status == "done").all()
     pd.testing.assert_series_equal(ra.loss.sort_index(), rb.loss.sort_index(), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_killing_grid_run_and_rerunning_completes_the_study(spec_path):
+    """A real SIGKILL of `scaling grid run` mid-study, then a rerun: one row per run, finished runs unchanged."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = SPEC.replace("steps = 30", "steps = 400").replace("checkpoint_every = 10", "checkpoint_every = 50")
+    spec_path.write_text(text)
+    store = Store(spec_path.parent / "tiny")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scaling", "grid", "run", str(spec_path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = expand(load_spec(spec_path))
+    deadline = time.time() + 300
+    # kill once the first run has finished and the second has written a checkpoint
+    while time.time() < deadline:
+        if store.status(runs[0].run_id) == "done" and store.checkpoint_path(runs[1].run_id).is_file():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert store.status(runs[0].run_id) == "done"
+    assert store.status(runs[1].run_id) == "unfinished"
+    first = store.result(runs[0].run_id)
+    r = subprocess.run([sys.executable, "-m", "scaling", "grid", "run", str(spec_path)], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "training 1 runs (1 already done)" in r.stdout
+    df = store.runs()
+    assert len(df) == 2 and df.run_id.is_unique and (df.status == "done").all()
+    assert store.result(runs[0].run_id) == first
+    assert not list(store.root.rglob("*.tmp"))

@@ -1,0 +1,174 @@
+"""Report sections of the `cpt` family: the mixture grid, D-CPT fits, held-out errors, and the
+recommended domain share with its bootstrap interval.
+
+Also writes `cpt.parquet` beside the study's runs.parquet: one row per finished CPT run with
+the columns the laws take (N, D, r = domain share, r_general = general share, loss_domain,
+loss_general, base_loss_*), so `scaling fit dcpt runs/<study>/cpt.parquet --x N --x D --x r
+--y loss_domain` works directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scaling.config import StudySpec
+from scaling.errors import DataError, FitError
+from scaling.laws.dcpt import compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share
+from scaling.laws.registry import get_law
+from scaling.report.render import Section, table_html
+from scaling.report.study import ReportOptions, fit_summary, params_table, register_sections
+from scaling.store import Store, atomic_write_parquet
+
+CPT_TABLE = "cpt.parquet"
+X_DOMAIN = ["N", "D", "r"]
+X_GENERAL = ["N", "D", "r_general"]
+
+
+def _loss_column(runs: pd.DataFrame, role: str) -> str:
+    """The first eval set of a role (`loss_<role>_valid` when there is one)."""
+    cols = sorted(c for c in runs.columns if c.startswith(f"loss_{role}_"))
+    if not cols:
+        raise DataError(f"runs have no `loss_{role}_*` column; CPT runs must evaluate on the {role} eval set")
+    return f"loss_{role}_valid" if f"loss_{role}_valid" in cols else cols[0]
+
+
+def cpt_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished CPT runs with fit-ready columns, joined to their base run's losses."""
+    if "extra.role" not in runs.columns:
+        raise DataError("runs.parquet has no `extra.role` column: not a study of family 'cpt'")
+    done = runs[runs.status == "done"]
+    dom, gen = _loss_column(done, "domain"), _loss_column(done, "general")
+    base = done[done["extra.role"] == "base"].set_index("run_id")
+    cpt = done[(done["extra.role"] == "cpt") & done.parent.isin(base.index)]
+    return pd.DataFrame({
+        "run_id": cpt.run_id.to_numpy(), "label": cpt.label.to_numpy(), "seed": cpt["extra.base_seed"].to_numpy(),
+        "N": cpt["extra.N"].to_numpy(float), "D": cpt["extra.cpt_tokens"].to_numpy(float),
+        "r": cpt["extra.domain_share"].to_numpy(float), "r_general": cpt["extra.general_share"].to_numpy(float),
+        "domain_tokens": cpt["extra.domain_tokens"].to_numpy(float),
+        "loss_domain": cpt[dom].to_numpy(float), "loss_general": cpt[gen].to_numpy(float),
+        "base_loss_domain": base.loc[cpt.parent, dom].to_numpy(float),
+        "base_loss_general": base.loc[cpt.parent, gen].to_numpy(float),
+    })
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    # Law fits are many tiny tensor ops: extra threads only contend (tens of times slower on a busy machine).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def base_general_loss(table: pd.DataFrame, N: float) -> tuple[float, str]:
+    """The base model's general loss at size N: measured if N is a grid size, else a log-log
+    line through the base runs (the best available guess for an untrained size)."""
+    base = table.groupby("N").base_loss_general.mean()
+    if np.isclose(base.index.to_numpy(float), N, rtol=1e-9).any():
+        return float(base[np.isclose(base.index, N)].iloc[0]), "measured"
+    if len(base) < 2:
+        raise FitError("extrapolating the base model's general loss to target_N needs at least 2 sizes")
+    slope, icpt = np.polyfit(np.log(base.index.to_numpy(float)), np.log(base.to_numpy(float)), 1)
+    return float(np.exp(icpt + slope * math.log(N))), "extrapolated (log-log line through the base runs)"
+
+
+def _held_out_ratio(table: pd.DataFrame) -> np.ndarray:
+    """The rows of the middle interior share: what the figure's curves are fitted without."""
+    folds = holdout_folds(table, X_DOMAIN)["leave-out-ratio"]
+    return folds[len(folds) // 2] if folds else np.zeros(len(table), bool)
+
+
+def cpt_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
+    from scaling.plots.cpt import plot_loss_vs_share, plot_share_choice
+    from scaling.train.cpt import cpt_options
+
+    table = cpt_table(runs)
+    if table.empty:
+        return [Section("Continual pre-training", text="No finished CPT runs yet.")]
+    atomic_write_parquet(store.root / CPT_TABLE, table)
+    cpt = cpt_options(spec)
+    sections = [Section("Continual pre-training grid", text=(
+        f"{len(table)} CPT runs over {table.N.nunique()} sizes × {table.D.nunique()} token budgets × "
+        f"{table.r.nunique()} domain shares, each continued from its size's base model ("
+        f"{cpt['schedule']} schedule, max LR {cpt['lr']:g}, warm-up {cpt['warmup']:g}). Fit-ready table: "
+        f"<code>{html.escape(str(store.root / CPT_TABLE))}</code>."),
+        tables=[table_html(table.drop(columns=["run_id"]))])]
+    if len(table) < 10:
+        sections.append(Section("D-CPT law", text=f"{len(table)} CPT runs: too few to fit the 9-parameter law."))
+        return sections
+    with _one_thread():
+        comparison = pd.concat([compare_laws(table, X_DOMAIN, "loss_domain").assign(loss="domain"),
+                                compare_laws(table, X_GENERAL, "loss_general").assign(loss="general")])
+        comparison = comparison[["loss", "law", "split", "n_train", "n_test", "huber", "r2", "mean_abs_rel_error",
+                                 "max_abs_rel_error"]]
+        laws, held_laws = {}, {}
+        held = _held_out_ratio(table)
+        if (~held).sum() < 2 * len(get_law("dcpt").params):
+            held = np.zeros(len(table), bool)  # too few runs to leave a share out of the figure's fit
+        for role, x in (("domain", X_DOMAIN), ("general", X_GENERAL)):
+            y = f"loss_{role}"
+            law = get_law("dcpt", seed=opts.seed).fit(table, x=x, y=y)
+            ratio = comparison[(comparison.loss == role) & (comparison.law == "dcpt")
+                               & (comparison.split == "leave-out-ratio")]
+            if not ratio.empty:
+                law.holdout_ = {"split": "leave-out-ratio", **ratio.iloc[0][["n_test", "mean_abs_rel_error",
+                                                                              "max_abs_rel_error"]].to_dict()}
+            if opts.bootstrap:
+                law.bootstrap(opts.bootstrap, seed=opts.seed)
+            laws[role] = law
+            if held.any():
+                held_laws[role] = get_law("dcpt", seed=opts.seed).fit(table[~held], x=x, y=y)
+            share = "r = domain share" if role == "domain" else "r = general share (1 − domain share)"
+            sections.append(Section(f"D-CPT law on the {role} loss ({share})", text=fit_summary(law),
+                                    tables=[params_table(law)], fit=law))
+        sections.append(Section("Held-out error: D-CPT against its variants", text=(
+            "Huber: mean Huber loss (δ = 1e-3) of log residuals on the held-out runs; R² of the held-out "
+            "losses. leave-out-ratio: each interior domain share held out in turn (pooled); leave-out-size: the "
+            "largest N; leave-out-tokens: the largest D (with two CPT budgets the fit then sees one D, so the "
+            "D exponent is unconstrained). <code>dcpt_chinchilla</code> ignores r; <code>dcpt_additive</code> "
+            "is D-CPT with η = 0."), tables=[table_html(comparison)], fit=comparison))
+        fig = plot_loss_vs_share(table, held_laws or laws, held if held_laws else None)
+        sections.append(Section("Loss against domain share", figures=[(
+            "Per size (colour) and CPT budget (line style): measured final losses, and the D-CPT law fitted "
+            "without the hollow points (the middle domain share)", fig)]))
+        sections.append(_recommendation(table, laws, cpt, plot_share_choice))
+    return sections
+
+
+def _recommendation(table: pd.DataFrame, laws: dict, cpt: dict, plot_share_choice) -> Section:
+    threshold = cpt["threshold"]
+    target_n = cpt["target_N"] or float(table.N.max())
+    target_d = cpt["target_D"] or 4.0 * float(table.D.max())
+    rows = []
+    targets = [(n, target_d) for n in sorted(table.N.unique()) if n != target_n] + [(target_n, target_d)]
+    for n, d in targets:
+        base, how = base_general_loss(table, n)
+        c = optimal_domain_share(laws["domain"], laws["general"], n, d, base, threshold)
+        rows.append({"N": n, "D": d, "base general loss": base, "base loss is": how,
+                     "general limit": c.general_limit, "recommended r": c.domain_share, "95% CI low": c.lo,
+                     "95% CI high": c.hi, "domain loss": c.domain_loss, "general loss": c.general_loss,
+                     "limit binds": c.binding, "bootstrap feasible": c.boot_feasible})
+    best = rows[-1]
+    curves = loss_vs_share_curves(laws["domain"], laws["general"], target_n, target_d)
+    fig = plot_share_choice(curves, best["general limit"], best["recommended r"], best["95% CI low"],
+                            best["95% CI high"], title=f"target N = {target_n:.3g}, D = {target_d:.3g}")
+    text = (f"Recommended domain share for N = {target_n:.4g}, D = {target_d:.4g}: "
+            f"<b>r = {best['recommended r']:.3f}</b> (95% bootstrap interval {best['95% CI low']:.3f}–"
+            f"{best['95% CI high']:.3f}), minimising the predicted domain loss with the general loss at most "
+            f"{threshold:.1%} above the base model's ({best['base loss is']}). Other rows: the grid's sizes at the "
+            f"same D.")
+    return Section("Recommended domain share", text=text, tables=[table_html(pd.DataFrame(rows))],
+                   figures=[("Predicted losses against the domain share at the target, 95% bootstrap bands", fig)],
+                   fit=pd.DataFrame(rows))
+
+
+register_sections("cpt", cpt_sections)

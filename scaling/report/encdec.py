@@ -1,0 +1,85 @@
+"""Report sections of encoder/decoder studies: the bivariate law against L(N_total), the
+recommended split with its interval, iso-loss contours, and BLEU against cross-entropy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from scaling.config import StudySpec
+from scaling.errors import ScalingError
+from scaling.plots.curves import plot_curves
+from scaling.plots.encdec import plot_bleu_vs_ce, plot_encdec_contours
+from scaling.report.render import Section, table_html
+from scaling.report.study import ReportOptions, eval_set_columns, fit_summary, fit_with_holdout, params_table
+from scaling.store import Store
+
+X = ["n_params_enc", "n_params_dec"]
+
+
+def split_fraction(law) -> tuple[float, tuple[float, float] | None]:
+    """Encoder share of non-embedding parameters at the optimum, pe/(pe+pd), and its 95% CI."""
+    pe, pd_ = law.params_["pe"], law.params_["pd"]
+    frac = pe / (pe + pd_)
+    boot = getattr(law, "boot_params_", None)
+    if boot is None or len(boot) == 0:
+        return frac, None
+    f = (boot["pe"] / (boot["pe"] + boot["pd"])).dropna()
+    return frac, (float(np.quantile(f, 0.025)), float(np.quantile(f, 0.975)))
+
+
+def comparison_table(encdec, power) -> str:
+    rows = []
+    for name, law in (("encdec L(Ne, Nd)", encdec), ("power L(N_total)", power)):
+        h = law.holdout_ or {}
+        rows.append({"law": name, "parameters": len(law.params_), "R²": law.r2_, "AIC": law.aic_, "BIC": law.bic_,
+                     "held-out mean |rel. err|": h.get("mean_abs_rel_error", math.nan),
+                     "held-out max |rel. err|": h.get("max_abs_rel_error", math.nan)})
+    return table_html(pd.DataFrame(rows))
+
+
+def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
+    done = runs[runs.status == "done"]
+    if len(done) < 5:
+        raise ScalingError(f"encdec law needs at least 5 finished runs, have {len(done)}")
+    holdout = "largest:1:n_params_nonemb"
+    sections = []
+    budget = float(done.n_params_nonemb.max()) * 4
+    for loss_col, _ in eval_set_columns(done):
+        name = loss_col[len("loss_"):]
+        law = fit_with_holdout("encdec", done, X, loss_col, opts, holdout=holdout)
+        power = fit_with_holdout("power", done, ["n_params_nonemb"], loss_col, opts, holdout=holdout)
+        frac, ci = split_fraction(law)
+        ne, nd = law.optimal_split(budget)
+        text = (fit_summary(law) + f"<br><b>Recommended split</b>: {frac:.1%} of non-embedding parameters in the "
+                f"encoder" + (f" (95% CI {ci[0]:.1%}–{ci[1]:.1%})" if ci else "")
+                + f"; for a budget of {budget:.3g} non-embedding parameters: Ne = {float(ne):.3g}, Nd = {float(nd):.3g}."
+                + " The table compares the bivariate law with a power law in total parameters on the same runs.")
+        figures = [("Iso-loss contours of the fitted L(Ne, Nd); red: optimal encoder/decoder split",
+                    plot_encdec_contours(law, done, X, loss_col, split_ci=ci))]
+        sections.append(Section(f"Encoder/decoder law on {name}", text=text,
+                                tables=[params_table(law), comparison_table(law, power)], figures=figures))
+    bleu_pairs = [(c, "bleu_" + c[len("loss_"):]) for c, _ in eval_set_columns(done) if "bleu_" + c[len("loss_"):] in done]
+    if bleu_pairs:
+        laws, rows = {}, []
+        for ce_col, bleu_col in bleu_pairs:
+            part = done[done[bleu_col] > 0]
+            if len(part) >= 3:
+                try:
+                    law = fit_with_holdout("bleu_ce", part, [ce_col], bleu_col, opts, holdout="")
+                except ScalingError:
+                    continue
+                laws[bleu_col] = law
+                ci = getattr(law, "ci_", {}) or {}
+                rows.append({"eval set": bleu_col[len("bleu_"):], **{k: v for k, v in law.params_.items()},
+                             **{f"{k} 95% CI": f"{lo:.3g}–{hi:.3g}" for k, (lo, hi) in ci.items()}, "R²": law.r2_})
+        sections.append(Section("BLEU against cross-entropy", text="BLEU = C·exp(k·CE) (Gordon et al. 2021) per eval set.",
+                                tables=[table_html(pd.DataFrame(rows))] if rows else [],
+                                figures=[("Greedy-decoding BLEU against eval cross-entropy", plot_bleu_vs_ce(done, bleu_pairs, laws))]))
+    curves = store.curves()
+    if not curves.empty:
+        sections.append(Section("Learning curves", figures=[("Eval loss against target tokens (log-log)",
+                                                              plot_curves(curves, runs))]))
+    return sections

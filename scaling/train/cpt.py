@@ -1,0 +1,194 @@
+"""The `cpt` family: continual pre-training grids over model size N, CPT tokens D and domain share r.
+
+Per model shape, one base run trains on the general source (budget from [train]); every
+CPT run of that shape continues from the base run's final weights (`parent`) on a mixture
+with domain share r for D tokens. Both kinds evaluate on general and domain validation
+data (the base run trains on the mixture with share 0, which is the general stream exactly),
+and every CPT run records the base model's losses at its step 0.
+
+The [cpt] table:
+
+    domain         = {kind = "stdlib_code", options = {...}}   # required
+    general        = {kind = ..., options = ...}   # default: [data] source and options
+    domain_shares  = [0.0, 0.25, 0.5, 0.75, 1.0]   # r axis, each in [0, 1]
+    tokens         = [2e5, 8e5]                    # D axis: CPT tokens per run
+    lr             = 3e-3                          # max LR of the continuation (default [train] lr)
+    schedule       = "rewarm"                      # "rewarm" (linear warm-up, cosine decay) or "constant"
+    warmup         = 0.05                          # fraction of the run if < 1, else steps
+    min_lr_ratio   = 0.1                           # cosine floor (default [train] min_lr_ratio)
+    threshold      = 0.03                          # report: general loss may rise this much over the base
+    target_N, target_D                             # report: the (N, D) to recommend a share for
+
+CPT runs draw their data with seed base seed + CPT_SEED_OFFSET, so the general tokens they
+see are fresh rather than a replay of the base run's first batches.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+from scaling.config import StudySpec, plain
+from scaling.errors import SpecError
+from scaling.train.families import decoder_counts
+from scaling.train.grid import Family, model_shapes, register_family, resolve_steps, shape_label, where
+from scaling.train.run_config import RunConfig
+from scaling.train.task import LMTask, lm_source
+
+CPT_SEED_OFFSET = 1000
+SCHEDULES = {"rewarm": "cosine", "constant": "constant"}
+KEYS = {"domain", "general", "domain_shares", "tokens", "lr", "schedule", "warmup", "min_lr_ratio",
+        "threshold", "target_N", "target_D"}
+
+
+def _number(table: dict[str, Any], key: str, src: str, default: float | None = None, low: float | None = None,
+            high: float | None = None, strict_low: bool = False) -> float | None:
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"{src}: [cpt] `{key}` must be a number, got {value!r}")
+    if low is not None and (value < low or (strict_low and value == low)):
+        raise SpecError(f"{src}: [cpt] `{key}` must be {'>' if strict_low else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise SpecError(f"{src}: [cpt] `{key}` must be <= {high}, got {value!r}")
+    return float(value)
+
+
+def _source(table: dict[str, Any], key: str, src: str) -> dict[str, Any]:
+    spec = table[key]
+    if not isinstance(spec, dict) or "kind" not in spec or set(spec) - {"kind", "options"}:
+        raise SpecError(f"{src}: [cpt] `{key}` must be a table {{kind = \"...\", options = {{...}}}}, got {spec!r}")
+    if not isinstance(spec["kind"], str) or spec["kind"] == "mixture":
+        raise SpecError(f"{src}: [cpt] `{key}` kind must name a (non-mixture) data source, got {spec['kind']!r}")
+    options = spec.get("options", {})
+    if not isinstance(options, dict):
+        raise SpecError(f"{src}: [cpt] `{key}` options must be a table, got {options!r}")
+    return {"kind": spec["kind"], "options": dict(options)}
+
+
+def cpt_options(spec: StudySpec) -> dict[str, Any]:
+    """The [cpt] table validated, with defaults filled in; errors name `[cpt] key`."""
+    src = where(spec)
+    table = spec.extra.get("cpt")
+    if table is None:
+        raise SpecError(f"{src}: family 'cpt' needs a [cpt] table (at least `domain`, `domain_shares`, `tokens`)")
+    other = set(spec.extra) - {"cpt"}
+    if other:
+        raise SpecError(f"{src}: table [{sorted(other)[0]}] is not used by family 'cpt'")
+    unknown = sorted(set(table) - KEYS)
+    if unknown:
+        raise SpecError(f"{src}: [cpt] unknown key `{unknown[0]}`; expected one of {', '.join(sorted(KEYS))}")
+    for key in ("domain", "domain_shares", "tokens"):
+        if key not in table:
+            raise SpecError(f"{src}: [cpt] missing required key `{key}`")
+    opts: dict[str, Any] = {"domain": _source(table, "domain", src)}
+    if "general" in table:
+        opts["general"] = _source(table, "general", src)
+    else:
+        if spec.data.source == "mixture":
+            raise SpecError(f"{src}: [cpt] `general` is missing and [data] source is a mixture; name the general source")
+        opts["general"] = {"kind": spec.data.source, "options": dict(spec.data.options)}
+    for key, low, high in (("domain_shares", 0.0, 1.0), ("tokens", 0.0, None)):
+        values = table[key]
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{src}: [cpt] `{key}` must be a non-empty list of numbers, got {values!r}")
+        checked = [_number({key: v}, key, src, low=low, high=high, strict_low=key == "tokens") for v in values]
+        if len(set(checked)) != len(checked):
+            raise SpecError(f"{src}: [cpt] `{key}` has repeated values: {values!r}")
+        opts[key] = sorted(checked)
+    schedule = table.get("schedule", "rewarm")
+    if schedule not in SCHEDULES:
+        raise SpecError(f"{src}: [cpt] `schedule` must be one of {', '.join(map(repr, SCHEDULES))}, got {schedule!r}")
+    opts["schedule"] = schedule
+    opts["lr"] = _number(table, "lr", src, spec.train.lr, 0.0, strict_low=True)
+    opts["warmup"] = _number(table, "warmup", src, spec.train.warmup, 0.0)
+    opts["min_lr_ratio"] = _number(table, "min_lr_ratio", src, spec.train.min_lr_ratio, 0.0, 1.0)
+    opts["threshold"] = _number(table, "threshold", src, 0.03, 0.0)
+    opts["target_N"] = _number(table, "target_N", src, None, 0.0, strict_low=True)
+    opts["target_D"] = _number(table, "target_D", src, None, 0.0, strict_low=True)
+    return opts
+
+
+def _seeds(spec: StudySpec) -> list[int]:
+    unknown = sorted(set(spec.grid) - {"seed"})
+    if unknown:
+        raise SpecError(f"{where(spec)}: [grid] `{unknown[0]}` is not an axis of family 'cpt'; its axes are "
+                        f"[model] shapes, [cpt] `tokens` and [cpt] `domain_shares` (and [grid] `seed`)")
+    seeds = spec.grid.get("seed", [0])
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise SpecError(f"{where(spec)}: [grid] `seed` must be a list of integers, got {seeds!r}")
+    return seeds
+
+
+def mixture_data(spec: StudySpec, opts: dict[str, Any], domain_share: float) -> dict[str, Any]:
+    """A run's data section: the general and domain sources mixed at `domain_share`."""
+    data = plain(spec.data)
+    data["source"] = "mixture"
+    data["options"] = {"general": copy.deepcopy(opts["general"]), "domain": copy.deepcopy(opts["domain"]),
+                       "domain_share": float(domain_share)}
+    return data
+
+
+def domain_tokens(steps: int, batch_size: int, seq_len: int, domain_share: float) -> int:
+    """Exact domain tokens in a mixture run: floor(sequences · r) sequences, as MixtureSource draws them."""
+    share = Fraction(domain_share).limit_denominator(10**6)
+    return (steps * batch_size * share.numerator // share.denominator) * seq_len
+
+
+def expand_cpt(spec: StudySpec) -> list[RunConfig]:
+    """Base runs (one per shape and seed) followed by their CPT runs (shape × D × r)."""
+    opts = cpt_options(spec)
+    src = where(spec)
+    try:  # build the sources once here so a bad option fails at plan time, naming the table
+        lm_source(mixture_data(spec, opts, 0.5))
+    except SpecError as e:
+        raise SpecError(f"{src}: [cpt] `general`/`domain` sources (with [data] tokenizer, seed): {e}") from None
+    runs: list[RunConfig] = []
+    for shape in model_shapes(spec):
+        for seed in _seeds(spec):
+            base = RunConfig(study=spec.name, family="cpt", model=copy.deepcopy(shape),
+                             data=mixture_data(spec, opts, 0.0), train=plain(spec.train), seed=seed,
+                             label=shape_label(shape) + "-base")
+            try:
+                n = decoder_counts(base)["n_params_nonemb"]
+            except SpecError as e:
+                raise SpecError(f"{src}: [model] shape {shape}: {e}") from None
+            base.train["steps"] = resolve_steps(base, decoder_counts, src)
+            base.extra = {"role": "base", "N": n, "domain_share": 0.0, "general_share": 1.0, "cpt_tokens": 0,
+                          "domain_tokens": 0, "base_seed": seed}
+            runs.append(base)
+            for d_tokens in opts["tokens"]:
+                for r in opts["domain_shares"]:
+                    runs.append(cpt_run(spec, opts, base, shape, d_tokens, r, n))
+    return runs
+
+
+def cpt_run(spec: StudySpec, opts: dict[str, Any], base: RunConfig, shape: dict[str, Any], d_tokens: float,
+            r: float, n: float) -> RunConfig:
+    train = plain(spec.train)
+    per_step = int(train["batch_size"]) * int(train["seq_len"])
+    steps = max(1, math.ceil(d_tokens / per_step))
+    train.update(steps=steps, tokens=None, tokens_per_param=None, lr=opts["lr"], warmup=opts["warmup"],
+                 schedule=SCHEDULES[opts["schedule"]], min_lr_ratio=opts["min_lr_ratio"])
+    tokens = steps * per_step
+    extra = {"role": "cpt", "N": n, "domain_share": float(r), "general_share": 1.0 - float(r),
+             "cpt_tokens": tokens, "domain_tokens": domain_tokens(steps, int(train["batch_size"]),
+                                                                  int(train["seq_len"]), r),
+             "rewarm": opts["schedule"], "base_seed": base.seed}
+    label = f"{shape_label(shape)}-D{tokens:.3g}-r{r:g}"
+    return RunConfig(study=spec.name, family="cpt", model=copy.deepcopy(shape), data=mixture_data(spec, opts, r),
+                     train=train, seed=base.seed + CPT_SEED_OFFSET, parent=base.run_id, extra=extra, label=label)
+
+
+def build_cpt_task(run: RunConfig, device: torch.device) -> LMTask:
+    return LMTask(run, device)
+
+
+register_family(Family("cpt", expand_cpt, build_cpt_task, decoder_counts))
+
+import scaling.report.cpt  # noqa: E402,F401  (registers the report sections of family "cpt")

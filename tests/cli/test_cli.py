@@ -1,0 +1,106 @@
+"""The CLI as users run it: CliRunner for the commands, a subprocess for error output."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scaling.cli import app
+
+SPEC = """
+[study]
+name = "cli"
+[data]
+source = "zipf_facts"
+eval_tokens = 1260
+[data.options]
+n_symbols = 16
+n_keys = 40
+[model]
+shapes = [{d_model = 8, n_layers = 1, n_heads = 2}, {d_model = 16, n_layers = 1, n_heads = 2}]
+[train]
+steps = 6
+batch_size = 4
+seq_len = 21
+eval_points = 3
+"""
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    p = tmp_path / "cli.toml"
+    p.write_text(SPEC)
+    return p
+
+
+def test_grid_plan_run_status(spec):
+    r = runner.invoke(app, ["grid", "plan", str(spec)])
+    assert r.exit_code == 0, r.output
+    assert "2 runs" in r.output and "pending" in r.output and "n_params_nonemb" in r.output
+    r = runner.invoke(app, ["grid", "run", str(spec)])
+    assert r.exit_code == 0, r.output
+    assert "2 done" in r.output
+    runs = pd.read_parquet(spec.parent / "cli" / "runs.parquet")
+    assert len(runs) == 2 and (runs.status == "done").all()
+    r = runner.invoke(app, ["grid", "status", str(spec)])
+    assert r.exit_code == 0 and "2 done" in r.output
+    # running again trains nothing
+    r = runner.invoke(app, ["grid", "run", str(spec)])
+    assert "training 0 runs (2 already done)" in r.output
+
+
+def test_fit_json_on_synthetic_power_law(tmp_path):
+    n = np.geomspace(1e3, 1e6, 9)
+    y = 1.5 + (2e3 / n) ** 0.4
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": n, "loss": y}).to_csv(path, index=False)
+    r = runner.invoke(app, ["fit", "power", str(path), "--x", "N", "--y", "loss", "--holdout", "largest:1", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert set(out) >= {"law", "params", "ci95", "objective", "converged", "n_points", "holdout"}
+    assert out["law"] == "power" and out["converged"] and out["n_points"] == 9
+    assert out["params"]["L_inf"] == pytest.approx(1.5, rel=1e-4)
+    assert out["params"]["alpha"] == pytest.approx(0.4, rel=1e-3)
+    assert out["params"]["x0"] == pytest.approx(2e3, rel=1e-3)
+    assert out["holdout"]["max_abs_rel_error"] < 1e-4
+
+
+def _run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "scaling", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_user_errors_print_one_line_without_traceback(spec, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SPEC.replace("d_model = 16, n_layers = 1, n_heads = 2", "d_model = 15, n_layers = 1, n_heads = 2"))
+    r = _run_cli("grid", "plan", str(bad))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "bad.toml" in r.stderr and "`d_model` (15) must be divisible by `n_heads` (2)" in r.stderr
+    csv = tmp_path / "few.csv"
+    pd.DataFrame({"N": [1e3, 1e4], "loss": [3.0, 2.5]}).to_csv(csv, index=False)
+    r = _run_cli("fit", "power", str(csv), "--x", "N", "--y", "loss")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "3 free parameters" in r.stderr
+    r = _run_cli("fit", "power", str(csv), "--x", "params", "--y", "loss")
+    assert r.returncode == 2 and "params" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_is_self_contained(spec, tmp_path):
+    text = SPEC.replace("shapes = [{d_model = 8, n_layers = 1, n_heads = 2}, {d_model = 16, n_layers = 1, n_heads = 2}]",
+                        "rule = {n_layers = [1, 2, 3, 4], aspect_ratio = 8, head_dim = 4}")
+    spec.write_text(text)
+    assert runner.invoke(app, ["grid", "run", str(spec)]).exit_code == 0
+    out = tmp_path / "report" / "index.html"
+    r = runner.invoke(app, ["report", str(spec), "--out", str(out), "--bootstrap", "20"])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html and "<script src" not in html
+    assert "L_inf" in html and "held-out" in html and "Bayes loss" in html

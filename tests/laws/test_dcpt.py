@@ -1,0 +1,166 @@
+"""D-CPT law: gradient against autograd, parameter recovery from synthetic data, held-out
+extrapolation, the variants, and the recommended-share answer against a brute-force check."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scaling.errors import DataError, FitError
+from scaling.laws import get_law
+from scaling.laws.dcpt import (CPT_LAWS, compare_laws, holdout_folds, loss_vs_share_curves,
+                               optimal_domain_share)
+
+TRUE = dict(E=1.2, A=30.0, alpha=0.45, B=400.0, eta=0.6, beta=0.5, C=0.08, gamma=0.5, eps=0.05)
+X = ["N", "D", "r"]
+
+
+def dcpt(N, D, r, p=TRUE):
+    return p["E"] + p["A"] / N ** p["alpha"] + p["B"] * r ** p["eta"] / D ** p["beta"] + p["C"] / (r + p["eps"]) ** p["gamma"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only contend
+    yield
+    torch.set_num_threads(before)
+
+
+def grid(noise=0.003, seed=0, sizes=(1e5, 3e5, 1e6, 3e6), tokens=(1e6, 3e6, 1e7),
+         shares=(0.0, 0.1, 0.25, 0.5, 0.75, 1.0)) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [dict(N=N, D=D, r=r, truth=dcpt(N, D, r)) for N, D, r in itertools.product(sizes, tokens, shares)]
+    df = pd.DataFrame(rows)
+    df["loss"] = df.truth * np.exp(rng.normal(0.0, noise, len(df)))
+    return df
+
+
+@pytest.fixture(scope="module")
+def data():
+    return grid()
+
+
+def test_analytic_gradient_matches_autograd():
+    law = get_law("dcpt")
+    df = grid(noise=0.0)
+    F = torch.as_tensor(law.features(df[X].to_numpy()))
+    theta = torch.as_tensor(np.stack([law.to_theta(TRUE), law.to_theta({**TRUE, "eta": 1.3, "eps": 0.4})]))
+    out, vjp = law.forward_vjp(theta, F)
+    c = torch.randn_like(out, generator=torch.Generator().manual_seed(0))
+    th = theta.clone().requires_grad_(True)
+    ref = torch.autograd.grad(law.log_pred(th, F), th, c)[0]
+    assert torch.allclose(vjp(c), ref, rtol=1e-10, atol=1e-12)
+    # r = 0 rows are finite (the B·r^eta term vanishes there)
+    assert torch.isfinite(ref).all()
+    np.testing.assert_allclose(np.exp(out[0].numpy()), df.truth, rtol=1e-12)
+
+
+def test_recovers_known_parameters(data):
+    law = get_law("dcpt").fit(data, x=X, y="loss")
+    assert law.converged_
+    assert law.r2_ > 0.99
+    p = law.params_
+    # exponents and E are the identifiable part at 0.3% noise; coefficients trade off with exponents
+    assert p["E"] == pytest.approx(TRUE["E"], rel=0.05)
+    for k, tol in (("alpha", 0.05), ("beta", 0.05), ("eta", 0.05), ("gamma", 0.3)):
+        assert abs(p[k] - TRUE[k]) < tol, (k, p[k])
+    # the fitted surface matches the noiseless truth far better than the noise level
+    rel = law.predict(data) / data.truth - 1
+    assert np.max(np.abs(rel)) < 0.003
+
+
+@pytest.mark.parametrize("split,tol", [("leave-out-ratio", 0.01), ("leave-out-size", 0.01), ("leave-out-tokens", 0.02)])
+def test_heldout_predictions_within_tolerance(data, split, tol):
+    for mask in holdout_folds(data, X)[split]:
+        law = get_law("dcpt").fit(data[~mask], x=X, y="loss")
+        rel = law.predict(data[mask]) / data.truth[mask] - 1
+        assert np.max(np.abs(rel)) < tol, (split, np.max(np.abs(rel)))
+
+
+def test_extrapolation_beyond_grid():
+    data = grid()
+    law = get_law("dcpt").fit(data, x=X, y="loss")
+    far = grid(noise=0.0, sizes=(1e7,), tokens=(3e7,), shares=(0.05, 0.3, 0.9))
+    assert np.max(np.abs(law.predict(far) / far.truth - 1)) < 0.01
+
+
+def test_compare_laws_table():
+    small = grid(sizes=(1e5, 1e6, 3e6), tokens=(1e6, 1e7), shares=(0.0, 0.1, 0.3, 0.6, 1.0))
+    table = compare_laws(small, X, "loss", laws=("dcpt", "dcpt_chinchilla"))
+    assert list(table.split.unique()) == ["all points (fit)", "leave-out-ratio", "leave-out-size", "leave-out-tokens"]
+    t = table.set_index(["law", "split"])
+    assert t.loc[("dcpt", "leave-out-ratio"), "n_test"] == 3 * 3 * 2  # 3 interior shares, each held out once
+    assert t.loc[("dcpt", "leave-out-size"), "n_test"] == 2 * 5
+    # the law that generated the data predicts held-out shares far better than one ignoring r
+    for split in ("all points (fit)", "leave-out-ratio"):
+        assert t.loc[("dcpt", split), "r2"] > 0.95
+        assert t.loc[("dcpt", split), "huber"] < 0.2 * t.loc[("dcpt_chinchilla", split), "huber"]
+
+
+def test_chinchilla_variant_ignores_share(data):
+    law = get_law("dcpt_chinchilla").fit(data, x=X, y="loss")
+    a = law.predict(np.array([[1e6, 1e7, 0.0]]))
+    b = law.predict(np.array([[1e6, 1e7, 1.0]]))
+    assert a == pytest.approx(b, rel=1e-14)
+
+
+def test_inputs_checked():
+    law = get_law("dcpt")
+    bad = grid(noise=0.0).assign(r=lambda d: d.r + 0.5)
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        law.fit(bad, x=X, y="loss")
+    with pytest.raises(DataError, match="N and D"):
+        law.fit(grid(noise=0.0).assign(D=0.0), x=X, y="loss")
+
+
+# ------------------------------------------------------------------ answers
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A domain law and a general law fitted to exact data from known parameters."""
+    gen_p = dict(E=1.0, A=20.0, alpha=0.4, B=50.0, eta=0.3, beta=0.4, C=0.02, gamma=0.6, eps=0.02)
+    dom = grid(noise=0.0)
+    gen = dom.assign(r=1.0 - dom.r)
+    gen["loss"] = dcpt(gen.N, gen.D, gen.r, gen_p)
+    law_d = get_law("dcpt", seed=0).fit(dom, x=X, y="loss").bootstrap(40)
+    law_g = get_law("dcpt", seed=1).fit(gen, x=X, y="loss").bootstrap(40)
+    return law_d, law_g, gen_p
+
+
+def test_optimal_share_matches_brute_force(pair):
+    law_d, law_g, gen_p = pair
+    N, D = 2e6, 2e7
+    s = np.linspace(0, 1, 1001)
+    base = float(dcpt(N, D, 1.0, gen_p))  # reference: the general loss after general-only CPT
+    # a zero threshold makes the limit bind below the domain loss's own minimum (r ~ 0.7)
+    c = optimal_domain_share(law_d, law_g, N, D, base, threshold=0.0)
+    ok = dcpt(N, D, 1 - s, gen_p) <= base  # brute force on the true surfaces
+    r_true = s[ok][np.argmin(dcpt(N, D, s[ok]))]
+    assert c.feasible and c.binding
+    assert c.domain_share == pytest.approx(r_true, abs=0.01)
+    assert c.general_loss <= c.general_limit
+    assert c.lo <= c.domain_share <= c.hi
+    assert c.boot_feasible == 1.0
+    # a looser threshold can only allow more domain data
+    loose = optimal_domain_share(law_d, law_g, N, D, base, threshold=0.10)
+    assert loose.domain_share > c.domain_share and not loose.binding
+
+
+def test_infeasible_limit_reported(pair):
+    law_d, law_g, _ = pair
+    c = optimal_domain_share(law_d, law_g, 1e6, 1e7, base_general_loss=0.5, threshold=0.0)
+    assert not c.feasible and np.isnan(c.domain_share)
+    with pytest.raises(FitError, match="threshold"):
+        optimal_domain_share(law_d, law_g, 1e6, 1e7, 2.0, threshold=-0.1)
+
+
+def test_curves_with_bands(pair):
+    law_d, law_g, gen_p = pair
+    cur = loss_vs_share_curves(law_d, law_g, 1e6, 1e7, shares=np.array([0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(cur.domain_loss, dcpt(1e6, 1e7, cur.domain_share), rtol=2e-3)
+    np.testing.assert_allclose(cur.general_loss, dcpt(1e6, 1e7, 1 - cur.domain_share, gen_p), rtol=2e-3)
+    assert (cur.domain_lo <= cur.domain_loss + 1e-12).all() and (cur.domain_loss <= cur.domain_hi + 1e-12).all()
