@@ -24,10 +24,11 @@ Delta = Annotated[float, typer.Option(help="Huber delta.")]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
 Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
 Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).")]
+BootMethod = Annotated[str, typer.Option(help="Bootstrap: pairs (resample points) or residual (few points).")]
 GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per value of this column.")]
 
 
-def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed):
+def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, method="pairs"):
     model = get_law(law, loss=loss, delta=delta, init=init, n_bootstrap=0, seed=seed)
     model.fit(df, x=x, y=y, holdout=holdout)
     if holdout:
@@ -36,13 +37,14 @@ def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed):
         model.fit(df, x=x, y=y)
         model.holdout_ = held
     if bootstrap:
-        model.bootstrap(bootstrap, seed=seed)
+        model.bootstrap(bootstrap, seed=seed, method=method)
     return model
 
 
 def fit(
     law: LawName, data: Data, x: X, y: Y, where: Where = None, loss: Loss = "huber", delta: Delta = 1e-3,
-    init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0, by: GroupBy = None,
+    init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0,
+    bootstrap_method: BootMethod = "pairs", by: GroupBy = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
     save: Annotated[Optional[Path], typer.Option(help="Write the fitted law as JSON here.")] = None,
@@ -58,7 +60,7 @@ def fit(
     groups = [(None, df)] if by is None else list(_groups(df, by))
     results = {}
     for key, part in groups:
-        model = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed)
+        model = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method)
         results[key] = (model, {**fit_result_json(model), **_fit_quality(model)})
         if save is not None:
             model.save(save if key is None else save.with_name(f"{save.stem}-{key}{save.suffix}"))
@@ -111,6 +113,7 @@ def _print_fit(res: dict, title: str) -> None:
 def plot(
     law: LawName, data: Data, x: X, y: Y, where: Where = None, loss: Loss = "huber", delta: Delta = 1e-3,
     init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 200,
+    bootstrap_method: BootMethod = "pairs",
     out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
@@ -122,7 +125,7 @@ def plot(
     model = get_law(law, loss=loss, delta=delta, init=init, seed=seed)
     model.fit(df, x=x, y=y, holdout=holdout)
     if bootstrap:
-        model.bootstrap(bootstrap, seed=seed)
+        model.bootstrap(bootstrap, seed=seed, method=bootstrap_method)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_fit(model, df, holdout=holdout).savefig(out, bbox_inches="tight")
     resid = out.with_name(f"{out.stem}-residuals{out.suffix}")

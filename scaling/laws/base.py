@@ -293,15 +293,17 @@ class Law:
         pred = self.forward(torch.as_tensor(self.theta_[None]), self._as_features(df))[0].numpy()
         return 1.0 - float(np.sum((t - pred) ** 2) / np.sum((t - t.mean()) ** 2))
 
-    def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3, ftol: float = 1e-10) -> "Law":
+    def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3, ftol: float = 1e-10,
+                  method: str = "pairs") -> "Law":
         """Refit n resampled data sets (vectorised; `starts` per replicate: the best fit and jitters
-        around it; `ftol` relative stopping tolerance); fills ci_ (95%) and boot_params_."""
+        around it; `ftol` relative stopping tolerance; `method` "pairs" or "residual", see
+        `scaling.laws.bootstrap.run_bootstrap`); fills ci_ (95%) and boot_params_."""
         from scaling.laws.bootstrap import run_bootstrap
 
         self._check_fitted()
         if not hasattr(self, "_F"):
             raise FitError(f"{self.name}: bootstrap needs the training data; refit this law (loaded laws keep none)")
-        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol)
+        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol, method=method)
         return self
 
     def predict_interval(

@@ -25,13 +25,30 @@ if TYPE_CHECKING:
 BOOT_FTOL = 1e-10
 
 
-def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float = 0.95, ftol: float = BOOT_FTOL) -> None:
-    """Fill law.boot_theta_ [n, P], boot_params_ (DataFrame), ci_ and boot_converged_."""
+def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float = 0.95, ftol: float = BOOT_FTOL,
+                  method: Literal["pairs", "residual"] = "pairs") -> None:
+    """Fill law.boot_theta_ [n, P], boot_params_ (DataFrame), ci_ and boot_converged_.
+
+    "pairs" resamples points (robust to a wrong functional form, but with few points many
+    resamples cannot pin every parameter down); "residual" keeps the design and adds resampled,
+    degrees-of-freedom-corrected residuals of the fit to its predictions (the usual choice for
+    a handful of runs, assuming the form is right).
+    """
     if n < 2:
         raise FitError(f"bootstrap needs at least 2 replicates, got {n}")
+    if method not in ("pairs", "residual"):
+        raise FitError(f"bootstrap method must be 'pairs' or 'residual', got {method!r}")
     rng = np.random.default_rng(seed)
     n_pts = law.n_points_
-    counts = rng.multinomial(n_pts, np.full(n_pts, 1.0 / n_pts), size=n).astype(np.float64)
+    target = law._t
+    if method == "pairs":
+        counts = rng.multinomial(n_pts, np.full(n_pts, 1.0 / n_pts), size=n).astype(np.float64)
+    else:
+        counts = np.ones((n, n_pts))
+        fitted = law.forward(torch.as_tensor(law.theta_[None]), law._F)[0]
+        resid = (target - fitted).numpy()
+        resid = (resid - resid.mean()) * np.sqrt(n_pts / max(n_pts - law._n_free(), 1))
+        target = fitted[None] + torch.as_tensor(rng.choice(resid, size=(n, n_pts), replace=True))
     lo, hi = law.bounds()
     k = max(int(starts), 1)
     base = np.repeat(law.theta_[None], n * k, axis=0)
@@ -40,7 +57,7 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
     jitter[::k] = 0.0
     x0 = np.clip(base + jitter, lo, hi)
     group = torch.arange(n).repeat_interleave(k)
-    fg = make_objective(law.forward_vjp, law._F, law._t, law.loss, law.delta, weights=torch.as_tensor(counts), group=group)
+    fg = make_objective(law.forward_vjp, law._F, target, law.loss, law.delta, weights=torch.as_tensor(counts), group=group)
     res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter, ftol=ftol))
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n, k)
     best = np.argmin(fun, axis=1)
@@ -48,6 +65,7 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
     law.boot_theta_ = res.theta[rows]
     law.boot_converged_ = float(np.mean(res.converged[rows]))
     law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
+    law.boot_method_ = method
     q = [(1 - level) / 2, (1 + level) / 2]
     law.ci_ = {
         c: (float(np.quantile(law.boot_params_[c], q[0])), float(np.quantile(law.boot_params_[c], q[1])))

@@ -6,6 +6,9 @@ x = [N, D, r]: non-embedding parameters, CPT tokens, and the share of the corpus
 is modelled (the domain share for the domain loss, the general share 1 - r for the general
 loss). r may be 0, so the formula sees [log N, log D, r] rather than logs of every input.
 Fitted in log space as a log-sum-exp of the four terms with an analytic gradient.
+At r = 0 the D term B·r^eta/D^beta vanishes (0^eta = 0 even as eta -> 0, so the law jumps
+there when eta is small): D-CPT says the loss of a corpus absent from the mixture does not
+depend on D. Where it does (an undertrained base model), `dcpt_additive` fits r = 0 better.
 
 Variants for comparison: `dcpt_chinchilla` (E + A/N^alpha + B/D^beta; r ignored) and
 `dcpt_additive` (eta = 0: the data and mixture terms separable, a nested special case like
@@ -30,7 +33,7 @@ from scaling.errors import DataError, FitError
 from scaling.laws.base import Law, Param
 from scaling.laws.registry import register_law
 
-_LOG_COEF = (-20.0, 40.0)
+_LOG_COEF = (-20.0, 80.0)  # log A, B, C: wide, since B/D^beta with D ~ 1e12 needs log B >> 40
 
 
 class _CPTForm(Law):
@@ -105,7 +108,7 @@ class _CPTForm(Law):
     # ---- starts: exponents on a small grid, each coefficient set so its term is a given
     # fraction of the loss at the median point (scale-free, so any data's units work) ----
     GRID: ClassVar[dict[str, tuple[float, ...]]] = {
-        "alpha": (0.3, 0.8), "beta": (0.2, 0.6), "eta": (0.3, 1.0), "gamma": (0.2, 0.8), "eps": (0.02, 0.3),
+        "alpha": (0.3, 0.8), "beta": (0.2, 0.6), "eta": (0.0, 0.3, 1.0), "gamma": (0.2, 0.8), "eps": (0.02, 0.3),
         "fE": (0.4, 0.8), "fA": (0.15,), "fB": (0.15,), "fC": (0.15,),
     }
 

@@ -43,7 +43,8 @@ def make_objective(
 ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """fg(theta, idx) for the engine: objective and gradient per start.
 
-    weights[R, n] are per-point weights (bootstrap counts); start i uses row group[i]."""
+    weights[R, n] are per-point weights (bootstrap counts); start i uses row group[i]. A 2-D
+    target[R, n] gives each group its own targets (residual bootstrap)."""
     residual_loss(torch.zeros(1, dtype=torch.float64), loss, delta)  # validate `loss` early
 
     # Rows per block so a block's [rows, n] temporaries stay in cache.
@@ -57,7 +58,8 @@ def make_objective(
 
     def fg_block(theta: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pred, vjp = forward_vjp(theta, X)
-        rho, drho = residual_loss(pred - target, loss, delta)
+        tgt = target if target.dim() == 1 else target[group[idx] if group is not None else idx]
+        rho, drho = residual_loss(pred - tgt, loss, delta)
         if weights is not None:
             w = weights[group[idx]] if group is not None else weights[idx]
             rho = rho * w

@@ -22,6 +22,7 @@ from scaling.config import StudySpec
 from scaling.errors import DataError, FitError
 from scaling.laws.dcpt import compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share
 from scaling.laws.registry import get_law
+from scaling.plots.cpt import plot_loss_vs_share, plot_share_choice
 from scaling.report.render import Section, table_html
 from scaling.report.study import ReportOptions, fit_summary, params_table, register_sections
 from scaling.store import Store, atomic_write_parquet
@@ -88,8 +89,7 @@ def _held_out_ratio(table: pd.DataFrame) -> np.ndarray:
 
 
 def cpt_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
-    from scaling.plots.cpt import plot_loss_vs_share, plot_share_choice
-    from scaling.train.cpt import cpt_options
+    from scaling.train.cpt import cpt_options  # here: scaling.train.cpt imports this module
 
     table = cpt_table(runs)
     if table.empty:
@@ -133,18 +133,19 @@ def cpt_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Report
         sections.append(Section("Held-out error: D-CPT against its variants", text=(
             "Huber: mean Huber loss (δ = 1e-3) of log residuals on the held-out runs; R² of the held-out "
             "losses. leave-out-ratio: each interior domain share held out in turn (pooled); leave-out-size: the "
-            "largest N; leave-out-tokens: the largest D (with two CPT budgets the fit then sees one D, so the "
-            "D exponent is unconstrained). <code>dcpt_chinchilla</code> ignores r; <code>dcpt_additive</code> "
-            "is D-CPT with η = 0."), tables=[table_html(comparison)], fit=comparison))
+            "largest N; leave-out-tokens: the largest D" + (" (with two CPT budgets that fit sees a single D, so "
+            "its D exponent is unconstrained)" if table.D.nunique() < 3 else "") + ". <code>dcpt_chinchilla</code> "
+            "ignores r; <code>dcpt_additive</code> is D-CPT with η = 0 (its D term also acts at r = 0, where "
+            "D-CPT's B·r^η/D^β vanishes)."), tables=[table_html(comparison)], fit=comparison))
         fig = plot_loss_vs_share(table, held_laws or laws, held if held_laws else None)
         sections.append(Section("Loss against domain share", figures=[(
             "Per size (colour) and CPT budget (line style): measured final losses, and the D-CPT law fitted "
             "without the hollow points (the middle domain share)", fig)]))
-        sections.append(_recommendation(table, laws, cpt, plot_share_choice))
+        sections.append(_recommendation(table, laws, cpt))
     return sections
 
 
-def _recommendation(table: pd.DataFrame, laws: dict, cpt: dict, plot_share_choice) -> Section:
+def _recommendation(table: pd.DataFrame, laws: dict, cpt: dict) -> Section:
     threshold = cpt["threshold"]
     target_n = cpt["target_N"] or float(table.N.max())
     target_d = cpt["target_D"] or 4.0 * float(table.D.max())

@@ -28,6 +28,13 @@ class ReportOptions:
     bootstrap: int = 200
     holdout: str = "largest:1"
     seed: int = 0
+    bootstrap_method: str = "auto"
+    """"pairs", "residual", or "auto": residual below 20 points, where pairs resamples degenerate."""
+
+    def method_for(self, n_points: int) -> str:
+        if self.bootstrap_method != "auto":
+            return self.bootstrap_method
+        return "residual" if n_points < 20 else "pairs"
 
 
 @dataclass
@@ -64,7 +71,7 @@ def fit_with_holdout(law_name: str, df: pd.DataFrame, x: list[str], y: str, opts
     law.fit(df, x=x, y=y)
     law.holdout_ = held
     if opts.bootstrap:
-        law.bootstrap(opts.bootstrap, seed=opts.seed)
+        law.bootstrap(opts.bootstrap, seed=opts.seed, method=opts.method_for(law.n_points_))
     return law
 
 
@@ -84,9 +91,12 @@ def fit_summary(law: Law) -> str:
             f"{h.get('mean_abs_rel_error', math.nan):.2%}, max {h.get('max_abs_rel_error', math.nan):.2%}"
             if "mean_abs_rel_error" in h else f"held-out check: {h.get('error', 'not run')}")
     conv = "converged" if law.converged_ else "<b>did not converge</b>"
+    boot = getattr(law, "boot_method_", None)
+    intervals = (f"95% intervals from {len(law.boot_params_)} {boot} bootstrap replicates" if boot
+                 else "no bootstrap intervals")
     return (f"{law.n_points_} points; objective {law.objective_:.4g} ({conv}, {law.n_starts_best_} of "
             f"{law.n_starts_} starts reached the best basin); R² {law.r2_:.4f}, AIC {law.aic_:.2f}, "
-            f"BIC {law.bic_:.2f}; {held}")
+            f"BIC {law.bic_:.2f}; {intervals}; {held}")
 
 
 def law_section(fit: LawFit) -> Section:

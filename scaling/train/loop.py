@@ -178,7 +178,8 @@ def build_row(run: RunConfig, counts: dict[str, float], bayes: dict[str, float |
     """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set."""
     tokens = steps * tokens_per_step
     row: dict[str, Any] = run.flat()
-    row.update({k: float(v) for k, v in counts.items()})
+    row.update({k: int(v) if float(v).is_integer() and k.startswith("n_params") else float(v)
+                for k, v in counts.items()})
     row.update({"steps": steps, "tokens": tokens, "flops": tokens * counts["flops_per_token"],
                 "status": status, "wall_time": wall, "tokens_per_s": tokens / wall if wall > 0 else math.nan,
                 "train_loss": last_train_loss})

@@ -126,3 +126,15 @@ def test_tiny_study_end_to_end(tmp_path: Path):
     rec = sections[titles.index("Recommended domain share")].fit
     assert 0.0 <= rec["recommended r"].iloc[-1] <= 1.0
     assert (tmp_path / "tinycpt" / "cpt.parquet").is_file()
+
+
+def test_seed_axis_gives_one_base_run_per_shape_and_seed():
+    raw = raw_spec()
+    raw["grid"] = {"seed": [0, 1]}
+    runs = expand(spec_from_dict(raw))
+    base = {r.run_id: r for r in runs if r.parent is None}
+    assert len(base) == 4 and len(runs) == 4 + 2 * 2 * 2 * 3
+    for r in runs:
+        if r.parent:
+            assert r.extra["base_seed"] == base[r.parent].seed
+            assert r.seed == base[r.parent].seed + CPT_SEED_OFFSET

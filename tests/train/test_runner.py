@@ -195,3 +195,21 @@ def test_killing_grid_run_and_rerunning_completes_the_study(spec_path):
     assert len(df) == 2 and df.run_id.is_unique and (df.status == "done").all()
     assert store.result(runs[0].run_id) == first
     assert not list(store.root.rglob("*.tmp"))
+
+
+def test_chunked_and_reference_loss_give_the_same_training_curve(spec_path, tmp_path, monkeypatch):
+    """The trainer's loss through impl='chunked' (forced to really chunk) matches impl='torch' to 1e-5."""
+    import scaling.kernels.chunked as chunked
+
+    monkeypatch.setattr(chunked, "SMALL_BYTES", 0)  # no small-problem shortcut
+    monkeypatch.setattr(chunked, "CHUNK_BYTES", 16 * 16 * 4)  # 16 rows per chunk
+    spec = load_spec(spec_path)
+    curves = {}
+    for impl in ("chunked", "torch"):
+        run = expand(spec)[0]
+        run.train["loss_impl"] = impl
+        store = Store(tmp_path / impl)
+        train_run(run, get_family("decoder").build_task(run, torch.device("cpu")), store)
+        curves[impl] = pd.read_parquet(store.run_dir(run.run_id) / "curves.parquet")
+    a, b = curves["chunked"].loss.to_numpy(), curves["torch"].loss.to_numpy()
+    assert len(a) == len(eval_steps(30, 4)) and abs(a - b).max() < 1e-5
