@@ -19,6 +19,8 @@ Data = Annotated[Path, typer.Argument(help="Parquet or CSV/TSV file, or a study 
 X = Annotated[list[str], typer.Option("--x", help="Input column(s), in the law's order.")]
 Y = Annotated[str, typer.Option("--y", help="Target column.")]
 Where = Annotated[Optional[str], typer.Option(help="Row filter, a pandas query, e.g. 'data_bytes > 5e6'.")]
+Derive = Annotated[Optional[list[str]], typer.Option(
+    "--derive", help="New column before filtering, e.g. 'params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)'.")]
 Loss = Annotated[str, typer.Option(help="huber or mse.")]
 Delta = Annotated[float, typer.Option(help="Huber delta.")]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
@@ -42,8 +44,8 @@ def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, me
 
 
 def fit(
-    law: LawName, data: Data, x: X, y: Y, where: Where = None, loss: Loss = "huber", delta: Delta = 1e-3,
-    init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0,
+    law: LawName, data: Data, x: X, y: Y, where: Where = None, derive: Derive = None, loss: Loss = "huber",
+    delta: Delta = 1e-3, init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0,
     bootstrap_method: BootMethod = "pairs", by: GroupBy = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
@@ -56,7 +58,7 @@ def fit(
     """
     from scaling.laws.cli_support import fit_result_json, load_table
 
-    df = load_table(data, where)
+    df = load_table(data, where, derive)
     groups = [(None, df)] if by is None else list(_groups(df, by))
     results = {}
     for key, part in groups:
@@ -91,8 +93,9 @@ def _groups(df, by):
 
 
 def _print_fit(res: dict, title: str) -> None:
-    table = Table(title=f"{title}: {res['n_points']} points, objective {res['objective']:.6g}"
-                        f"{'' if res['converged'] else ' (NOT CONVERGED)'}")
+    console.print(f"[bold]{title}[/bold]: {res['n_points']} points, objective {res['objective']:.6g}"
+                  f"{'' if res['converged'] else ' [red](NOT CONVERGED)[/red]'}")
+    table = Table()
     for c in ("parameter", "value", "95% interval"):
         table.add_column(c, justify="right")
     for name, value in res["params"].items():
@@ -111,8 +114,8 @@ def _print_fit(res: dict, title: str) -> None:
 
 
 def plot(
-    law: LawName, data: Data, x: X, y: Y, where: Where = None, loss: Loss = "huber", delta: Delta = 1e-3,
-    init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 200,
+    law: LawName, data: Data, x: X, y: Y, where: Where = None, derive: Derive = None, loss: Loss = "huber",
+    delta: Delta = 1e-3, init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 200,
     bootstrap_method: BootMethod = "pairs",
     out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
@@ -121,7 +124,7 @@ def plot(
     from scaling.laws.cli_support import load_table
     from scaling.plots import plot_fit, plot_residuals
 
-    df = load_table(data, where)
+    df = load_table(data, where, derive)
     model = get_law(law, loss=loss, delta=delta, init=init, seed=seed)
     model.fit(df, x=x, y=y, holdout=holdout)
     if bootstrap:

@@ -136,7 +136,8 @@ class TransductionSource(PairSourceBase):
         self.modifier = rng.random(W) < o["modifier_frac"]
         if k_sym > 1:
             # Distinct k-symbol codes per side; a word's class is set by its first symbol, so the
-            # reordering is a rule over symbols while the lexicon stays a table to memorise.
+            # reordering is a rule over symbols (per-word classes measured: a second table to
+            # memorise, learnt too slowly for CPU runs) and the lexicon is the table to memorise.
             crng = np.random.default_rng(stream_key("transduction/codes", self.seed, k_sym, n_sym, *word_opts))
             self.src_code = _codes(crng, W, n_sym, k_sym)
             self.tgt_code = _codes(crng, W, n_sym, k_sym)

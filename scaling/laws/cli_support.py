@@ -12,9 +12,10 @@ from scaling.errors import DataError
 from scaling.laws.base import Law
 
 
-def load_table(path: str | Path, where: str | None = None) -> pd.DataFrame:
+def load_table(path: str | Path, where: str | None = None, derive: list[str] | None = None) -> pd.DataFrame:
     """Read parquet, CSV, TSV (lines starting with # are comments) or a study folder's runs.parquet,
-    then keep the rows matching the pandas `where` expression (e.g. "data_bytes > 5 * 2**20")."""
+    add `derive`d columns ("name = expression"), then keep the rows matching the pandas `where`
+    expression (e.g. "data_bytes > 5 * 2**20")."""
     p = Path(path)
     if p.is_dir():
         runs = p / "runs.parquet"
@@ -37,6 +38,13 @@ def load_table(path: str | Path, where: str | None = None) -> pd.DataFrame:
         raise
     except Exception as e:  # noqa: BLE001 - any reader failure is the user's file
         raise DataError(f"could not read {p}: {e}") from None
+    for expr in derive or []:
+        if "=" not in expr:
+            raise DataError(f"--derive {expr!r} must look like 'name = expression'")
+        try:
+            df = df.eval(expr)
+        except Exception as e:  # noqa: BLE001 - pandas raises many types for a bad expression
+            raise DataError(f"--derive {expr!r} could not be evaluated: {e}; columns are {list(df.columns)}") from None
     if where:
         try:
             df = df.query(where)

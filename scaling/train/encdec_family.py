@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 from typing import Any
 
 import torch
@@ -22,8 +21,8 @@ from scaling.model.encdec import EncDecConfig, EncoderDecoder, count_params_encd
 from scaling.quality import evaluate_bleu
 from scaling.train.grid import Family, expand_axes, register_family, where
 from scaling.train.run_config import RunConfig
+from scaling.train.task import evaluate_sets
 
-EVAL_BATCH = 64
 ENCDEC_KEYS = {"bleu_pairs"}
 
 
@@ -82,24 +81,9 @@ class EncDecTask:
         src, tgt_in, tgt_out = self.source.train_batch(step, self.batch_size, self.run.seed)
         return self.model.loss(src.to(self.device), tgt_in.to(self.device), tgt_out.to(self.device), impl=self.loss_impl)
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        was_training = self.model.training
-        self.model.eval()
-        out = {}
-        for name, ev in self.eval_sets.items():
-            total, count = 0.0, 0
-            for i in range(0, ev.src.shape[0], EVAL_BATCH):
-                sl = slice(i, i + EVAL_BATCH)
-                n = int((ev.tgt_out[sl] != -100).sum())
-                if n:
-                    loss = self.model.loss(ev.src[sl].to(self.device), ev.tgt_in[sl].to(self.device),
-                                           ev.tgt_out[sl].to(self.device), impl=self.loss_impl)
-                    total += float(loss) * n
-                    count += n
-            out[name] = total / count if count else math.nan
-        self.model.train(was_training)
-        return out
+        sets = {name: (ev.src, ev.tgt_in, ev.tgt_out) for name, ev in self.eval_sets.items()}
+        return evaluate_sets(self.model, sets, self.loss_impl, self.device)
 
     @torch.no_grad()
     def final_metrics(self) -> dict[str, float]:

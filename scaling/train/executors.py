@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -61,9 +62,26 @@ class InProcessExecutor:
             on_done(execute_run(p, on_step))
 
 
-def _pool_worker(payload: Payload, q: Any) -> dict[str, Any]:
-    step_fn = None if q is None else (lambda *a: q.put(a))
-    return execute_run(payload, step_fn)
+def _exit_with_parent(parent: int) -> None:
+    """A pool worker whose coordinator was killed stops too (its run resumes from its checkpoint)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+_step_queue: Any = None
+
+
+def _init_worker(q: Any) -> None:
+    global _step_queue
+    _step_queue = q
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _pool_worker(payload: Payload) -> dict[str, Any]:
+    q = _step_queue
+    return execute_run(payload, None if q is None else (lambda *a: q.put(a)))
 
 
 class LocalPoolExecutor:
@@ -74,29 +92,28 @@ class LocalPoolExecutor:
 
     def map(self, payloads, on_step, on_done):
         ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager:
-            q = manager.Queue() if on_step is not None else None
-            stop = threading.Event()
+        q = ctx.Queue() if on_step is not None else None
+        stop = threading.Event()
 
-            def drain():
-                while not stop.is_set():
-                    try:
-                        on_step(*q.get(timeout=0.2))
-                    except queue.Empty:
-                        continue
+        def drain():
+            while not stop.is_set():
+                try:
+                    on_step(*q.get(timeout=0.2))
+                except queue.Empty:
+                    continue
 
-            drainer = threading.Thread(target=drain, daemon=True) if q is not None else None
+        drainer = threading.Thread(target=drain, daemon=True) if q is not None else None
+        if drainer:
+            drainer.start()
+        try:
+            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+                futures = [pool.submit(_pool_worker, p) for p in payloads]
+                for f in as_completed(futures):
+                    on_done(f.result())
+        finally:
+            stop.set()
             if drainer:
-                drainer.start()
-            try:
-                with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
-                    futures = [pool.submit(_pool_worker, p, q) for p in payloads]
-                    for f in as_completed(futures):
-                        on_done(f.result())
-            finally:
-                stop.set()
-                if drainer:
-                    drainer.join()
+                drainer.join()
 
 
 class SubmititExecutor:

@@ -104,3 +104,29 @@ def test_report_is_self_contained(spec, tmp_path):
     assert "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html and "<script src" not in html
     assert "L_inf" in html and "held-out" in html and "Bayes loss" in html
+
+
+NMT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nmt_gordon2021_data_scaling.tsv"
+PARAMS = "params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)"
+
+
+@pytest.mark.skipif(not NMT.is_file(), reason="shared data not present")
+def test_nmt_joint_law_and_bleu_law_per_language_pair():
+    """Gordon et al.'s NMT runs through the CLI: a joint parameters/data law and BLEU = C·exp(k·CE) per pair."""
+    r = runner.invoke(app, ["fit", "chinchilla", str(NMT), "--derive", PARAMS, "--x", "params", "--x", "data_bytes",
+                            "--y", "ent_dev", "--where", "data_bytes > 5 * 2**20", "--by", "Lang", "--json"])
+    assert r.exit_code == 0, r.output
+    fits = json.loads(r.output)["fits"]
+    assert set(fits) == {"deen", "ruen", "zhen"}
+    for fit in fits.values():
+        assert fit["converged"] and fit["r2"] > 0.97
+        assert 0.05 < fit["params"]["alpha"] < 2 and 0.05 < fit["params"]["beta"] < 2
+    r = runner.invoke(app, ["fit", "bleu_ce", str(NMT), "--x", "ent_dev", "--y", "bleu_dev", "--by", "Lang", "--json"])
+    assert r.exit_code == 0, r.output
+    fits = json.loads(r.output)["fits"]
+    # regression references measured with this engine (Huber delta 1e-3 on log BLEU)
+    expected = {"deen": (76.54, -0.4726), "ruen": (63.56, -0.4314), "zhen": (84.11, -0.4259)}
+    for lang, fit in fits.items():
+        assert fit["converged"] and fit["r2"] > 0.96
+        assert fit["params"]["C"] == pytest.approx(expected[lang][0], rel=2e-3)
+        assert fit["params"]["k"] == pytest.approx(expected[lang][1], rel=2e-3)

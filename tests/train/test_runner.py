@@ -213,3 +213,29 @@ def test_chunked_and_reference_loss_give_the_same_training_curve(spec_path, tmp_
         curves[impl] = pd.read_parquet(store.run_dir(run.run_id) / "curves.parquet")
     a, b = curves["chunked"].loss.to_numpy(), curves["torch"].loss.to_numpy()
     assert len(a) == len(eval_steps(30, 4)) and abs(a - b).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_pool_workers_stop_when_the_coordinator_is_killed(spec_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec_path.write_text(SPEC.replace("steps = 30", "steps = 5000"))
+    proc = subprocess.Popen([sys.executable, "-m", "scaling", "grid", "run", str(spec_path), "-w", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = Store(spec_path.parent / "tiny")
+    runs = expand(load_spec(spec_path))
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(store.run_dir(r.run_id).is_dir() for r in runs):
+        time.sleep(0.1)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(4)
+    alive = [pid for pid in children if os.path.exists(f"/proc/{pid}") and
+             "zombie" not in open(f"/proc/{pid}/status").read().lower()]
+    assert alive == [], [open(f"/proc/{p}/cmdline").read().replace("\0", " ")[-120:] for p in alive]
