@@ -1,7 +1,11 @@
 """Scaling laws: one shared fitting engine, one module per family of laws."""
 
 from scaling.laws.base import FitWarning, Law, Param
+from scaling.laws.bleu import BleuCELaw, BleuLogLaw
 from scaling.laws.chinchilla import ChinchillaLaw
+from scaling.laws.dcpt import (DCPTAdditiveLaw, DCPTChinchillaLaw, DCPTLaw, compare_laws, loss_vs_share_curves,
+                               optimal_domain_share)
+from scaling.laws.encdec import EncDecLaw
 from scaling.laws.engine import BatchResult, EngineOptions, MultiStartResult, minimize_batched, multistart
 from scaling.laws.power import PowerLaw
 from scaling.laws.frontier import ComputeFrontier
@@ -10,7 +14,13 @@ from scaling.laws.registry import LAWS, available_laws, get_law, law_class, regi
 __all__ = [
     "LAWS",
     "BatchResult",
+    "BleuCELaw",
+    "BleuLogLaw",
     "ChinchillaLaw",
+    "DCPTAdditiveLaw",
+    "DCPTChinchillaLaw",
+    "DCPTLaw",
+    "EncDecLaw",
     "ComputeFrontier",
     "EngineOptions",
     "FitWarning",
@@ -19,6 +29,9 @@ __all__ = [
     "Param",
     "PowerLaw",
     "available_laws",
+    "compare_laws",
+    "loss_vs_share_curves",
+    "optimal_domain_share",
     "get_law",
     "law_class",
     "minimize_batched",

@@ -245,7 +245,7 @@ class MultiStartResult:
     status: int
     n_iter: int
     n_starts: int
-    n_starts_best: int  # screening starts that ended within `basin_rtol` of the best objective
+    n_starts_best: int  # screening starts that ended within `basin_rtol` of the best screened objective
     screen: BatchResult
 
 
@@ -287,7 +287,10 @@ def multistart(
     pf = np.where(np.isfinite(polish.fun), polish.fun, np.inf)
     b = int(np.argmin(pf))
     best = float(pf[b])
-    n_best = int(np.sum(fun <= best + basin_rtol * abs(best) + 1e-14))
+    # Basin size is judged at screening precision: the polished optimum can sit below every
+    # loosely screened start, so compare the screened objectives with the best screened one.
+    ref = float(fun[order[0]])
+    n_best = max(1, int(np.sum(fun <= ref + basin_rtol * abs(ref) + 1e-14)))
     return MultiStartResult(
         polish.theta[b], best, bool(polish.converged[b]), int(polish.status[b]), int(polish.n_iter[b]), len(fun), n_best, screen
     )

@@ -8,4 +8,5 @@ __all__ = ["LawFit", "ReportOptions", "Section", "build_report", "figure_data_ur
            "register_sections", "render_report", "size_fits", "table_html"]
 
 # Family sections register themselves on import.
+from scaling.report import cpt as _cpt  # noqa: E402,F401
 from scaling.report import encdec as _encdec  # noqa: E402,F401

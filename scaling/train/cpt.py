@@ -190,5 +190,3 @@ def build_cpt_task(run: RunConfig, device: torch.device) -> LMTask:
 
 
 register_family(Family("cpt", expand_cpt, build_cpt_task, decoder_counts))
-
-import scaling.report.cpt  # noqa: E402,F401  (registers the report sections of family "cpt")
