@@ -160,7 +160,29 @@ def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Re
         sections.append(Section("Learning curves", figures=[
             ("Eval loss against training tokens for every run (log-log); dotted: exact Bayes loss",
              plot_curves(curves, runs))]))
+        sections.extend(frontier_sections(curves, runs))
     return sections
+
+
+def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
+    """Henighan et al.'s compute-efficient frontier on the first eval set, with N_opt(C) ∝ C^a."""
+    from scaling.laws import ComputeFrontier
+    from scaling.plots import plot_frontier
+
+    done = runs[runs.status == "done"]
+    first = curves[(curves.eval_set == curves.eval_set.iloc[0]) & (curves.flops > 0) & curves.run_id.isin(done.run_id)]
+    if done.n_params_nonemb.nunique() < 4:
+        return []
+    try:
+        frontier = ComputeFrontier().fit(first, sizes=done.set_index("run_id")["n_params_nonemb"])
+    except ScalingError as e:
+        return [Section("Compute-efficient frontier", text=f"not available: {e}")]
+    lo, hi = getattr(frontier, "exponent_ci_", (math.nan, math.nan))
+    text = (f"The envelope of loss against training compute across sizes; along it the compute-optimal "
+            f"non-embedding size grows as N_opt ∝ C^{frontier.exponent_:.3f} (95% CI {lo:.3f}–{hi:.3f}). "
+            f"With one token budget per size the frontier is read off the learning curves.")
+    fig = plot_frontier(frontier, first, n_params="n_params")
+    return [Section("Compute-efficient frontier", text=text, figures=[("Loss envelope and N_opt(C)", fig)])]
 
 
 register_sections("decoder", decoder_sections)
