@@ -13,11 +13,13 @@ from scaling.laws.base import Law
 
 
 def load_table(path: str | Path, where: str | None = None, derive: list[str] | None = None) -> pd.DataFrame:
-    """Read parquet, CSV, TSV (lines starting with # are comments) or a study folder's runs.parquet,
+    """Read parquet, CSV, TSV (lines starting with # are comments) or a study folder's runs.parquet
+    (its finished runs only),
     add `derive`d columns ("name = expression"), then keep the rows matching the pandas `where`
     expression (e.g. "data_bytes > 5 * 2**20")."""
     p = Path(path)
-    if p.is_dir():
+    study = p.is_dir()
+    if study:
         runs = p / "runs.parquet"
         if not runs.exists():
             raise DataError(f"{p} is a folder without runs.parquet; pass a study folder or a table file")
@@ -38,6 +40,10 @@ def load_table(path: str | Path, where: str | None = None, derive: list[str] | N
         raise
     except Exception as e:  # noqa: BLE001 - any reader failure is the user's file
         raise DataError(f"could not read {p}: {e}") from None
+    if study and "status" in df.columns:
+        df = df[df.status == "done"]  # failed or diverged runs have no final loss to fit
+        if df.empty:
+            raise DataError(f"{p}: no finished runs (status 'done') to fit yet")
     for expr in derive or []:
         if "=" not in expr:
             raise DataError(f"--derive {expr!r} must look like 'name = expression'")

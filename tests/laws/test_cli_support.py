@@ -56,3 +56,14 @@ def test_fit_result_json(table):
     assert lo <= obj["params"]["alpha"] <= hi
     assert obj["params"]["alpha"] == pytest.approx(0.3, abs=1e-4)
     json.dumps(obj)
+
+
+def test_study_folder_keeps_only_finished_runs(tmp_path):
+    import pandas as pd
+
+    from scaling.laws.cli_support import load_table
+
+    pd.DataFrame({"n_params": [1e3, 2e3, 4e3], "loss": [3.0, float("nan"), 2.0],
+                  "status": ["done", "failed", "done"]}).to_parquet(tmp_path / "runs.parquet")
+    df = load_table(tmp_path)
+    assert list(df.n_params) == [1e3, 4e3]
