@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from scaling.plots.style import log_loss_axis
+
 
 def plot_curves(curves: pd.DataFrame, runs: pd.DataFrame, eval_set: str | None = None,
                 x: str = "tokens") -> Figure:
@@ -28,7 +30,7 @@ def plot_curves(curves: pd.DataFrame, runs: pd.DataFrame, eval_set: str | None =
     if col in runs and runs[col].notna().any():
         ax.axhline(float(runs[col].mean()), color="0.3", ls=":", lw=1, label="exact Bayes loss")
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_loss_axis(ax)
     ax.set_xlabel(x)
     ax.set_ylabel(f"loss on {eval_set}")
     ax.grid(True, which="both", alpha=0.25)

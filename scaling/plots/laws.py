@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from scaling.errors import FitError
 from scaling.laws.validation import holdout_mask
+from scaling.plots.style import log_loss_axis
 
 if TYPE_CHECKING:
     from scaling.laws.base import Law
@@ -100,7 +101,7 @@ def plot_fit(
     if has_band:
         ax.fill_between([], [], [], color="0.5", alpha=0.25, label=f"{int(level * 100)}% bootstrap band")
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_loss_axis(ax)
     ax.set_xlabel(ax_x)
     ax.set_ylabel(law.y_)
     ax.set_title(f"{law.name}: " + ", ".join(f"{k}={v:.3g}" for k, v in law.params_.items()), fontsize=9)
