@@ -13,7 +13,8 @@ from scaling.errors import ScalingError
 from scaling.plots.curves import plot_curves
 from scaling.plots.encdec import plot_bleu_vs_ce, plot_encdec_contours
 from scaling.report.render import Section, table_html
-from scaling.report.study import ReportOptions, eval_set_columns, fit_summary, fit_with_holdout, params_table
+from scaling.report.study import (ReportOptions, eval_set_columns, fit_summary, fit_with_holdout, params_table,
+                                  register_sections)
 from scaling.store import Store
 
 X = ["n_params_enc", "n_params_dec"]
@@ -83,3 +84,6 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         sections.append(Section("Learning curves", figures=[("Eval loss against target tokens (log-log)",
                                                               plot_curves(curves, runs))]))
     return sections
+
+
+register_sections("encdec", encdec_sections)
