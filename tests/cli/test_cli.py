@@ -130,3 +130,15 @@ def test_nmt_joint_law_and_bleu_law_per_language_pair():
         assert fit["converged"] and fit["r2"] > 0.96
         assert fit["params"]["C"] == pytest.approx(expected[lang][0], rel=2e-3)
         assert fit["params"]["k"] == pytest.approx(expected[lang][1], rel=2e-3)
+
+
+def test_plot_writes_prediction_and_residual_plots(tmp_path):
+    n = np.geomspace(1e3, 1e6, 8)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": n, "loss": 1.5 + (2e3 / n) ** 0.4}).to_csv(path, index=False)
+    out = tmp_path / "fig" / "fit.png"
+    r = runner.invoke(app, ["plot", "power", str(path), "--x", "N", "--y", "loss", "--holdout", "largest:2",
+                            "--bootstrap", "20", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    for p in (out, out.with_name("fit-residuals.png")):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
