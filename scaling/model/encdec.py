@@ -7,6 +7,8 @@ when the encoder is narrower or wider than the decoder, its final-normed output 
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 import torch
@@ -141,6 +143,11 @@ class EncoderDecoder(nn.Module):
         # GPT-2 depth scaling per stack: 3 residual branches per decoder block, 2 per encoder block.
         init_weights(self, n_residual=3 * cfg.dec_layers)
         init_weights(self.enc_blocks, n_residual=2 * cfg.enc_layers)
+        if self.mem_proj is not None:
+            # Keep the normalised memory at unit scale: with std 0.02 it reached cross-attention at
+            # ~0.02·sqrt(d_enc) of that, and wider-encoder runs learnt measurably worse
+            # (enc 48 / dec 64: 0.551 vs 0.435 with this init, 2,500 steps).
+            nn.init.normal_(self.mem_proj.weight, std=1.0 / math.sqrt(de))
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) source ids -> memory (B, S, d_model) and its padding mask (B, S), True = pad."""

@@ -23,9 +23,10 @@ def plot_encdec_contours(law, df: pd.DataFrame, x: list[str], y: str, split_ci: 
     sc = ax.scatter(ne, nd, c=df[y], cmap="viridis", edgecolor="k", s=40, zorder=3, label="runs")
     fig.colorbar(sc, ax=ax, label=y)
     pe, pd_ = law.params_["pe"], law.params_["pd"]
-    ratio = pe / pd_ if pd_ > 0 else np.inf
-    ax.plot(e, e / ratio, "r-", lw=1.5, label=f"optimal split Ne/Nd = pe/pd = {ratio:.2f}")
-    if split_ci is not None:  # split_ci is the encoder fraction f = pe/(pe+pd); Nd = Ne(1-f)/f
+    if pe > 0 and pd_ > 0:  # otherwise the optimum is a corner: all parameters on one side
+        ratio = pe / pd_
+        ax.plot(e, e / ratio, "r-", lw=1.5, label=f"optimal split Ne/Nd = pe/pd = {ratio:.2f}")
+    if split_ci is not None and split_ci[1] > 0 and split_ci[0] < 1:  # split_ci is the encoder fraction f = pe/(pe+pd); Nd = Ne(1-f)/f
         lo, hi = max(split_ci[0], 1e-9), min(split_ci[1], 1 - 1e-9)  # a share of exactly 0 or 1 is an axis
         ax.fill_between(e, e * (1 - hi) / hi, e * (1 - lo) / lo, color="r", alpha=0.12, label="95% band")
     ax.set_xscale("log")

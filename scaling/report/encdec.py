@@ -54,9 +54,12 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         power = fit_with_holdout("power", done, ["n_params_nonemb"], loss_col, opts, holdout=holdout)
         frac, ci = split_fraction(law)
         ne, nd = law.optimal_split(budget)
+        corner = ("" if 0 < frac < 1 else " The fit finds no effect of the "
+                  + ("encoder" if frac == 0 else "decoder") + " size at these scales (its exponent is 0), so the"
+                  " loss is minimised by spending the budget on the other side beyond the smallest size tried.")
         text = (fit_summary(law) + f"<br><b>Recommended split</b>: {frac:.1%} of non-embedding parameters in the "
-                f"encoder" + (f" (95% CI {ci[0]:.1%}–{ci[1]:.1%})" if ci else "")
-                + f"; for a budget of {budget:.3g} non-embedding parameters: Ne = {float(ne):.3g}, Nd = {float(nd):.3g}."
+                f"encoder" + (f" (95% CI {ci[0]:.1%}–{ci[1]:.1%})" if ci else "") + "." + corner
+                + f" For a budget of {budget:.3g} non-embedding parameters: Ne = {float(ne):.3g}, Nd = {float(nd):.3g}."
                 + " The table compares the bivariate law with a power law in total parameters on the same runs.")
         figures = [("Iso-loss contours of the fitted L(Ne, Nd); red: optimal encoder/decoder split",
                     plot_encdec_contours(law, done, X, loss_col, split_ci=ci))]

@@ -170,3 +170,18 @@ def test_defaults_resolved():
     cfg = tiny(src_vocab_size=20)
     assert (cfg.src_vocab_size, cfg.tgt_vocab_size, cfg.enc_d_model, cfg.d_ff, cfg.enc_d_ff) == (20, 31, 16, 64, 64)
     assert EncDecConfig(**cfg.to_dict()) == cfg
+
+
+def test_memory_projection_keeps_unit_scale():
+    """A wider encoder's normalised memory reaches cross-attention at unit scale, as with equal widths."""
+    import torch
+
+    from scaling.model.encdec import EncDecConfig, EncoderDecoder
+
+    torch.manual_seed(0)
+    model = EncoderDecoder(EncDecConfig(vocab_size=32, d_model=16, n_heads=2, enc_d_model=64, enc_n_heads=4,
+                                        enc_layers=1, dec_layers=1, max_src_len=12, max_tgt_len=12))
+    src = torch.randint(3, 32, (64, 12))
+    with torch.no_grad():
+        memory, _ = model.encode(src)
+    assert 0.7 < float(memory.std()) < 1.3
