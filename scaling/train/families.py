@@ -27,7 +27,7 @@ def expand_decoder(spec: StudySpec) -> list[RunConfig]:
     if spec.extra:
         raise SpecError(f"{where(spec)}: table [{next(iter(spec.extra))}] is not used by family 'decoder'")
     runs = expand_axes(spec, decoder_counts)
-    for i, run in enumerate(runs):  # build every config once so impossible shapes fail at plan time
+    for run in runs:  # build every config once so impossible shapes fail at plan time
         try:
             decoder_counts(run)
         except SpecError as e:
