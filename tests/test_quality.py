@@ -55,15 +55,6 @@ def test_clipping_and_smoothing():
         corpus_bleu([[1]], [[1]], smooth="add1")
 
 
-@pytest.fixture
-def one_thread():
-    # Training loops run far faster single-threaded on a shared, oversubscribed CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _naive_greedy(model, src_row, max_len, bos, eos):
     ys = [bos]
     for _ in range(max_len):
@@ -74,7 +65,7 @@ def _naive_greedy(model, src_row, max_len, bos, eos):
     return ys[1:]
 
 
-def test_greedy_matches_naive_loop(one_thread):
+def test_greedy_matches_naive_loop():
     torch.manual_seed(0)
     m = EncoderDecoder(EncDecConfig(vocab_size=9, d_model=16, enc_layers=1, dec_layers=1, n_heads=2,
                                     max_src_len=6, max_tgt_len=5))  # fmt: skip
@@ -109,7 +100,7 @@ class _CopySource(PairSourceBase):
 
 
 @pytest.mark.slow
-def test_trained_copier_scores_100(one_thread):
+def test_trained_copier_scores_100():
     torch.manual_seed(0)
     source = _CopySource()
     m = EncoderDecoder(EncDecConfig(vocab_size=13, d_model=32, enc_layers=1, dec_layers=1, n_heads=2,

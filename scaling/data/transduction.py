@@ -193,7 +193,7 @@ class TransductionSource(PairSourceBase):
     def sample(self, key: int, index: np.ndarray, origin: str = "src_original") -> dict[str, np.ndarray]:
         """Pairs for global indices `index`: words x (source order), y (target order), lengths,
         and per-word log p(y_t | x, y_<t); word arrays are -1 beyond each length."""
-        n, M = len(index), self.max_len
+        M = self.max_len
         u = hash_uniform(key, np.asarray(index, dtype=np.uint64), 1 + 2 * M)
         span = self.max_len - self.min_len + 1
         lengths = self.min_len + np.minimum((u[:, 0] * span).astype(np.int64), span - 1)

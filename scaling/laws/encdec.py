@@ -58,11 +58,11 @@ class EncDecLaw(Law):
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         y = np.exp(t)
         grid = []
-        for frac, pe, pd, off in itertools.product([0.0, 0.5, 0.9], [0.05, 0.2, 0.5, 1.0], [0.05, 0.2, 0.5, 1.0],
+        for frac, pe, p_d, off in itertools.product([0.0, 0.5, 0.9], [0.05, 0.2, 0.5, 1.0], [0.05, 0.2, 0.5, 1.0],
                                                    [-1.0, 0.0, 1.0]):  # fmt: skip
             l_inf = max(frac * y.min(), 1e-3 * y.min())
             gap = max(float(np.median(y)) - l_inf, 1e-6)  # the power term near the reference point
-            grid.append((np.log(gap) + off, pe, pd, np.log(l_inf)))
+            grid.append((np.log(gap) + off, pe, p_d, np.log(l_inf)))
         return np.array(grid, dtype=float)
 
     def optimal_split(self, total_params: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,7 @@ import torch
 
 from scaling.errors import DataError, FitError
 from scaling.laws import get_law
-from scaling.laws.dcpt import (CPT_LAWS, compare_laws, holdout_folds, loss_vs_share_curves,
-                               optimal_domain_share)
+from scaling.laws.dcpt import compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share
 
 TRUE = dict(E=1.2, A=30.0, alpha=0.45, B=400.0, eta=0.6, beta=0.5, C=0.08, gamma=0.5, eps=0.05)
 X = ["N", "D", "r"]
@@ -19,14 +18,6 @@ X = ["N", "D", "r"]
 
 def dcpt(N, D, r, p=TRUE):
     return p["E"] + p["A"] / N ** p["alpha"] + p["B"] * r ** p["eta"] / D ** p["beta"] + p["C"] / (r + p["eps"]) ** p["gamma"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only contend
-    yield
-    torch.set_num_threads(before)
 
 
 def grid(noise=0.003, seed=0, sizes=(1e5, 3e5, 1e6, 3e6), tokens=(1e6, 3e6, 1e7),

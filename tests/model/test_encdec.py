@@ -116,16 +116,7 @@ def test_loss_equals_reference_cross_entropy_with_ignore():
     torch.testing.assert_close(m.loss(src, tgt_in, tgt_out), ref, atol=1e-5, rtol=1e-5)
 
 
-@pytest.fixture
-def one_thread():
-    # Training loops run far faster single-threaded on a shared, oversubscribed CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_learns_copy_task(one_thread):
+def test_learns_copy_task():
     torch.manual_seed(0)
     m = EncoderDecoder(tiny(d_model=32, enc_layers=1, dec_layers=1))
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
