@@ -27,7 +27,6 @@ from scaling.errors import DataError
 RUNS_TABLE = "runs.parquet"
 CURVES_TABLE = "curves.parquet"
 CURVE_COLUMNS = ["run_id", "step", "tokens", "flops", "eval_set", "loss"]
-STATUSES = ("done", "diverged", "failed", "unfinished", "pending")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

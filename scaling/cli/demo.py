@@ -16,7 +16,7 @@ from scaling.cli.progress import console, make_reporter
 from scaling.config import load_spec
 from scaling.report import LawFit, ReportOptions, build_report
 from scaling.store import Store
-from scaling.train import InProcessExecutor, LocalPoolExecutor, default_threads, expand, run_study, study_root
+from scaling.train import expand, local_executor, run_study, study_root
 
 
 
@@ -29,8 +29,8 @@ def demo(
     """Train a small decoder-only size grid on a synthetic source, fit L(N), write the report."""
     s = load_spec(spec)
     store = Store(study_root(s))
-    executor = InProcessExecutor() if workers <= 1 else LocalPoolExecutor(workers)
-    run_study(expand(s), store, executor, make_reporter(console), threads=default_threads(workers) if workers > 1 else 0)
+    executor, threads = local_executor(workers)
+    run_study(expand(s), store, executor, make_reporter(console), threads=threads)
     sections = build_report(s, store, out, ReportOptions(bootstrap=bootstrap))
     for section in sections:
         fit = section.fit

@@ -31,13 +31,7 @@ GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per va
 
 
 def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, method="pairs"):
-    model = get_law(law, loss=loss, delta=delta, init=init, n_bootstrap=0, seed=seed)
-    model.fit(df, x=x, y=y, holdout=holdout)
-    if holdout:
-        # keep the held-out report, then refit on everything for the reported parameters
-        held = model.holdout_
-        model.fit(df, x=x, y=y)
-        model.holdout_ = held
+    model = get_law(law, loss=loss, delta=delta, init=init, seed=seed).fit_and_check(df, x, y, holdout)
     if bootstrap:
         model.bootstrap(bootstrap, seed=seed, method=method)
     return model

@@ -11,9 +11,8 @@ from rich.table import Table
 from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
-from scaling.train import (InProcessExecutor, LocalPoolExecutor, SubmititExecutor, default_threads, expand,
-                           plan_rows, run_study, study_root)
 from scaling.cli.progress import console, make_reporter
+from scaling.train import SubmititExecutor, expand, local_executor, plan_rows, run_study, study_root
 
 grid_app = typer.Typer(help="Plan, train and inspect a study's grid of runs.", no_args_is_help=True)
 
@@ -64,8 +63,7 @@ def run(
         ex = SubmititExecutor.slurm(slurm_folder, partition=partition, timeout_min=timeout_min, gpus_per_node=gpus)
         threads = 0
     elif executor == "local":
-        ex = InProcessExecutor() if workers <= 1 else LocalPoolExecutor(workers)
-        threads = 0 if workers <= 1 else default_threads(workers)
+        ex, threads = local_executor(workers)
     else:
         raise ScalingError(f"--executor must be 'local' or 'slurm', got {executor!r}")
     counts = run_study(runs, store, ex, make_reporter(console), threads=threads)

@@ -236,6 +236,14 @@ class Law:
             self.bootstrap(self.n_bootstrap, seed=self.seed)
         return self
 
+    def fit_and_check(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "Law":
+        """Fit on all rows; with `holdout`, `holdout_` reports how a copy fitted without the
+        held-out rows predicts them (the extrapolation check beside the reported parameters)."""
+        held = self.clone().fit(df, x, y, holdout=holdout).holdout_ if holdout else {}
+        self.fit(df, x, y)
+        self.holdout_ = held
+        return self
+
     def _n_free(self) -> int:
         return len(self.params) - len(self.fixed or {})
 

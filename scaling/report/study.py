@@ -62,14 +62,11 @@ def fit_with_holdout(law_name: str, df: pd.DataFrame, x: list[str], y: str, opts
     """Fit on all points with bootstrap intervals; the held-out check is a separate fit on the rest."""
     holdout = opts.holdout if holdout is None else holdout
     law = get_law(law_name, seed=opts.seed, **law_options)
-    held: dict[str, Any] = {}
-    if holdout:
-        try:
-            held = get_law(law_name, seed=opts.seed, **law_options).fit(df, x=x, y=y, holdout=holdout).holdout_
-        except FitError as e:
-            held = {"split": holdout, "error": str(e)}
-    law.fit(df, x=x, y=y)
-    law.holdout_ = held
+    try:
+        law.fit_and_check(df, x, y, holdout)
+    except FitError as e:  # the check cannot run (too few points left); the fit itself still can
+        law.fit(df, x=x, y=y)
+        law.holdout_ = {"split": holdout, "error": str(e)}
     if opts.bootstrap:
         law.bootstrap(opts.bootstrap, seed=opts.seed, method=opts.method_for(law.n_points_))
     return law

@@ -152,6 +152,13 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def local_executor(workers: int) -> tuple[Executor, int]:
+    """In-process for one worker, else a process pool; with the torch threads each run gets (0 = leave)."""
+    if workers <= 1:
+        return InProcessExecutor(), 0
+    return LocalPoolExecutor(workers), default_threads(workers)
+
+
 class StudyReporter(Protocol):
     def start(self, todo: list[RunConfig], skipped: int) -> None: ...
     def step(self, run_id: str, step: int, total: int, loss: float) -> None: ...

@@ -149,7 +149,7 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
             return {"run_id": run_id, "status": "unfinished", "step": step}
 
     wall = wall_before + time.perf_counter() - t0
-    final = {name: loss for name, loss in _last_losses(curves).items()}
+    final = _last_losses(curves)
     metrics = task.final_metrics() if status == "done" else {}
     if status == "done":
         torch.save(model.state_dict(), store.final_weights_path(run_id))
