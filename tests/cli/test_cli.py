@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling.cli import app
+from scaling.datasets import dataset_path
 
 SPEC = """
 [study]
@@ -106,11 +107,10 @@ def test_report_is_self_contained(spec, tmp_path):
     assert "L_inf" in html and "held-out" in html and "Bayes loss" in html
 
 
-NMT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nmt_gordon2021_data_scaling.tsv"
+NMT = dataset_path("nmt_gordon2021")
 PARAMS = "params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)"
 
 
-@pytest.mark.skipif(not NMT.is_file(), reason="shared data not present")
 def test_nmt_joint_law_and_bleu_law_per_language_pair():
     """Gordon et al.'s NMT runs through the CLI: a joint parameters/data law and BLEU = C·exp(k·CE) per pair."""
     r = runner.invoke(app, ["fit", "chinchilla", str(NMT), "--derive", PARAMS, "--x", "params", "--x", "data_bytes",
