@@ -57,7 +57,10 @@ class TrainSection:
     steps: int | None = None
     tokens: int | None = None
     tokens_per_param: float | None = None
-    """Token budget per run: exactly one of steps, tokens or tokens_per_param (× non-embedding params)."""
+    flops: float | list[float] | None = None
+    """Budget per run: exactly one of steps, tokens, tokens_per_param (× non-embedding params) or
+    flops (training FLOPs C; tokens = C / the shape's exact training FLOPs per token). A list of
+    flops is an IsoFLOP axis, as the [grid] axis "train.flops" is; each run records its `flops`."""
     min_steps: int = 0
     """Lower bound on steps when the budget is given in tokens per parameter."""
     batch_size: int = 32
@@ -80,6 +83,14 @@ class TrainSection:
     loss_impl: Literal["auto", "chunked", "torch", "triton"] = "auto"
     threads: int = 0
     """torch threads per run; 0 = share the machine's cores among workers."""
+    compile: bool = False
+    """torch.compile the model (operational: not part of the run id)."""
+    micro_batch_size: int = 0
+    """Sequences per forward pass, accumulated to batch_size; 0 = the whole batch at once (operational)."""
+    nproc: int = 1
+    """Data-parallel processes per run, sharing the global batch (operational)."""
+    keep_final: bool = True
+    """Keep the final weights (final.pt) of finished runs (operational)."""
 
 
 @dataclass(kw_only=True)
@@ -144,7 +155,8 @@ def spec_from_dict(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
             known = ", ".join(sorted([*SECTIONS, "grid", *FAMILY_TABLES]))
             raise SpecError(f"{source}: unknown table [{key}]; expected one of {known}")
     spec = StudySpec(**kwargs, extra=extra)
-    _check_train(spec.train, source)
+    _check_budget_kinds(spec.train, spec.grid, source)
+    _check_train(spec.train, f"{source}:")
     return spec
 
 
@@ -169,27 +181,55 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_train(t: TrainSection, source: str) -> None:
-    budgets = [k for k in ("steps", "tokens", "tokens_per_param") if getattr(t, k) is not None]
+BUDGETS = ("steps", "tokens", "tokens_per_param", "flops")
+
+
+def _check_budget_kinds(t: TrainSection, grid: dict[str, list[Any]], source: str) -> None:
+    """Exactly one kind of budget, counting [grid] axes such as "train.flops" = [...]."""
+    if isinstance(t.flops, list) and "train.flops" in grid:
+        raise SpecError(f"{source}: give the flops axis once: [train] `flops` is a list and [grid] has \"train.flops\"")
+    budgets = [k for k in BUDGETS if getattr(t, k) is not None or f"train.{k}" in grid]
     if len(budgets) != 1:
         raise SpecError(
-            f"{source}: [train] needs exactly one token budget: `steps`, `tokens` or `tokens_per_param`"
-            f" (got {', '.join(budgets) or 'none'})"
+            f"{source}: [train] needs exactly one token budget: `steps`, `tokens`, `tokens_per_param` or `flops`"
+            f" (in [train] or as a [grid] axis \"train.<budget>\"; got {', '.join(budgets) or 'none'})"
         )
-    for name in ("batch_size", "seq_len", "eval_points", "checkpoint_every"):
+
+
+def check_run_train(train: dict[str, Any], prefix: str) -> TrainSection:
+    """Validate one expanded run's [train] values with the base table's checks; messages start with `prefix`."""
+    t = from_dict(TrainSection, train, f"{prefix} [train]")
+    budgets = [k for k in BUDGETS if getattr(t, k) is not None]
+    if len(budgets) != 1:
+        raise SpecError(f"{prefix} [train] needs exactly one token budget: `steps`, `tokens`, `tokens_per_param`"
+                        f" or `flops` (got {', '.join(budgets) or 'none'})")
+    _check_train(t, prefix)
+    return t
+
+
+def _check_train(t: TrainSection, prefix: str) -> None:
+    """Value checks of a [train] table; `prefix` names the file (and, for an expanded run, the grid axes)."""
+    for name in ("batch_size", "seq_len", "eval_points", "checkpoint_every", "nproc"):
         if getattr(t, name) < 1:
-            raise SpecError(f"{source}: [train] `{name}` must be >= 1, got {getattr(t, name)}")
-    for name in budgets:
-        if getattr(t, name) <= 0:
-            raise SpecError(f"{source}: [train] `{name}` must be > 0, got {getattr(t, name)}")
+            raise SpecError(f"{prefix} [train] `{name}` must be >= 1, got {getattr(t, name)}")
+    for name in BUDGETS:
+        value = getattr(t, name)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and v <= 0:
+                raise SpecError(f"{prefix} [train] `{name}` must be > 0, got {v}")
+    if isinstance(t.flops, list) and (not t.flops or len(set(t.flops)) != len(t.flops)):
+        raise SpecError(f"{prefix} [train] `flops` must be a non-empty list of distinct budgets, got {t.flops!r}")
     if t.lr <= 0:
-        raise SpecError(f"{source}: [train] `lr` must be > 0, got {t.lr}")
+        raise SpecError(f"{prefix} [train] `lr` must be > 0, got {t.lr}")
     if not 0 <= t.min_lr_ratio <= 1:
-        raise SpecError(f"{source}: [train] `min_lr_ratio` must be between 0 and 1, got {t.min_lr_ratio}")
+        raise SpecError(f"{prefix} [train] `min_lr_ratio` must be between 0 and 1, got {t.min_lr_ratio}")
     if not 0 < t.decay_fraction <= 1:
-        raise SpecError(f"{source}: [train] `decay_fraction` must be in (0, 1], got {t.decay_fraction}")
+        raise SpecError(f"{prefix} [train] `decay_fraction` must be in (0, 1], got {t.decay_fraction}")
     if t.warmup < 0:
-        raise SpecError(f"{source}: [train] `warmup` must be >= 0, got {t.warmup}")
+        raise SpecError(f"{prefix} [train] `warmup` must be >= 0, got {t.warmup}")
+    if t.micro_batch_size < 0 or (t.micro_batch_size and t.batch_size % t.micro_batch_size):
+        raise SpecError(f"{prefix} [train] `micro_batch_size` must be 0 or divide `batch_size` ({t.batch_size}),"
+                        f" got {t.micro_batch_size}")
 
 
 # ---------------------------------------------------------------- generic dataclass loading

@@ -123,8 +123,10 @@ def plot(
     model.fit(df, x=x, y=y, holdout=holdout)
     if bootstrap:
         model.bootstrap(bootstrap, seed=seed, method=bootstrap_method)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_fit(model, df, holdout=holdout).savefig(out, bbox_inches="tight")
+    from scaling.store import atomic_open
+
     resid = out.with_name(f"{out.stem}-residuals{out.suffix}")
-    plot_residuals(model, df).savefig(resid, bbox_inches="tight")
+    for fig, path in ((plot_fit(model, df, holdout=holdout), out), (plot_residuals(model, df), resid)):
+        with atomic_open(path) as f:  # atomic, and readable as the umask says
+            fig.savefig(f, format=path.suffix.lstrip(".") or None, bbox_inches="tight")
     console.print(f"wrote {out} and {resid}")

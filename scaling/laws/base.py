@@ -374,7 +374,9 @@ class Law:
         return law
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        from scaling.store import atomic_write_bytes
+
+        atomic_write_bytes(path, json.dumps(self.to_json(), indent=1).encode())
 
     @classmethod
     def load(cls, path: str | Path) -> "Law":

@@ -8,17 +8,25 @@ A NaN or inf loss stops the run with status `diverged`.
 from __future__ import annotations
 
 import math
+import os
 import time
+import typing
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from scaling.store import Store
+from scaling.config import TrainSection
+from scaling.errors import SpecError
+from scaling.store import Store, atomic_open
 from scaling.train.run_config import RunConfig
 from scaling.train.task import Task
+
+SCHEDULES = typing.get_args(typing.get_type_hints(TrainSection)["schedule"])
 
 ProgressFn = Callable[[str, int, int, float], None]
 """Called as (run_id, step, total_steps, last train loss)."""
@@ -39,6 +47,8 @@ def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
         return peak * (step + 1) / warmup
     floor = peak * float(train.get("min_lr_ratio", 0.1))
     schedule = train.get("schedule", "cosine")
+    if schedule not in SCHEDULES:
+        raise SpecError(f"[train] `schedule`: unknown schedule {schedule!r}; expected one of {', '.join(map(repr, SCHEDULES))}")
     if schedule == "constant":
         return peak
     if schedule == "wsd":
@@ -86,11 +96,12 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
 
     step, curves, wall_before = 0, [], 0.0
     ckpt_path = store.checkpoint_path(run_id)
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    state = load_checkpoint(ckpt_path, device) if ckpt_path.is_file() else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, curves, wall_before = int(state["step"]), list(state["curves"]), float(state["wall_time"])
+        step, wall_before = int(state["step"]), float(state["wall_time"])
+        curves = [{**c, "run_id": run_id} for c in state["curves"]]  # the id may have been upgraded since
     elif run.parent:
         parent = torch.load(store.final_weights_path(run.parent), map_location=device, weights_only=True)
         model.load_state_dict(parent)
@@ -107,9 +118,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     def checkpoint() -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                  "curves": curves, "wall_time": wall_before + time.perf_counter() - t0}
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(ckpt_path)
+        with atomic_open(ckpt_path) as f:
+            torch.save(state, f)
 
     if step == 0 and run.parent:
         record(0)  # the continued model's starting point
@@ -152,11 +162,39 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     final = _last_losses(curves)
     metrics = task.final_metrics() if status == "done" else {}
     if status == "done":
-        torch.save(model.state_dict(), store.final_weights_path(run_id))
+        with atomic_open(store.final_weights_path(run_id)) as f:
+            torch.save(model.state_dict(), f)
     row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss)
     store.write_result(run_id, row, curves)
     ckpt_path.unlink(missing_ok=True)
     return row
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "curves", "wall_time")
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """A run's checkpoint, or None (with a warning) if it cannot be read: it is moved aside, not deleted.
+
+    The run then restarts from step 0 (or its parent's weights); the bad file stays beside it
+    as checkpoint.pt.corrupt-<UTC time> for inspection.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise KeyError(f"missing {', '.join(missing)}")
+    except Exception as e:  # truncated, corrupt or foreign file: any failure to read means the same
+        stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            aside, n = path.with_name(f"{path.name}.corrupt-{stamp}.{n}"), n + 1
+        os.replace(path, aside)
+        warnings.warn(f"{path}: unreadable checkpoint ({type(e).__name__}: {e}); moved aside to {aside.name};"
+                      " the run restarts from step 0", RuntimeWarning, stacklevel=2)
+        return None
+    return state
 
 
 def _last_losses(curves: list[dict[str, Any]]) -> dict[str, float]:
