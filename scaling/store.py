@@ -5,11 +5,15 @@ Layout under the study folder (runs/<study>/):
     runs.parquet      one row per run: config columns, counts, final losses, status, timing
     curves.parquet    one row per run x evaluation step x eval set
     runs/<run_id>/    config.json, checkpoint.pt (while training), result.json, curves.parquet,
-                      final.pt (final weights, kept for runs that others continue from)
+                      final.pt (final weights, kept for runs that others continue from),
+                      checkpoint.pt.corrupt-<time> (an unreadable checkpoint, moved aside)
+    store.json        the run-id scheme of the folders and the renames an upgrade made
+    superseded/       old run folders an upgrade found to duplicate a kept run
 
 Each run writes only into its own folder, so parallel workers never share a file; the study
 tables are rebuilt from the run folders by the coordinating process. Every write goes to a
-temporary file and is renamed into place, so a killed process leaves no half-written file.
+temporary file and is renamed into place, so a killed process leaves no half-written file, and
+every file gets the mode the umask gives (shared-readable with the usual 022).
 """
 
 from __future__ import annotations
@@ -112,14 +116,19 @@ class Store:
         self._upgraded = False
 
     def run_dir(self, run_id: str) -> Path:
-        if not self._upgraded:
-            self._upgraded = True
-            try:
-                self.upgrade()
-            except OSError as e:  # e.g. a lab-mate's read-only store: read it as it is
-                warnings.warn(f"{self.root}: could not rename runs to the current id scheme ({e}); "
-                              "finished runs of the old scheme show as pending", RuntimeWarning, stacklevel=2)
+        self._upgrade_once()
         return self.root / "runs" / run_id
+
+    def _upgrade_once(self) -> None:
+        """Every way into the run folders passes here first, so none sees the old names."""
+        if self._upgraded:
+            return
+        self._upgraded = True
+        try:
+            self.upgrade()
+        except OSError as e:  # e.g. a lab-mate's read-only store: read it as it is
+            warnings.warn(f"{self.root}: could not rename runs to the current id scheme ({e}); "
+                          "finished runs of the old scheme show as pending", RuntimeWarning, stacklevel=3)
 
     def upgrade(self) -> dict[str, str]:
         """Rename run folders of an older id scheme to today's ids, once; returns {old id: new id}.
@@ -246,6 +255,7 @@ class Store:
         atomic_write_json(self.run_dir(run_id) / "result.json", row)
 
     def run_ids(self) -> list[str]:
+        self._upgrade_once()
         base = self.root / "runs"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 

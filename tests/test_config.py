@@ -178,6 +178,9 @@ def test_flops_budget_gives_each_shape_tokens_c_over_flops_per_token(tmp_path, w
         assert run.flat()["train.flops"] == c  # the budget is recorded per run, for the isoflop law to group by
         seen.add((run.model["d_model"], c))
     assert seen == {(d, c) for d in (16, 32) for c in budgets}
+    from scaling.train import plan_rows
+
+    assert sorted(row["train.flops"] for row in plan_rows(runs)) == [3e7, 3e7, 1e8, 1e8]
     small = next(r for r in runs if r.model["d_model"] == 16 and r.train["flops"] == 1e8)
     large = next(r for r in runs if r.model["d_model"] == 32 and r.train["flops"] == 1e8)
     assert small.train["steps"] > large.train["steps"]  # same compute: the smaller model sees more tokens

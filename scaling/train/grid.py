@@ -199,6 +199,7 @@ def plan_rows(runs: list[RunConfig]) -> list[dict[str, Any]]:
                      **{k: v for k, v in c.items() if k != "flops_per_token"},
                      "steps": int(run.train["steps"]), "tokens": tokens,
                      "flops": tokens * c["flops_per_token"],
+                     **({"train.flops": run.train["flops"]} if run.train.get("flops") is not None else {}),
                      **{f"extra.{k}": v for k, v in run.extra.items()},
                      "parent": run.parent or ""})
     return rows

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +120,12 @@ def test_a_store_of_the_old_scheme_keeps_its_finished_runs(tmp_path, monkeypatch
     new_ids = [r.run_id for r in runs]
     assert not set(old_ids) & set(new_ids)
     assert sorted(p.name for p in (store_dir / "runs").iterdir()) == sorted(old_ids)
+
+    # the first thing done with the store may be a rebuild: it lists the folders after the upgrade
+    shutil.copytree(store_dir, tmp_path / "copy")
+    copy = Store(tmp_path / "copy")
+    copy.rebuild()
+    assert copy.runs()["run_id"].tolist() == [new_ids[0]]
 
     # upgrade: same study, now moved to another device and checkpoint cadence
     moved = spec_runs(tmp_path, SPEC.replace("checkpoint_every = 8", 'checkpoint_every = 6\ndevice = "cpu"'))
