@@ -191,6 +191,7 @@ def resolve_steps(run: RunConfig, counts: Callable[[RunConfig], dict[str, float]
 def plan_rows(runs: list[RunConfig]) -> list[dict[str, Any]]:
     """What `scaling grid plan` shows: one row per run with parameters, tokens and FLOPs."""
     rows = []
+    isoflop = any(run.train.get("flops") is not None for run in runs)  # show each run's compute budget
     for run in runs:
         family = get_family(run.family)
         c = family.counts(run)
@@ -199,7 +200,7 @@ def plan_rows(runs: list[RunConfig]) -> list[dict[str, Any]]:
                      **{k: v for k, v in c.items() if k != "flops_per_token"},
                      "steps": int(run.train["steps"]), "tokens": tokens,
                      "flops": tokens * c["flops_per_token"],
-                     **({"train.flops": run.train["flops"]} if run.train.get("flops") is not None else {}),
+                     **({"train.flops": run.train.get("flops")} if isoflop else {}),
                      **{f"extra.{k}": v for k, v in run.extra.items()},
                      "parent": run.parent or ""})
     return rows
