@@ -147,7 +147,7 @@ def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]]
             set_dotted(base, key, value, source)
         train_axes = [f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith("train.")]
         prefix = f"{source}: [grid] axis {', '.join(train_axes)}:" if train_axes else f"{source}:"
-        base["train"] = plain(check_run_train(base["train"], prefix))  # checked and typed as the base table is
+        check_run_train(base["train"], prefix)  # values stay as written: ids of existing runs depend on them
         run = RunConfig(study=spec.name, family=spec.family, label=shape_label(base["model"]), **base)
         run.train["steps"] = resolve_steps(run, counts, source, tokens_per_step(run) if tokens_per_step else None)
         runs.append(run)

@@ -205,3 +205,17 @@ def test_an_interrupted_upgrade_finishes_on_the_next_load(tmp_path):
     Store._rewrite_ids(root / "runs" / old_child_id, child.run_id, base.run_id)
     assert Store(root).upgrade() == {old_child_id: child.run_id}
     assert pending([base, child], Store(root)) == []
+
+
+def test_grid_values_keep_the_form_old_stores_hashed(tmp_path):
+    # the old code put grid values into the config as written (2, not 2.0); expansion must too,
+    # or an upgraded folder's id (recomputed from its config.json) would miss the expanded run
+    (run, _) = spec_runs(tmp_path, SPEC + '[grid]\n"train.warmup" = [2]\n')
+    assert run.train["warmup"] == 2 and isinstance(run.train["warmup"], int)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(RunConfig, "run_id", property(old_run_id))
+        old = old_style(run)
+        old_id = old.run_id
+    root = tmp_path / "store"
+    _fake_store(root, {old_id: old}, {old_id: "done"})
+    assert Store(root).upgrade() == {old_id: run.run_id}
