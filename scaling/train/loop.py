@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scaling import schema
 from scaling.store import Store
 from scaling.train.run_config import RunConfig
 from scaling.train.task import Task
@@ -169,27 +170,32 @@ def _last_losses(curves: list[dict[str, Any]]) -> dict[str, float]:
 
 def column_name(eval_set: str) -> str:
     """Eval set name as a column suffix: 'domain/valid' -> 'domain_valid'."""
-    return "".join(ch if ch.isalnum() else "_" for ch in eval_set)
+    return schema.eval_column(eval_set)
 
 
 def build_row(run: RunConfig, counts: dict[str, float], bayes: dict[str, float | None],
               final: dict[str, float], metrics: dict[str, float], status: str, steps: int,
               tokens_per_step: int, wall: float, last_train_loss: float) -> dict[str, Any]:
-    """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set."""
+    """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set.
+
+    `flops` is the exact count of the model as built; `c_6nd` is 6 N D with the N the laws use
+    (non-embedding), so both conventions sit side by side (scaling.schema).
+    """
     tokens = steps * tokens_per_step
     row: dict[str, Any] = run.flat()
-    row.update({k: int(v) if float(v).is_integer() and k.startswith("n_params") else float(v)
+    row.update({k: int(v) if float(v).is_integer() and k.startswith(schema.N_PARAMS) else float(v)
                 for k, v in counts.items()})
-    row.update({"steps": steps, "tokens": tokens, "flops": tokens * counts["flops_per_token"],
-                "status": status, "wall_time": wall, "tokens_per_s": tokens / wall if wall > 0 else math.nan,
-                "train_loss": last_train_loss})
+    row.update({schema.STEPS: steps, schema.TOKENS: tokens, schema.FLOPS: tokens * counts[schema.FLOPS_PER_TOKEN],
+                schema.C_6ND: schema.c_6nd(counts[schema.N_PARAMS_NONEMB], tokens),
+                schema.STATUS: status, schema.WALL_TIME: wall,
+                schema.TOKENS_PER_S: tokens / wall if wall > 0 else math.nan, schema.TRAIN_LOSS: last_train_loss})
     names = list(bayes)
     for name in names:
-        row[f"loss_{column_name(name)}"] = final.get(name, math.nan)
+        row[schema.loss_column(name)] = final.get(name, math.nan)
         b = bayes[name]
-        row[f"bayes_{column_name(name)}"] = math.nan if b is None else float(b)
+        row[schema.bayes_column(name)] = math.nan if b is None else float(b)
     if names:
-        row["loss"] = final.get(names[0], math.nan)
-        row["bayes_loss"] = row[f"bayes_{column_name(names[0])}"]
+        row[schema.LOSS] = final.get(names[0], math.nan)
+        row[schema.BAYES_LOSS] = row[schema.bayes_column(names[0])]
     row.update({k: float(v) for k, v in metrics.items()})
     return row
