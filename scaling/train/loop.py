@@ -19,7 +19,7 @@ import torch
 from scaling import schema
 from scaling.store import Store
 from scaling.train.run_config import RunConfig
-from scaling.train.task import Task
+from scaling.train.task import Task, consumed
 
 ProgressFn = Callable[[str, int, int, float], None]
 """Called as (run_id, step, total_steps, last train loss)."""
@@ -99,10 +99,10 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     def record(at_step: int) -> dict[str, float]:
         with autocast:
             losses = task.evaluate()
-        tokens = at_step * task.tokens_per_step
+        tokens, flops = consumed(task, at_step, flops_per_token)
         for name, loss in losses.items():
             curves.append({"run_id": run_id, "step": at_step, "tokens": tokens,
-                           "flops": tokens * flops_per_token, "eval_set": name, "loss": loss})
+                           "flops": flops, "eval_set": name, "loss": loss})
         return losses
 
     def checkpoint() -> None:
@@ -154,7 +154,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     metrics = task.final_metrics() if status == "done" else {}
     if status == "done":
         torch.save(model.state_dict(), store.final_weights_path(run_id))
-    row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss)
+    row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss,
+                    counted=consumed(task, step, flops_per_token))
     store.write_result(run_id, row, curves)
     ckpt_path.unlink(missing_ok=True)
     return row
@@ -175,18 +176,22 @@ def column_name(eval_set: str) -> str:
 
 def build_row(run: RunConfig, counts: dict[str, float], bayes: dict[str, float | None],
               final: dict[str, float], metrics: dict[str, float], status: str, steps: int,
-              tokens_per_step: int, wall: float, last_train_loss: float) -> dict[str, Any]:
+              tokens_per_step: int, wall: float, last_train_loss: float,
+              counted: tuple[int, float] | None = None) -> dict[str, Any]:
     """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set.
 
-    `flops` is the exact count of the model as built; `c_6nd` is 6 N D with the N the laws use
+    `flops` is the exact count of the model as built (`counted` = (tokens, flops) where the task
+    counts them itself, else steps x tokens_per_step); `c_6nd` is 6 N D with the N the laws use
     (non-embedding), so both conventions sit side by side (scaling.schema).
     """
-    tokens = steps * tokens_per_step
+    tokens, flops = counted if counted is not None else (steps * tokens_per_step, None)
+    if flops is None:
+        flops = tokens * counts[schema.FLOPS_PER_TOKEN]
     row: dict[str, Any] = run.flat()
     row.update({k: int(v) if float(v).is_integer() and k.startswith(schema.N_PARAMS) else float(v)
                 for k, v in counts.items()})
-    row.update({schema.STEPS: steps, schema.TOKENS: tokens, schema.FLOPS: tokens * counts[schema.FLOPS_PER_TOKEN],
-                schema.C_6ND: schema.c_6nd(counts[schema.N_PARAMS_NONEMB], tokens),
+    row.update({schema.STEPS: steps, schema.TOKENS: tokens, schema.FLOPS: flops,
+                schema.C_6ND: schema.c_6nd(counts.get(schema.N_PARAMS_NONEMB, math.nan), tokens),
                 schema.STATUS: status, schema.WALL_TIME: wall,
                 schema.TOKENS_PER_S: tokens / wall if wall > 0 else math.nan, schema.TRAIN_LOSS: last_train_loss})
     names = list(bayes)
