@@ -13,6 +13,7 @@ import warnings
 
 import typer
 
+from scaling.cli.advise import advise
 from scaling.cli.datasets import datasets_app
 from scaling.cli.demo import demo
 from scaling.cli.fit import fit, plot
@@ -28,6 +29,7 @@ app.command()(fit)
 app.command()(plot)
 app.command()(report)
 app.command()(demo)
+app.command()(advise)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
