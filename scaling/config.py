@@ -84,13 +84,13 @@ class TrainSection:
     threads: int = 0
     """torch threads per run; 0 = share the machine's cores among workers."""
     compile: bool = False
-    """torch.compile the model (operational: not part of the run id)."""
-    micro_batch_size: int = 0
-    """Sequences per forward pass, accumulated to batch_size; 0 = the whole batch at once (operational)."""
+    """`torch.compile` the model for training (operational: not part of the run id)."""
+    micro_batch_size: int | None = None
+    """Rows per forward/backward; gradients accumulate to the full `batch_size` (operational)."""
     nproc: int = 1
-    """Data-parallel processes per run, sharing the global batch (operational)."""
-    keep_final: bool = True
-    """Keep the final weights (final.pt) of finished runs (operational)."""
+    """DDP processes per run; `batch_size` is the global batch, split among them (operational)."""
+    keep_final: bool = False
+    """Keep final.pt for every run, not only for runs that others continue from (operational)."""
 
 
 @dataclass(kw_only=True)
@@ -156,7 +156,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
             raise SpecError(f"{source}: unknown table [{key}]; expected one of {known}")
     spec = StudySpec(**kwargs, extra=extra)
     _check_budget_kinds(spec.train, spec.grid, source)
-    _check_train(spec.train, f"{source}:")
+    _check_train(spec.train, source)
     return spec
 
 
@@ -196,40 +196,44 @@ def _check_budget_kinds(t: TrainSection, grid: dict[str, list[Any]], source: str
         )
 
 
-def check_run_train(train: dict[str, Any], prefix: str) -> TrainSection:
-    """Validate one expanded run's [train] values with the base table's checks; messages start with `prefix`."""
-    t = from_dict(TrainSection, train, f"{prefix} [train]")
+def check_run_train(train: dict[str, Any], source: str) -> TrainSection:
+    """Validate one expanded run's [train] values with the base table's checks and messages.
+
+    `source` starts every message: the file, and for a grid run the axes and values it got.
+    """
+    t = from_dict(TrainSection, train, f"{source}: [train]")
     budgets = [k for k in BUDGETS if getattr(t, k) is not None]
     if len(budgets) != 1:
-        raise SpecError(f"{prefix} [train] needs exactly one token budget: `steps`, `tokens`, `tokens_per_param`"
+        raise SpecError(f"{source}: [train] needs exactly one token budget: `steps`, `tokens`, `tokens_per_param`"
                         f" or `flops` (got {', '.join(budgets) or 'none'})")
-    _check_train(t, prefix)
+    _check_train(t, source)
     return t
 
 
-def _check_train(t: TrainSection, prefix: str) -> None:
-    """Value checks of a [train] table; `prefix` names the file (and, for an expanded run, the grid axes)."""
-    for name in ("batch_size", "seq_len", "eval_points", "checkpoint_every", "nproc"):
+def _check_train(t: TrainSection, source: str) -> None:
+    for name in ("batch_size", "seq_len", "eval_points", "checkpoint_every"):
         if getattr(t, name) < 1:
-            raise SpecError(f"{prefix} [train] `{name}` must be >= 1, got {getattr(t, name)}")
+            raise SpecError(f"{source}: [train] `{name}` must be >= 1, got {getattr(t, name)}")
     for name in BUDGETS:
         value = getattr(t, name)
         for v in value if isinstance(value, list) else [value]:
             if v is not None and v <= 0:
-                raise SpecError(f"{prefix} [train] `{name}` must be > 0, got {v}")
+                raise SpecError(f"{source}: [train] `{name}` must be > 0, got {v}")
     if isinstance(t.flops, list) and (not t.flops or len(set(t.flops)) != len(t.flops)):
-        raise SpecError(f"{prefix} [train] `flops` must be a non-empty list of distinct budgets, got {t.flops!r}")
+        raise SpecError(f"{source}: [train] `flops` must be a non-empty list of distinct budgets, got {t.flops!r}")
     if t.lr <= 0:
-        raise SpecError(f"{prefix} [train] `lr` must be > 0, got {t.lr}")
+        raise SpecError(f"{source}: [train] `lr` must be > 0, got {t.lr}")
     if not 0 <= t.min_lr_ratio <= 1:
-        raise SpecError(f"{prefix} [train] `min_lr_ratio` must be between 0 and 1, got {t.min_lr_ratio}")
+        raise SpecError(f"{source}: [train] `min_lr_ratio` must be between 0 and 1, got {t.min_lr_ratio}")
     if not 0 < t.decay_fraction <= 1:
-        raise SpecError(f"{prefix} [train] `decay_fraction` must be in (0, 1], got {t.decay_fraction}")
+        raise SpecError(f"{source}: [train] `decay_fraction` must be in (0, 1], got {t.decay_fraction}")
     if t.warmup < 0:
-        raise SpecError(f"{prefix} [train] `warmup` must be >= 0, got {t.warmup}")
-    if t.micro_batch_size < 0 or (t.micro_batch_size and t.batch_size % t.micro_batch_size):
-        raise SpecError(f"{prefix} [train] `micro_batch_size` must be 0 or divide `batch_size` ({t.batch_size}),"
-                        f" got {t.micro_batch_size}")
+        raise SpecError(f"{source}: [train] `warmup` must be >= 0, got {t.warmup}")
+    if t.nproc < 1 or t.batch_size % t.nproc:
+        raise SpecError(f"{source}: [train] `nproc` must be >= 1 and divide `batch_size` ({t.batch_size}), got {t.nproc}")
+    if t.micro_batch_size is not None and not 1 <= t.micro_batch_size <= t.batch_size // t.nproc:
+        raise SpecError(f"{source}: [train] `micro_batch_size` must be between 1 and `batch_size` / `nproc` "
+                        f"({t.batch_size // t.nproc}), got {t.micro_batch_size}")
 
 
 # ---------------------------------------------------------------- generic dataclass loading

@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from scaling.errors import DataError
+from scaling.schema import CURVE_COLUMNS, N_PARAMS, PARENT, RUN_ID, STATUS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 RUNS_TABLE = "runs.parquet"
 CURVES_TABLE = "curves.parquet"
-CURVE_COLUMNS = ["run_id", "step", "tokens", "flops", "eval_set", "loss"]
 
 
 # ---------------------------------------------------------------- atomic writes (every file the tool writes)
@@ -203,7 +203,7 @@ class Store:
     @staticmethod
     def _status_in(folder: Path) -> str:
         try:
-            return json.loads((folder / "result.json").read_text())["status"]
+            return json.loads((folder / "result.json").read_text())[STATUS]
         except (OSError, ValueError, KeyError):
             return "unfinished" if (folder / "checkpoint.pt").is_file() else "pending"
 
@@ -216,16 +216,15 @@ class Store:
         result_path = folder / "result.json"
         if result_path.is_file():
             row = json.loads(result_path.read_text())
-            if row.get("run_id") != run_id or ("parent" in row and row["parent"] != (parent or "")):
-                atomic_write_json(result_path, {**row, "run_id": run_id,
-                                                **({"parent": parent or ""} if "parent" in row else {})})
+            if row.get(RUN_ID) != run_id or (PARENT in row and row[PARENT] != (parent or "")):
+                atomic_write_json(result_path, {**row, RUN_ID: run_id, **({PARENT: parent or ""} if PARENT in row else {})})
         curves_path = folder / CURVES_TABLE
         if curves_path.is_file():
             import pandas as pd
 
             curves = pd.read_parquet(curves_path)
-            if "run_id" in curves and (curves["run_id"] != run_id).any():
-                atomic_write_parquet(curves_path, curves.assign(run_id=run_id))
+            if RUN_ID in curves and (curves[RUN_ID] != run_id).any():
+                atomic_write_parquet(curves_path, curves.assign(**{RUN_ID: run_id}))
 
     def checkpoint_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "checkpoint.pt"
@@ -240,7 +239,7 @@ class Store:
     def status(self, run_id: str) -> str:
         result = self.result(run_id)
         if result is not None:
-            return result["status"]
+            return result[STATUS]
         return "unfinished" if self.run_dir(run_id).is_dir() else "pending"
 
     def write_config(self, run_id: str, config: dict[str, Any]) -> None:
@@ -274,7 +273,7 @@ class Store:
                 curves.append(pd.read_parquet(path))
         runs = pd.DataFrame(rows)
         if not runs.empty:
-            runs = runs.sort_values(["n_params", "run_id"] if "n_params" in runs else ["run_id"], kind="stable")
+            runs = runs.sort_values([N_PARAMS, RUN_ID] if N_PARAMS in runs else [RUN_ID], kind="stable")
         atomic_write_parquet(self.root / RUNS_TABLE, runs.reset_index(drop=True))
         curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
         atomic_write_parquet(self.root / CURVES_TABLE, curve_frame)

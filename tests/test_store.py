@@ -32,6 +32,7 @@ batch_size = 4
 seq_len = 21
 eval_points = 3
 checkpoint_every = 5
+keep_final = true
 """
 
 

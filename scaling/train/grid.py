@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from scaling import schema
 from scaling.config import StudySpec, TrainSection, check_run_train, plain
 from scaling.errors import ScalingError, SpecError
 from scaling.train.run_config import RunConfig
@@ -146,8 +147,7 @@ def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]]
                 _missing(key, source)
             set_dotted(base, key, value, source)
         train_axes = [f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith("train.")]
-        prefix = f"{source}: [grid] axis {', '.join(train_axes)}:" if train_axes else f"{source}:"
-        check_run_train(base["train"], prefix)  # values stay as written: ids of existing runs depend on them
+        check_run_train(base["train"], f"{source}: [grid] axis {', '.join(train_axes)}" if train_axes else source)  # values stay as written: ids of existing runs depend on them
         run = RunConfig(study=spec.name, family=spec.family, label=shape_label(base["model"]), **base)
         run.train["steps"] = resolve_steps(run, counts, source, tokens_per_step(run) if tokens_per_step else None)
         runs.append(run)
@@ -200,7 +200,7 @@ def plan_rows(runs: list[RunConfig]) -> list[dict[str, Any]]:
                      **{k: v for k, v in c.items() if k != "flops_per_token"},
                      "steps": int(run.train["steps"]), "tokens": tokens,
                      "flops": tokens * c["flops_per_token"],
-                     **({"train.flops": run.train.get("flops")} if isoflop else {}),
+                     **({schema.BUDGET_FLOPS: run.train.get("flops")} if isoflop else {}),
                      **{f"extra.{k}": v for k, v in run.extra.items()},
                      "parent": run.parent or ""})
     return rows

@@ -63,7 +63,7 @@ def spec_runs(tmp_path: Path, text: str = SPEC) -> list[RunConfig]:
 
 
 ALTERNATIVES = {"device": "cpu", "threads": 3, "checkpoint_every": 7, "loss_impl": "torch", "compile": True,
-                "micro_batch_size": 2, "nproc": 2, "keep_final": False}
+                "micro_batch_size": 2, "nproc": 2, "keep_final": True}
 
 
 def test_operational_keys_leave_the_id_alone_and_the_rest_change_it(tmp_path):
@@ -88,7 +88,7 @@ def test_operational_keys_leave_the_id_alone_and_the_rest_change_it(tmp_path):
 
 def test_spec_with_other_operational_settings_expands_to_the_same_ids(tmp_path):
     moved = SPEC.replace("checkpoint_every = 8", 'checkpoint_every = 5\ndevice = "cpu"\nthreads = 2\n'
-                         'loss_impl = "torch"\ncompile = true\nnproc = 1\nkeep_final = false\nmicro_batch_size = 2')
+                         'loss_impl = "torch"\ncompile = true\nnproc = 2\nkeep_final = true\nmicro_batch_size = 2')
     assert [r.run_id for r in spec_runs(tmp_path)] == [r.run_id for r in spec_runs(tmp_path, moved)]
     denser = SPEC.replace("eval_points = 3", "eval_points = 6")  # a denser curve is a different record
     assert not {r.run_id for r in spec_runs(tmp_path)} & {r.run_id for r in spec_runs(tmp_path, denser)}
