@@ -19,7 +19,7 @@ import torch
 from scaling import schema
 from scaling.config import StudySpec, TrainSection, check_run_train, plain
 from scaling.errors import ScalingError, SpecError
-from scaling.train.run_config import RunConfig
+from scaling.train.run_config import OPERATIONAL_TRAIN_KEYS, RunConfig
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ def expand(spec: StudySpec) -> list[RunConfig]:
     runs = get_family(spec.family).expand(spec)
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
-        raise SpecError(f"{where(spec)}: two runs of the grid have identical configs; remove the duplicate axis values")
+        raise SpecError(f"{where(spec)}: two runs of the grid have identical configs; remove the duplicate axis values"
+                        f" (operational [train] keys do not tell runs apart: {', '.join(sorted(OPERATIONAL_TRAIN_KEYS))})")
     return sorted(runs, key=lambda r: r.parent is not None)
 
 

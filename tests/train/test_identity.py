@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scaling.config import load_spec
+from scaling.errors import SpecError
 from scaling.store import STORE_META, SUPERSEDED, Store
 from scaling.train import InProcessExecutor, expand, get_family, pending, run_study, train_run
 from scaling.train.run_config import OPERATIONAL_TRAIN_KEYS, RunConfig
@@ -92,6 +93,11 @@ def test_spec_with_other_operational_settings_expands_to_the_same_ids(tmp_path):
     assert [r.run_id for r in spec_runs(tmp_path)] == [r.run_id for r in spec_runs(tmp_path, moved)]
     denser = SPEC.replace("eval_points = 3", "eval_points = 6")  # a denser curve is a different record
     assert not {r.run_id for r in spec_runs(tmp_path)} & {r.run_id for r in spec_runs(tmp_path, denser)}
+
+
+def test_an_axis_over_an_operational_key_is_no_axis(tmp_path):
+    with pytest.raises(SpecError, match="operational \\[train\\] keys do not tell runs apart: checkpoint_every"):
+        spec_runs(tmp_path, SPEC + '[grid]\n"train.device" = ["cpu", "auto"]\n')
 
 
 class Spy(InProcessExecutor):
