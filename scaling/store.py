@@ -158,17 +158,17 @@ class Store:
                 cfg = dict(configs[old])
                 if cfg.get("parent") in configs:
                     cfg["parent"] = new_id(cfg["parent"])
-                new[old] = RunConfig.from_dict(cfg).run_id
+                try:
+                    new[old] = RunConfig.from_dict(cfg).run_id
+                except TypeError:  # not a config this version can read: leave the folder as it is
+                    new[old] = old
             return new[old]
 
-        depth = {old: 0 for old in configs}
-        for old in configs:
-            p = configs[old].get("parent")
-            while p in configs and depth[old] < len(configs):
-                depth[old] += 1
-                p = configs[p].get("parent")
+        def depth(old: str) -> int:  # parents are renamed before the runs that continue from them
+            parent = configs[old].get("parent")
+            return 1 + depth(parent) if parent in configs and parent != old else 0
         renamed: dict[str, str] = {}
-        for old in sorted(configs, key=lambda k: (depth[k], k)):
+        for old in sorted(configs, key=lambda k: (depth(k), k)):
             target = new_id(old)
             parent = configs[old].get("parent")
             parent_new = new[parent] if parent in configs else parent

@@ -225,3 +225,12 @@ def test_grid_values_keep_the_form_old_stores_hashed(tmp_path):
     root = tmp_path / "store"
     _fake_store(root, {old_id: old}, {old_id: "done"})
     assert Store(root).upgrade() == {old_id: run.run_id}
+
+
+def test_upgrade_leaves_folders_it_cannot_read(tmp_path):
+    root = tmp_path / "store"
+    for name, text in {"aaa": '{"study": "x", "not_a_field": 1}', "bbb": "{half"}.items():
+        (root / "runs" / name).mkdir(parents=True)
+        (root / "runs" / name / "config.json").write_text(text)
+    assert Store(root).upgrade() == {}
+    assert sorted(p.name for p in (root / "runs").iterdir()) == ["aaa", "bbb"]
