@@ -217,7 +217,8 @@ class Store:
         if result_path.is_file():
             row = json.loads(result_path.read_text())
             if row.get(RUN_ID) != run_id or (PARENT in row and row[PARENT] != (parent or "")):
-                atomic_write_json(result_path, {**row, RUN_ID: run_id, **({PARENT: parent or ""} if PARENT in row else {})})
+                fixed = {**row, RUN_ID: run_id, **({PARENT: parent or ""} if PARENT in row else {})}
+                atomic_write_json(result_path, fixed)
         curves_path = folder / CURVES_TABLE
         if curves_path.is_file():
             import pandas as pd

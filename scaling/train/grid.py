@@ -56,8 +56,9 @@ def expand(spec: StudySpec) -> list[RunConfig]:
     runs = get_family(spec.family).expand(spec)
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
+        operational = ", ".join(sorted(OPERATIONAL_TRAIN_KEYS))
         raise SpecError(f"{where(spec)}: two runs of the grid have identical configs; remove the duplicate axis values"
-                        f" (operational [train] keys do not tell runs apart: {', '.join(sorted(OPERATIONAL_TRAIN_KEYS))})")
+                        f" (operational [train] keys do not tell runs apart: {operational})")
     return sorted(runs, key=lambda r: r.parent is not None)
 
 
@@ -148,7 +149,8 @@ def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]]
                 _missing(key, source)
             set_dotted(base, key, value, source)
         train_axes = [f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith("train.")]
-        check_run_train(base["train"], f"{source}: [grid] axis {', '.join(train_axes)}" if train_axes else source)  # values stay as written: ids of existing runs depend on them
+        # checked as the base table is; the values stay as written, since ids of existing runs hash them so
+        check_run_train(base["train"], f"{source}: [grid] axis {', '.join(train_axes)}" if train_axes else source)
         run = RunConfig(study=spec.name, family=spec.family, label=shape_label(base["model"]), **base)
         run.train["steps"] = resolve_steps(run, counts, source, tokens_per_step(run) if tokens_per_step else None)
         runs.append(run)

@@ -49,7 +49,8 @@ def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
     floor = peak * float(train.get("min_lr_ratio", 0.1))
     schedule = train.get("schedule", "cosine")
     if schedule not in SCHEDULES:
-        raise SpecError(f"[train] `schedule`: unknown schedule {schedule!r}; expected one of {', '.join(map(repr, SCHEDULES))}")
+        raise SpecError(f"[train] `schedule`: unknown schedule {schedule!r};"
+                        f" expected one of {', '.join(map(repr, SCHEDULES))}")
     if schedule == "constant":
         return peak
     if schedule == "wsd":
