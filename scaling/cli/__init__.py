@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from scaling.cli.data import data_app
 from scaling.cli.demo import demo
 from scaling.cli.fit import fit, plot
 from scaling.cli.grid import grid_app
@@ -18,6 +19,7 @@ from scaling.errors import ScalingError
 app = typer.Typer(help="Scaling-law studies end to end: train model families, fit laws, report.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(grid_app, name="grid")
+app.add_typer(data_app, name="data")
 app.command()(fit)
 app.command()(plot)
 app.command()(report)

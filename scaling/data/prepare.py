@@ -30,7 +30,9 @@ from scaling.data.text import _unit as split_unit
 from scaling.data.tokenizers import ByteTokenizer, Tokenizer, load_tokenizer_json, train_bpe
 from scaling.errors import DataError, SpecError
 
+# A batch is encoded at once (tokenizers parallelise within it); both caps bound memory.
 BATCH_DOCS = 256
+BATCH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,10 @@ class _SplitWriter:
 def _encode_into(stream: Iterable[tuple[str, str, bytes]], tok: Tokenizer, writers: dict[str, _SplitWriter],
                  valid_fraction: float, seed: int) -> int:  # fmt: skip
     """Tokenise the stream into the writers a batch at a time; returns the text bytes read."""
-    n_bytes, batch = 0, []
+    n_bytes, batch, batch_bytes = 0, [], 0
 
     def flush() -> None:
+        nonlocal batch_bytes
         texts = [t for _, t in batch]
         enc = tok.encode_batch(texts) if hasattr(tok, "encode_batch") else [tok.encode(t) for t in texts]
         for split in SPLITS:
@@ -124,11 +127,13 @@ def _encode_into(stream: Iterable[tuple[str, str, bytes]], tok: Tokenizer, write
                 raise DataError(f"tokenizer {tok.name} produced an id >= its vocab_size {tok.vocab_size}")
             writers[split].write(docs)
         batch.clear()
+        batch_bytes = 0
 
     for doc_id, text, raw in stream:
         n_bytes += len(raw)
+        batch_bytes += len(raw)
         batch.append(("valid" if split_unit(seed, doc_id) < valid_fraction else "train", text))
-        if len(batch) >= BATCH_DOCS:
+        if len(batch) >= BATCH_DOCS or batch_bytes >= BATCH_BYTES:
             flush()
     if batch:
         flush()
