@@ -64,7 +64,8 @@ def _stdlib_code() -> DocumentStream:
         for rel in rels:
             yield rel, (root / rel).read_bytes().decode("utf-8", errors="replace")
 
-    return DocumentStream("stdlib_code", {}, files_fingerprint([root / r for r in rels], "stdlib_code"), read)
+    fp = files_fingerprint([root / r for r in rels], "stdlib_code", names=rels)
+    return DocumentStream("stdlib_code", {}, fp, read)
 
 
 def _stdlib_docs() -> DocumentStream:
@@ -76,7 +77,8 @@ def _stdlib_docs() -> DocumentStream:
     for name, text in sorted(topics.items()):
         h.update(name.encode() + b"\x00" + text.encode() + b"\x00")
     root = stdlib_root()
-    fp = files_fingerprint([root / r for r in stdlib_files()], "stdlib_docs|" + h.hexdigest())
+    rels = stdlib_files()
+    fp = files_fingerprint([root / r for r in rels], "stdlib_docs|" + h.hexdigest(), names=rels)
     # Docstrings are a few MB, parsed once per process by corpora; yielded from there.
     return DocumentStream("stdlib_docs", {}, fp, lambda: iter(stdlib_docs_documents()))
 
@@ -86,7 +88,7 @@ def _files(options: dict[str, Any]) -> DocumentStream:
 
     files = expand_paths(options["paths"])
     ids = file_ids(files)
-    fp = files_fingerprint(files, "files|" + "\x00".join(ids))
+    fp = files_fingerprint(files, "files", names=ids)
     return DocumentStream("files", options, fp, lambda: iter_files(ids, files))
 
 
@@ -99,12 +101,12 @@ def _single_file(kind: str, options: dict[str, Any]) -> DocumentStream:
     path = Path(value).expanduser()
     if not path.is_file():
         raise DataError(f"data source `{kind}`: file not found: {path}")
+    key = options["field"] if kind == "jsonl" else options["column"]
+    fp = files_fingerprint([path], f"{kind}|{key}", names=[path.name])
     if kind == "jsonl":
-        key = options["field"]
-        return DocumentStream(kind, options, files_fingerprint([path], f"jsonl|{key}"), lambda: iter_jsonl(path, key))
-    key = options["column"]
+        return DocumentStream(kind, options, fp, lambda: iter_jsonl(path, key))
     check_parquet_column(path, key)
-    return DocumentStream(kind, options, files_fingerprint([path], f"parquet|{key}"), lambda: iter_parquet(path, key))
+    return DocumentStream(kind, options, fp, lambda: iter_parquet(path, key))
 
 
 def _from_path(source: str, options: dict[str, Any]) -> DocumentStream:

@@ -29,8 +29,8 @@ def block_offsets(size: int, n_blocks: int = N_BLOCKS, block_size: int = BLOCK_S
     return sorted({round(k * last / (n_blocks - 1)) for k in range(n_blocks)})
 
 
-def _update_file(h: "hashlib._Hash", path: Path, stat: os.stat_result) -> None:
-    h.update(f"{os.path.abspath(path)}\x00{stat.st_size}\x00{stat.st_mtime_ns}\x00".encode())
+def _update_file(h: "hashlib._Hash", name: str, path: Path, stat: os.stat_result) -> None:
+    h.update(f"{name}\x00{stat.st_size}\x00{stat.st_mtime_ns}\x00".encode())
     size = stat.st_size
     whole = size <= N_BLOCKS * BLOCK_SIZE
     with open(path, "rb") as f:
@@ -44,10 +44,19 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     return files_fingerprint([Path(path)])
 
 
-def files_fingerprint(paths: Iterable[str | os.PathLike], extra: str = "") -> str:
-    """Fingerprint of a set of files (order-independent) plus options that change what is read."""
+def files_fingerprint(paths: Iterable[str | os.PathLike], extra: str = "", names: Iterable[str] | None = None) -> str:
+    """Fingerprint of a set of files (order-independent) plus options that change what is read.
+
+    Each file counts under its absolute path, or under `names` (one per path, e.g. paths relative
+    to the corpus folder) so that a corpus moved elsewhere keeps its fingerprint (a move keeps
+    size and mtime).
+    """
+    paths = [Path(p) for p in paths]
+    labels = [os.path.abspath(p) for p in paths] if names is None else list(names)
+    if len(labels) != len(paths):
+        raise ValueError("files_fingerprint: `names` needs one name per path")
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{VERSION}|{extra}\x00".encode())
-    for p in sorted({Path(p) for p in paths}, key=str):
-        _update_file(h, p, p.stat())
+    for name, p in sorted(set(zip(labels, paths)), key=lambda t: (t[0], str(t[1]))):
+        _update_file(h, name, p, p.stat())
     return h.hexdigest()

@@ -27,8 +27,7 @@ def _text_id(text: str) -> str:
 def _fingerprint(kind: str, files: list[tuple[str, Path]], extra: str) -> str:
     """Metadata + sampled-content fingerprint of the files (see scaling.data.fingerprint), plus
     their document ids and the options that change what is read."""
-    ids = "\x00".join(name for name, _ in files)
-    return files_fingerprint([p for _, p in files], extra=f"{kind}-v2|{extra}|{ids}")
+    return files_fingerprint([p for _, p in files], extra=f"{kind}-v2|{extra}", names=[n for n, _ in files])
 
 
 def iter_jsonl(path: Path, field: str) -> Iterator[tuple[str, str]]:

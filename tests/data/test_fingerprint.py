@@ -75,6 +75,11 @@ def test_changes_with_content_size_mtime_and_path(tmp_path):
     other = tmp_path / "b.bin"
     _write(other, bytes(data), t)
     assert file_fingerprint(other) != base  # path
+    _write(path, bytes(data), t)
+    named = files_fingerprint([path], names=["a.bin"])
+    (tmp_path / "moved").mkdir()
+    path.rename(tmp_path / "moved" / "a.bin")  # a move keeps size and mtime: same name, same fingerprint
+    assert files_fingerprint([tmp_path / "moved" / "a.bin"], names=["a.bin"]) == named
 
 
 def test_set_fingerprint_is_order_free_and_keyed_by_options(tmp_path):

@@ -18,7 +18,8 @@ def byte_level_json(path: Path, *, eos: str = "<|endoftext|>", vocab_size: int =
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
     tok.train_from_iterator(TEXTS, trainer=trainer)
     if bos:  # a template that adds BOS, as Llama's does; sources must not get it inside documents
-        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tok.token_to_id(bos))])
+        bos_id = tok.token_to_id(bos)
+        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, bos_id)])
     path.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(path))
     return path
