@@ -14,6 +14,7 @@ import warnings
 import typer
 
 from scaling.cli.advise import advise
+from scaling.cli.data import data_app
 from scaling.cli.datasets import datasets_app
 from scaling.cli.demo import demo
 from scaling.cli.fit import fit, plot
@@ -24,6 +25,7 @@ from scaling.errors import ScalingError
 app = typer.Typer(help="Scaling-law studies end to end: train model families, fit laws, report.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(grid_app, name="grid")
+app.add_typer(data_app, name="data")
 app.add_typer(datasets_app, name="datasets")
 app.command()(fit)
 app.command()(plot)
