@@ -115,7 +115,7 @@ def plot_fit(
     ax.set_xlabel(ax_x)
     ax.set_ylabel(law.y_)
     what = title or (f"fitted without {int(held.sum())} held-out point(s)" if held.any()
-                     else f"fit on all {law.n_points_} points")
+                     else f"fit on all {getattr(law, 'n_points_', len(df))} points")
     ax.set_title(f"{law.name}, {what}\n" + ", ".join(f"{k}={v:.3g}" for k, v in law.params_.items()), fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -143,7 +143,8 @@ def plot_residuals(law: "Law", df: pd.DataFrame, ax_x: str | None = None, holdou
         ax.grid(True, alpha=0.25)
     axes[0].set_ylabel("log y - log pred" if log_scale else "y - pred")
     axes[0].legend(fontsize=7)
-    what = f"fitted without {int(held.sum())} held-out point(s)" if held.any() else f"fit on all {law.n_points_} points"
+    what = (f"fitted without {int(held.sum())} held-out point(s)" if held.any()
+            else f"fit on all {getattr(law, 'n_points_', len(df))} points")
     fig.suptitle(f"{law.name} residuals, {what} (R² {law.r2_:.4f})", fontsize=9)
     fig.tight_layout()
     return fig

@@ -59,7 +59,7 @@ def column_format(values: Sequence[Any], digits: int = 4):
     mags = [abs(v) for v in nums if v != 0]
     hi = max(mags, default=0.0)
     lo = min(mags, default=0.0)
-    if all(float(v).is_integer() for v in nums) and hi < 1e7:
+    if all(isinstance(v, (int, np.integer)) for v in values if _is_number(v)) and hi < 1e7:
         return lambda v: _na(v) or f"{int(round(float(v))):,}"
     if hi >= 1e5 or (0 < lo < 1e-3):
         return lambda v: _na(v) or sci(float(v), min(digits, 3))
