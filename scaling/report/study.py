@@ -169,14 +169,14 @@ register_sections("decoder", decoder_sections)
 def overview(store: Store, runs: pd.DataFrame) -> Section:
     counts = runs.status.value_counts().to_dict()
     flops = np.nansum(runs.flops) if "flops" in runs else math.nan
-    c6 = f"; {np.nansum(runs[C_6ND]):.3g} in the laws' convention 6·N·D" if C_6ND in runs else ""
+    c6 = f"; {sci(np.nansum(runs[C_6ND]))} in the laws' convention 6·N·D" if C_6ND in runs else ""
     d = ""
     if TOKENS in runs and runs[TOKENS].notna().any():
         t = runs[TOKENS].astype(float)
         d = (f" Training tokens per run: {tokens_label(t.min())}" +
              (f"–{tokens_label(t.max())}" if t.max() > t.min() else "") + ".")
     text = markup("{} runs ({}); total training compute {} FLOPs (exact count{}).{} Laws use {}. Store: <code>{}</code>.",
-                  len(runs), ", ".join(f"{n} {k}" for k, n in counts.items()), f"{flops:.3g}", c6, d,
+                  len(runs), ", ".join(f"{n} {k}" for k, n in counts.items()), sci(flops), c6, d,
                   COMPUTE_CONVENTION, str(store.root))
     return Section("Runs", text=text, tables=[runs_table(runs)])
 
