@@ -17,6 +17,7 @@ from scaling.laws.base import Law
 from scaling.report.render import Answer, Section, Table, column_format, join
 
 COMPUTE_CONVENTION = "compute C = 6·N·D, N = non-embedding parameters, D = training tokens"
+"""How the report names `scaling.schema.COMPUTE_CONVENTION` (the runs table's `c_6nd` column)."""
 
 
 @dataclass

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-SIZE = "n_params_nonemb"
-TOKENS = "tokens"
-C_6ND = "c_6nd"
-SEEDS = ("seed", "extra.base_seed")
+from scaling import schema
+
+SIZE = schema.N_PARAMS_NONEMB
+TOKENS = schema.TOKENS
+C_6ND = schema.C_6ND
+SEEDS = (schema.SEED, schema.EXTRA_PREFIX + "base_seed")
 BUDGET_KEYS = {"train.steps", "train.tokens", "train.tokens_per_param", "train.min_steps", "steps"}
 OPERATIONAL = {"train.device", "train.threads", "train.checkpoint_every", "train.eval_points", "train.loss_impl",
                "train.executor", "train.compile", "train.dtype", "train.micro_batch"}
