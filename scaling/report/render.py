@@ -155,7 +155,8 @@ class Answer:
     digits: int = 4
 
     def cells(self) -> dict[str, str]:
-        f = (lambda v: fmt(v, self.digits)) if _is_number(self.value) else str
+        nums = [self.value, *(self.ci or ())]
+        f = column_format(nums, self.digits) if _is_number(self.value) else str  # value and interval alike
         ci = "–" if self.ci is None or not all(map(math.isfinite, self.ci)) else f"{f(self.ci[0])} – {f(self.ci[1])}"
         held = "–" if self.heldout_error is None or not math.isfinite(self.heldout_error) else f"{self.heldout_error:.2%}"
         return {"value": f(self.value), "ci": ci, "heldout": held}
