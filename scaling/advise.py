@@ -70,6 +70,8 @@ class Advice:
     noise: float
     runs: list[dict[str, Any]] = field(default_factory=list)
     chosen: list[Candidate] = field(default_factory=list)
+    fitted: Law | None = None
+    """The law (with its bootstrap replicates) the advice was computed from."""
 
     @property
     def expected_narrowing(self) -> float:
@@ -335,7 +337,7 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigma),
-                  runs=runs, chosen=[candidates[k] for k in best[0]])
+                  runs=runs, chosen=[candidates[k] for k in best[0]], fitted=base)
 
 
 def candidate_grid(law: Law, df: pd.DataFrame | None, *, sizes: Sequence[float],

@@ -9,5 +9,6 @@ __all__ = ["Answer", "LawFit", "ReportOptions", "Section", "Table", "build_repor
            "table_html"]
 
 # Family sections register themselves on import.
+from scaling.report import advise as _advise  # noqa: E402,F401
 from scaling.report import cpt as _cpt  # noqa: E402,F401
 from scaling.report import encdec as _encdec  # noqa: E402,F401

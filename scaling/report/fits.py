@@ -27,6 +27,8 @@ class ReportOptions:
     seed: int = 0
     bootstrap_method: str = "auto"
     """"pairs", "residual", or "auto": residual below 20 points, where pairs resamples degenerate."""
+    advise_budget: float = 0.0
+    """FLOPs for a "which runs next" section (`scaling advise` on the study's spec); 0 = none."""
 
     def method_for(self, n_points: int) -> str:
         if self.bootstrap_method != "auto":
