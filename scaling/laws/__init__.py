@@ -31,7 +31,10 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module 'scaling.laws' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"scaling.laws.{_WHERE[name]}"), name)
+    module = importlib.import_module(f"scaling.laws.{_WHERE[name]}")
+    if name == "LAWS":
+        module._discover()  # the full table of laws: every law module registered
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -221,7 +221,7 @@ class Law:
     def _F(self) -> torch.Tensor:
         import torch
 
-        return torch.as_tensor(self._Fn, dtype=torch.float64)
+        return torch.as_tensor(np.array(self._Fn, dtype=np.float64))
 
     @_F.setter
     def _F(self, value: Any) -> None:
@@ -231,7 +231,7 @@ class Law:
     def _t(self) -> torch.Tensor:
         import torch
 
-        return torch.as_tensor(self._tn, dtype=torch.float64)
+        return torch.as_tensor(np.array(self._tn, dtype=np.float64))
 
     @_t.setter
     def _t(self, value: Any) -> None:
@@ -339,6 +339,8 @@ class Law:
     def _fit_tensors(self, delta: float = 1e-3, warn: bool = True) -> None:
         lo, hi = self.bounds()
         self.delta_ = float(delta)
+        if self.init not in self.inits:
+            raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}")
         if self._uses_varpro():
             from scaling.laws.varpro import fit_varpro
 
