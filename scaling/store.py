@@ -23,10 +23,10 @@ from typing import Any
 import pandas as pd
 
 from scaling.errors import DataError
+from scaling.schema import CURVE_COLUMNS, N_PARAMS, RUN_ID, STATUS
 
 RUNS_TABLE = "runs.parquet"
 CURVES_TABLE = "curves.parquet"
-CURVE_COLUMNS = ["run_id", "step", "tokens", "flops", "eval_set", "loss"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -81,7 +81,7 @@ class Store:
     def status(self, run_id: str) -> str:
         result = self.result(run_id)
         if result is not None:
-            return result["status"]
+            return result[STATUS]
         return "unfinished" if self.run_dir(run_id).is_dir() else "pending"
 
     def write_config(self, run_id: str, config: dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ class Store:
                 curves.append(pd.read_parquet(path))
         runs = pd.DataFrame(rows)
         if not runs.empty:
-            runs = runs.sort_values(["n_params", "run_id"] if "n_params" in runs else ["run_id"], kind="stable")
+            runs = runs.sort_values([N_PARAMS, RUN_ID] if N_PARAMS in runs else [RUN_ID], kind="stable")
         atomic_write_parquet(self.root / RUNS_TABLE, runs.reset_index(drop=True))
         curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
         atomic_write_parquet(self.root / CURVES_TABLE, curve_frame)

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from scaling import schema
 from scaling.store import Store
 from scaling.train.run_config import RunConfig
-from scaling.train.task import Task
+from scaling.train.task import Task, consumed
 
 ProgressFn = Callable[[str, int, int, float], None]
 """Called as (run_id, step, total_steps, last train loss)."""
@@ -98,10 +99,10 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     def record(at_step: int) -> dict[str, float]:
         with autocast:
             losses = task.evaluate()
-        tokens = at_step * task.tokens_per_step
+        tokens, flops = consumed(task, at_step, flops_per_token)
         for name, loss in losses.items():
             curves.append({"run_id": run_id, "step": at_step, "tokens": tokens,
-                           "flops": tokens * flops_per_token, "eval_set": name, "loss": loss})
+                           "flops": flops, "eval_set": name, "loss": loss})
         return losses
 
     def checkpoint() -> None:
@@ -153,7 +154,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     metrics = task.final_metrics() if status == "done" else {}
     if status == "done":
         torch.save(model.state_dict(), store.final_weights_path(run_id))
-    row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss)
+    row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss,
+                    counted=consumed(task, step, flops_per_token))
     store.write_result(run_id, row, curves)
     ckpt_path.unlink(missing_ok=True)
     return row
@@ -169,27 +171,36 @@ def _last_losses(curves: list[dict[str, Any]]) -> dict[str, float]:
 
 def column_name(eval_set: str) -> str:
     """Eval set name as a column suffix: 'domain/valid' -> 'domain_valid'."""
-    return "".join(ch if ch.isalnum() else "_" for ch in eval_set)
+    return schema.eval_column(eval_set)
 
 
 def build_row(run: RunConfig, counts: dict[str, float], bayes: dict[str, float | None],
               final: dict[str, float], metrics: dict[str, float], status: str, steps: int,
-              tokens_per_step: int, wall: float, last_train_loss: float) -> dict[str, Any]:
-    """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set."""
-    tokens = steps * tokens_per_step
+              tokens_per_step: int, wall: float, last_train_loss: float,
+              counted: tuple[int, float] | None = None) -> dict[str, Any]:
+    """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set.
+
+    `flops` is the exact count of the model as built (`counted` = (tokens, flops) where the task
+    counts them itself, else steps x tokens_per_step); `c_6nd` is 6 N D with the N the laws use
+    (non-embedding), so both conventions sit side by side (scaling.schema).
+    """
+    tokens, flops = counted if counted is not None else (steps * tokens_per_step, None)
+    if flops is None:
+        flops = tokens * counts[schema.FLOPS_PER_TOKEN]
     row: dict[str, Any] = run.flat()
-    row.update({k: int(v) if float(v).is_integer() and k.startswith("n_params") else float(v)
+    row.update({k: int(v) if float(v).is_integer() and k.startswith(schema.N_PARAMS) else float(v)
                 for k, v in counts.items()})
-    row.update({"steps": steps, "tokens": tokens, "flops": tokens * counts["flops_per_token"],
-                "status": status, "wall_time": wall, "tokens_per_s": tokens / wall if wall > 0 else math.nan,
-                "train_loss": last_train_loss})
+    row.update({schema.STEPS: steps, schema.TOKENS: tokens, schema.FLOPS: flops,
+                schema.C_6ND: schema.c_6nd(counts.get(schema.N_PARAMS_NONEMB, math.nan), tokens),
+                schema.STATUS: status, schema.WALL_TIME: wall,
+                schema.TOKENS_PER_S: tokens / wall if wall > 0 else math.nan, schema.TRAIN_LOSS: last_train_loss})
     names = list(bayes)
     for name in names:
-        row[f"loss_{column_name(name)}"] = final.get(name, math.nan)
+        row[schema.loss_column(name)] = final.get(name, math.nan)
         b = bayes[name]
-        row[f"bayes_{column_name(name)}"] = math.nan if b is None else float(b)
+        row[schema.bayes_column(name)] = math.nan if b is None else float(b)
     if names:
-        row["loss"] = final.get(names[0], math.nan)
-        row["bayes_loss"] = row[f"bayes_{column_name(names[0])}"]
+        row[schema.LOSS] = final.get(names[0], math.nan)
+        row[schema.BAYES_LOSS] = row[schema.bayes_column(names[0])]
     row.update({k: float(v) for k, v in metrics.items()})
     return row
