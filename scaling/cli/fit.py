@@ -158,7 +158,12 @@ def plot(
 class _FitGroup(TyperGroup):
     """`scaling fit NAME ...`: NAME is a subcommand (isoflop, frontier, compare) or a law."""
 
-    def resolve_command(self, ctx, args):  # noqa: ANN001 - click's signature
+    def parse_args(self, ctx, args):  # noqa: ANN001 - click's signature
+        if not args:
+            ctx.fail("Missing argument 'LAW' (a law name, or isoflop, frontier, compare).")
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):  # noqa: ANN001
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             return "law", self.commands["law"], args
         return super().resolve_command(ctx, args)
@@ -167,7 +172,7 @@ class _FitGroup(TyperGroup):
         formatter.write_usage("scaling fit", "[LAW | isoflop | frontier | compare] DATA [OPTIONS]")
 
 
-fit_app = typer.Typer(cls=_FitGroup, no_args_is_help=True, help=(
+fit_app = typer.Typer(cls=_FitGroup, help=(
     "Fit a law to a table (`scaling fit LAW DATA --x COL --y COL`, laws: power, chinchilla, encdec, dcpt, "
     "bleu_ce, ...; `scaling fit LAW --help` lists its options), or run one of the commands below."))
 fit_app.command("law", hidden=True)(fit)
