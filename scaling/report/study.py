@@ -20,7 +20,7 @@ from scaling.plots.curves import plot_curves
 from scaling.report.fits import (COMPUTE_CONVENTION, LawFit, ReportOptions, answer, fit_summary, fit_warnings,
                                  fit_with_holdout, figures, law_section, params_table)
 from scaling.report.grouping import C_6ND, SIZE, TOKENS, budget_table, size_groups, tokens_label
-from scaling.report.render import Answer, Section, Table, join, markup, render_report, sci
+from scaling.report.render import Answer, Section, Table, join, markup, render_report, sci, signed_pct
 from scaling.store import Store
 
 __all__ = ["FAMILY_SECTIONS", "LawFit", "ReportOptions", "build_report", "decoder_sections", "eval_set_columns",
@@ -99,9 +99,9 @@ def chinchilla_section(fit: LawFit, runs: pd.DataFrame) -> Section:
     note = ""
     if fit.bayes is not None:
         rel = law.params_["E"] / fit.bayes - 1
-        note = f"exact Bayes loss {fit.bayes:.4f}: {rel:+.2%}"
+        note = f"exact Bayes loss {fit.bayes:.4f}: {signed_pct(rel)}"
         text.append(f"Compared: E of L(N, D), the loss as both N and D → ∞, against the exact Bayes loss "
-                    f"{fit.bayes:.4f}: {rel:+.2%}.")
+                    f"{fit.bayes:.4f}: {signed_pct(rel)}.")
     answers = [answer(law, "E", f"E of L(N, D) ({where})", note),
                answer(law, "alpha", f"size exponent alpha of L(N, D) ({where})", digits=3),
                answer(law, "beta", f"data exponent beta of L(N, D) ({where})", digits=3)]
