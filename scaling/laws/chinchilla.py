@@ -17,6 +17,7 @@ import torch
 from scaling.errors import FitError
 from scaling.laws.base import Law, Param
 from scaling.laws.registry import register_law
+from scaling.schema import COMPUTE_CONVENTION
 
 
 @register_law
@@ -33,6 +34,9 @@ class ChinchillaLaw(Law):
     )
     n_inputs = 2
     inits = ("default", "hoffmann")
+    compute_convention = COMPUTE_CONVENTION
+    """Allocation is under C = 6·N·D with the N and D the law was fitted on (non-embedding N in
+    this package's studies), the convention of the runs' `c_6nd` and of `ComputeFrontier`."""
 
     def _terms(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
         e, a, b, al, be = theta.T
@@ -92,7 +96,8 @@ class ChinchillaLaw(Law):
         return n_opt, C / (6.0 * n_opt)
 
     def optimal_allocation(self, C: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) minimising L(N, D) subject to 6 N D = C."""
+        """(N_opt, D_opt) minimising L(N, D) subject to 6 N D = C (`compute_convention`): compare C with
+        the runs' `c_6nd` column, not their exact `flops`."""
         self._check_fitted()
         C = np.asarray(C, dtype=float)
         if (C <= 0).any():

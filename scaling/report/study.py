@@ -20,6 +20,7 @@ from scaling.laws import get_law
 from scaling.laws.base import Law
 from scaling.plots.curves import plot_curves
 from scaling.report.render import Section, render_report, table_html
+from scaling.schema import C_6ND, describe_compute
 from scaling.store import Store
 
 
@@ -170,15 +171,19 @@ def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame) -> list[Section]
     first = curves[(curves.eval_set == curves.eval_set.iloc[0]) & (curves.flops > 0) & curves.run_id.isin(done.run_id)]
     if done.n_params_nonemb.nunique() < 4:
         return []
+    sizes = done.set_index("run_id")["n_params_nonemb"]
     try:
-        frontier = ComputeFrontier().fit(first, sizes=done.set_index("run_id")["n_params_nonemb"])
+        frontier = ComputeFrontier().fit(first, sizes=sizes)
     except ScalingError as e:
         return [Section("Compute-efficient frontier", text=f"not available: {e}")]
     lo, hi = getattr(frontier, "exponent_ci_", (math.nan, math.nan))
     text = (f"The envelope of loss against training compute across sizes; along it the compute-optimal "
             f"non-embedding size grows as N_opt ∝ C^{frontier.exponent_:.3f} (95% CI {lo:.3f}–{hi:.3f}). "
-            f"With one token budget per size the frontier is read off the learning curves.")
-    fig = plot_frontier(frontier, first, n_params="n_params")
+            f"With one token budget per size the frontier is read off the learning curves. "
+            f"Compute: {describe_compute(frontier.compute_convention)}.")
+    # the curves drawn on the frontier's compute axis
+    first = first.assign(**{C_6ND: 6.0 * first.run_id.map(sizes).to_numpy(float) * first.tokens.to_numpy(float)})
+    fig = plot_frontier(frontier, first, n_params="n_params", flops=C_6ND)
     return [Section("Compute-efficient frontier", text=text, figures=[("Loss envelope and N_opt(C)", fig)])]
 
 
