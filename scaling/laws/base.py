@@ -278,9 +278,10 @@ class Law:
         g = goodness(resid, self._t.numpy(), self._n_free())
         self.r2_, self.aic_, self.bic_, self.sigma_ = g["r2"], g["aic"], g["bic"], g["sigma"]
         if not self.converged_:
-            msg = (
-                f"{self.name} fit did not converge (best start stopped with status {STATUS[res.status]!r}, "
-                f"objective {res.fun:.6g}); raise max_iter or check the data"
+            msg = (  # one self-contained line: which law, which target, what to do
+                f"{self.name} fit of {getattr(self, 'y_', 'y')} on {', '.join(getattr(self, 'x_', ['x']))} did not converge ({STATUS[res.status]} "
+                f"after {res.n_iter} iterations, objective {res.fun:.6g}, {res.n_starts_best} of {res.n_starts} "
+                f"starts in the best basin); raise max_iter (now {self.max_iter}) or check the data"
             )
             if self.strict:
                 raise FitError(msg)
