@@ -114,7 +114,7 @@ class _CPTForm(Law):
         super().__init__(*args, max_iter=max_iter, **kwargs)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """As declared, except E's, which is scale-free: 1e-4 x min(loss) <= E <= max(loss).
+        """As declared, except E's, which is scale-free: 1e-3 x min(loss) <= E <= max(loss).
 
         Every other term is positive, so E cannot exceed the losses; its floor stands for
         E = 0 (indistinguishable at any noise level), so a fit at the floor is reported in
@@ -123,7 +123,7 @@ class _CPTForm(Law):
         if "E" in self.param_names and "E" not in (self.fixed or {}) and hasattr(self, "_t"):
             y = np.exp(self._t.numpy()) if self.fit_scale == "log" else self._t.numpy()
             j = self.param_names.index("E")
-            lo[j], hi[j] = np.log(1e-4 * y.min()), np.log(y.max())
+            lo[j], hi[j] = np.log(1e-3 * y.min()), np.log(y.max())
         return lo, hi
 
     # ---- starts: exponents on a grid, each coefficient set so its term is a given fraction of
