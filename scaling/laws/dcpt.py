@@ -140,7 +140,7 @@ class _CPTForm(Law):
     }
     """init="coarse": 96 starts (the grid before 2,916), for quick looks; it can miss the best basin."""
     inits = ("default", "fine", "coarse")
-    FINE_EXTRA = 4096
+    FINE_EXTRA = 2048
     """init="fine": the default grid plus this many scrambled-Sobol starts over the same ranges."""
 
     def _start_values(self, v: dict[str, float], F: np.ndarray, t: np.ndarray) -> list[float]:

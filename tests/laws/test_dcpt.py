@@ -76,7 +76,7 @@ def test_recovers_known_parameters(data, fitted):
 @pytest.mark.slow
 def test_optimum_does_not_move_when_the_grid_is_refined(data, fitted):
     fine = get_law("dcpt", init="fine").fit(data, x=X, y="loss")
-    assert fine.n_starts_ == 2916 + 4096
+    assert fine.n_starts_ == 2916 + 2048
     assert fine.objective_ == pytest.approx(fitted.objective_, rel=1e-8)
     for k, v in fitted.params_.items():
         assert fine.params_[k] == pytest.approx(v, rel=1e-4), k
