@@ -390,9 +390,10 @@ class Law:
                 f"effectively least absolute deviations (L1); pass delta='auto' (CLI: --delta auto) to set "
                 f"delta from the noise", FitWarning, stacklevel=3)
         if not self.converged_:
-            msg = (
-                f"{self.name} fit did not converge (best start stopped with status {status!r}, "
-                f"objective {res.fun:.6g}); raise max_iter or check the data"
+            msg = (  # one self-contained line: which law, which target, what to do
+                f"{self.name} fit of {getattr(self, 'y_', 'y')} on {', '.join(getattr(self, 'x_', ['x']))} did not converge ({status} "
+                f"after {res.n_iter} iterations, objective {res.fun:.6g}, {res.n_starts_best} of {res.n_starts} "
+                f"starts in the best basin); raise max_iter (now {self.max_iter}) or check the data"
             )
             if self.strict:
                 raise FitError(msg)

@@ -16,6 +16,7 @@ import pandas as pd
 from scaling.errors import FitError
 from scaling.laws.base import Law, Param
 from scaling.laws.registry import register_law
+from scaling.schema import COMPUTE_CONVENTION
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +39,9 @@ class ChinchillaLaw(Law):
     )
     n_inputs = 2
     inits = ("default", "hoffmann")
+    compute_convention = COMPUTE_CONVENTION
+    """Allocation is under C = 6·N·D with the N and D the law was fitted on (non-embedding N in
+    this package's studies), the convention of the runs' `c_6nd` and of `ComputeFrontier`."""
 
     # ---- numpy form and its linear structure (variable projection) ----
     def np_pred_jac(self, theta: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +127,8 @@ class ChinchillaLaw(Law):
         return n_opt, C / (6.0 * n_opt)
 
     def optimal_allocation(self, C: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) minimising L(N, D) subject to 6 N D = C."""
+        """(N_opt, D_opt) minimising L(N, D) subject to 6 N D = C (`compute_convention`): compare C with
+        the runs' `c_6nd` column, not their exact `flops`."""
         self._check_fitted()
         C = np.asarray(C, dtype=float)
         if (C <= 0).any():

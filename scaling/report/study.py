@@ -21,6 +21,7 @@ from scaling.report.fits import (COMPUTE_CONVENTION, LawFit, ReportOptions, answ
                                  fit_with_holdout, figures, law_section, params_table)
 from scaling.report.grouping import C_6ND, SIZE, TOKENS, budget_table, size_groups, tokens_label
 from scaling.report.render import Answer, Section, Table, join, markup, render_report, sci, signed_pct
+from scaling.schema import describe_compute
 from scaling.store import Store
 
 __all__ = ["FAMILY_SECTIONS", "LawFit", "ReportOptions", "build_report", "decoder_sections", "eval_set_columns",
@@ -147,13 +148,14 @@ def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame) -> list[Section]
     first[C_6ND] = 6.0 * first.run_id.map(sizes).astype(float) * first.tokens.astype(float)
     title = "Compute-efficient frontier"
     try:
-        frontier = ComputeFrontier().fit(first, flops=C_6ND, sizes=sizes)
+        frontier = ComputeFrontier().fit(first, sizes=sizes)
     except ScalingError as e:
         return [Section(title, text=f"Not available: {e}", warnings=[f"frontier not fitted: {e}"])]
     lo, hi = getattr(frontier, "exponent_ci_", (math.nan, math.nan))
-    text = (f"The envelope of loss against training compute across sizes ({COMPUTE_CONVENTION}); along it the "
+    text = (f"The envelope of loss against training compute across sizes ; along it the "
             f"compute-optimal non-embedding size grows as N_opt ∝ C^{frontier.exponent_:.3f} (95% CI "
-            f"{lo:.3f}–{hi:.3f}). With one token budget per size the frontier is read off the learning curves.")
+            f"{lo:.3f}–{hi:.3f}). With one token budget per size the frontier is read off the learning curves. "
+            f"Compute: {describe_compute(frontier.compute_convention)}.")
     warnings = []
     if frontier.loss_law_ is not None:
         warnings = fit_warnings(frontier.loss_law_, "frontier loss law L(C)")
