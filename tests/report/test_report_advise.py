@@ -5,7 +5,7 @@ import re
 from scaling.config import load_spec
 from scaling.report import ReportOptions, build_report
 
-from conftest import BEST_LR, decoder_runs, write_store
+from synthetic_stores import BEST_LR, decoder_runs, write_store
 
 SPEC = """
 [study]

@@ -4,7 +4,7 @@ budget, the per-size best over tuning axes, seeds averaged only; E of L(N, D) ag
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BEST_LR, BUDGETS, LRS, TRUTH, decoder_runs
+from synthetic_stores import BEST_LR, BUDGETS, LRS, TRUTH, decoder_runs
 
 from scaling.report import ReportOptions, size_fits
 from scaling.report.grouping import budget_key, classify_axes, size_groups

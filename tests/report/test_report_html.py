@@ -5,7 +5,7 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import (BEST_LR, cpt_runs, cpt_spec, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
+from synthetic_stores import (BEST_LR, cpt_runs, cpt_spec, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
                       write_store)
 
 import scaling.report.encdec as encdec_report
