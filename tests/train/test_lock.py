@@ -46,7 +46,7 @@ def _race(run_dir: str, barrier, results) -> None:
 
 
 def test_processes_racing_for_one_run_get_exactly_one_writer(tmp_path):
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")  # light children: no re-import of torch
     n = 4
     barrier, results = ctx.Barrier(n), ctx.Queue()
     procs = [ctx.Process(target=_race, args=(str(tmp_path / "run"), barrier, results)) for _ in range(n)]
@@ -63,7 +63,7 @@ def test_processes_racing_for_one_run_get_exactly_one_writer(tmp_path):
 
 
 def _dead_pid() -> int:
-    p = mp.get_context("spawn").Process(target=time.sleep, args=(0,))
+    p = mp.get_context("fork").Process(target=time.sleep, args=(0,))
     p.start()
     p.join()
     return p.pid
