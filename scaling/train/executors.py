@@ -174,7 +174,7 @@ class SubmititExecutor:
             try:
                 row = job.result()
             except Exception as e:  # the coordinator outlives one bad job
-                row = {"run_id": p[0]["run_id"], "status": "failed",
+                row = {"run_id": RunConfig.from_dict(p[0]).run_id, "status": "failed",
                        "error": f"job {job.job_id}: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}"}
             on_done(row)
 

@@ -336,8 +336,8 @@ class SlurmExecutor:
         try:
             live = {r: s for r, s in job_states(self.store).items() if s["live"]}
             registry = load_registry(self.store)
-            todo = [p for p in payloads if p[0]["run_id"] not in live]
-            waiting = {p[0]["run_id"]: registry[p[0]["run_id"]] for p in payloads if p[0]["run_id"] in live}
+            todo = [p for p in payloads if _run_id(p) not in live]
+            waiting = {_run_id(p): registry[_run_id(p)] for p in payloads if _run_id(p) in live}
             self.attached += list(waiting)
             if waiting:
                 self.notify(f"{len(waiting)} runs already have live Slurm jobs; not submitting them again: "
@@ -353,10 +353,10 @@ class SlurmExecutor:
                 now = time.time()
                 for p, job in zip(todo, jobs):
                     entry = {"job_id": job.job_id, "folder": str(self.folder), "submitted": now}
-                    registry[p[0]["run_id"]] = entry
-                    waiting[p[0]["run_id"]] = entry
+                    registry[_run_id(p)] = entry
+                    waiting[_run_id(p)] = entry
                 save_registry(self.store, registry)
-                self.submitted += [p[0]["run_id"] for p in todo]
+                self.submitted += [_run_id(p) for p in todo]
                 self.notify(f"submitted {len(todo)} runs as Slurm job array {jobs[0].job_id.split('_')[0]} "
                             f"(logs: {self.folder})")
         finally:
@@ -417,6 +417,12 @@ class SlurmExecutor:
                              f"`scaling grid run` again resumes it (log: {paths.stderr})"}
         return _failed_row(self.store, run_id, f"Slurm job {entry['job_id']} ended ({state}) without a result; "
                                                f"see {paths.stderr}")
+
+
+def _run_id(payload) -> str:
+    from scaling.train.run_config import RunConfig
+
+    return RunConfig.from_dict(payload[0]).run_id
 
 
 def _count(states: dict[str, tuple[str, str]]) -> dict[str, int]:
