@@ -1,12 +1,14 @@
 """The Slurm executor against a real one-node cluster (tests/slurm/cluster.sh): submission, requeue
 by scontrol, a time limit shorter than the run, and a coordinator killed and started again."""
 
+import contextlib
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -61,12 +63,26 @@ def wait_until(cond, what: str, limit: float = 120.0, every: float = 0.5):
     raise AssertionError(f"timed out after {limit:.0f} s waiting for {what}")
 
 
-def expedite_requeued(job_id: str) -> None:
+@contextlib.contextmanager
+def expediting(job_id: str):
     """Slurm holds a requeued job ~2 minutes before it may start again (reason BeginTime): a site
-    policy, not ours; release it so the test does not wait."""
-    state = squeue_states({job_id}).get(job_id)
-    if state and state[0] == "PENDING" and state[1] == "BeginTime":
-        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
+    policy, not ours; release it at once so the tests do not wait."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            state = (squeue_states({job_id}) or {}).get(job_id)
+            if state and state[0] == "PENDING" and state[1] == "BeginTime":
+                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
+            stop.wait(1.0)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
 
 
 def slurm_executor(store, **kw):
@@ -107,8 +123,8 @@ def test_scontrol_requeue_resumes_a_running_job_from_its_checkpoint(slurm_cluste
     assert store.checkpoint_path(run.run_id).exists()
     # it stopped at once: no 30 s of training on through Slurm's grace
     wait_until(lambda: squeue_states({job}).get(job, ("",))[0] == "PENDING", "the job to be requeued", 25)
-    expedite_requeued(job)
-    counts = run_study([run], store, slurm_executor(store))  # attaches to the live job, submits nothing
+    with expediting(job):
+        counts = run_study([run], store, slurm_executor(store))  # attaches to the live job, submits nothing
     assert counts == {"done": 1}
     assert load_registry(store)[run.run_id]["job_id"] == job
     row = store.result(run.run_id)
@@ -137,16 +153,16 @@ def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(slurm_c
     run_study([run], store, ex)
     job = load_registry(store)[run.run_id]["job_id"]
 
-    def finished():
-        expedite_requeued(job)
-        return (store.result(run.run_id) or {}).get("status")
-
-    assert wait_until(finished, "the run to finish across requeues", limit=400, every=2) == "done"
+    with expediting(job):
+        status = wait_until(lambda: (store.result(run.run_id) or {}).get("status"), "the run to finish", 400, 2)
+    assert status == "done"
     row = store.result(run.run_id)
     assert row["steps"] == steps
     event = _read(store.run_dir(run.run_id) / REQUEUE_FILE)
     assert event["requeues"] >= 1 and event["signal"] in ("SIGUSR2", "SIGTERM")
-    assert _sacct_states(job) == ["COMPLETED"]  # never recorded as a failure
+    # the job ends as a success, never as a failure or a timeout (accounting lags a little)
+    assert wait_until(lambda: _sacct_states(job) not in ([], ["RUNNING"], ["COMPLETING"]) and _sacct_states(job),
+                      "accounting to see the job end", 60) == ["COMPLETED"]
 
 
 def test_a_killed_coordinator_is_replaced_without_submitting_live_runs_again(slurm_cluster, tmp_path):
