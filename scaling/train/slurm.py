@@ -189,6 +189,14 @@ class SlurmRun(Checkpointable):
         job_id = job_id or os.environ.get("SLURM_JOB_ID", "")
         event = {"job_id": job_id, "signal": caught[0], "step": row.get("step"), "requeues": self.requeues,
                  "max_requeues": self.max_requeues, "at": time.time()}
+        # TERM comes from preemption, `scontrol requeue`, the time limit, and scancel alike: ask
+        # accounting which, so that a cancelled job stays cancelled (UNKNOWN: no accounting; requeue)
+        state = sacct_state(job_id) if caught[0] == "SIGTERM" and job_id else "UNKNOWN"
+        if state == "CANCELLED":
+            event["cancelled"] = True
+            atomic_write_json(run_dir / REQUEUE_FILE, event)
+            row["error"] = f"Slurm job {job_id} cancelled at step {row.get('step')}; `scaling grid run` again resumes it"
+            return row
         if self.requeues >= self.max_requeues:
             event["gave_up"] = True
             atomic_write_json(run_dir / REQUEUE_FILE, event)
@@ -197,10 +205,11 @@ class SlurmRun(Checkpointable):
             return row
         event["requeues"] = self.requeues + 1
         atomic_write_json(run_dir / REQUEUE_FILE, event)
-        self._requeue(payload, job_id)
+        # Slurm requeues a preempted job, or one `scontrol requeue` named, by itself
+        self._requeue(payload, job_id, ask_slurm=state not in ("REQUEUED", "PREEMPTED"))
         return row  # only reached outside Slurm
 
-    def _requeue(self, payload, job_id: str) -> None:
+    def _requeue(self, payload, job_id: str, ask_slurm: bool = True) -> None:
         """Rewrite submitit's pickle with the next call, ask Slurm to requeue this job, and exit
         without a result (the coordinator keeps waiting for the requeued job)."""
         import submitit
@@ -215,10 +224,12 @@ class SlurmRun(Checkpointable):
         nxt.set_timeout(DelayedSubmission.load(paths.submitted_pickle)._timeout_min, self.max_requeues + 1)
         with temporary_save_path(paths.submitted_pickle) as tmp:
             nxt.dump(tmp)
-        # on preemption Slurm requeues the job itself and may refuse a second request: harmless
-        res = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
-        print(f"scaling: checkpointed; scontrol requeue {job_id}: rc {res.returncode} {res.stderr.strip()}",
-              file=sys.stderr, flush=True)
+        if ask_slurm:  # Slurm may refuse a job it is already requeueing: harmless
+            res = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
+            print(f"scaling: checkpointed; scontrol requeue {job_id}: rc {res.returncode} {res.stderr.strip()}",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"scaling: checkpointed; Slurm requeues job {job_id}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(3)  # no result file: submitit must not see this attempt as the job's outcome
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from scaling.config import load_spec
 from scaling.store import Store
 from scaling.train import InProcessExecutor, expand, run_study
-from scaling.train.slurm import REQUEUE_FILE, SlurmExecutor, load_registry, squeue_states
+from scaling.train.slurm import LIVE_STATES, REQUEUE_FILE, SlurmExecutor, load_registry, squeue_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -182,7 +182,8 @@ def test_a_killed_coordinator_is_replaced_without_submitting_live_runs_again(slu
     # one job goes away with the coordinator (cancelled): its run has no live job any more
     gone_run, gone_job = sorted(jobs.items())[0]
     subprocess.run(["scancel", gone_job], check=True)
-    wait_until(lambda: gone_job not in squeue_states({gone_job}), "the cancelled job to leave the queue", 60)
+    wait_until(lambda: squeue_states({gone_job}).get(gone_job, ("GONE",))[0] not in LIVE_STATES,
+               "the cancelled job to end (not to requeue itself)", 60)
     notes = []
     counts = run_study(expand(load_spec(spec)), store, slurm_executor(store, notify=notes.append))
     assert counts == {"done": 3}
