@@ -355,7 +355,6 @@ class SlurmExecutor:
                             + ", ".join(f"{r} (job {e['job_id']})" for r, e in waiting.items()))
             if todo:
                 check_cluster(self.params)
-                from scaling.train.executors import execute_run  # noqa: F401  (the job imports it)
 
                 try:
                     jobs = self._executor().map_array(SlurmRun(self.max_requeues), todo)
