@@ -12,7 +12,7 @@ from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
 from scaling.cli.progress import console, make_reporter
-from scaling.train import SubmititExecutor, expand, local_executor, plan_rows, run_study, study_root
+from scaling.train import expand, local_executor, plan_rows, run_study, study_root
 
 grid_app = typer.Typer(help="Plan, train and inspect a study's grid of runs.", no_args_is_help=True)
 
@@ -50,42 +50,93 @@ def run(
     out: Out = None,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Local worker processes (1 = in-process).")] = 1,
     executor: Annotated[str, typer.Option(help="local or slurm.")] = "local",
-    slurm_folder: Annotated[Path, typer.Option(help="submitit log folder (slurm).")] = Path("slurm-logs"),
-    partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,
-    timeout_min: Annotated[int, typer.Option(help="Slurm time limit per run, minutes.")] = 60,
-    gpus: Annotated[int, typer.Option(help="GPUs per Slurm job.")] = 0,
+    slurm: Annotated[Optional[list[str]], typer.Option(
+        "--slurm", help="Slurm option KEY=VALUE, repeatable, passed to sbatch (partition=gpu, time=120 in minutes, "
+                        "account=..., qos=..., mem=64G, constraint=h100, cpus_per_task=8, ...).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Slurm: submit, record the job ids in the study folder "
+                                                          "and return; `grid status` follows them.")] = False,
+    max_requeues: Annotated[int, typer.Option(help="Slurm: times a preempted or timed-out job requeues itself.")] = 3,
+    slurm_folder: Annotated[Optional[Path], typer.Option(
+        help="submitit log folder (default: <study>/slurm/logs).")] = None,
+    partition: Annotated[Optional[str], typer.Option(help="Slurm partition (same as --slurm partition=...).")] = None,
+    timeout_min: Annotated[Optional[int], typer.Option(
+        help="Slurm time limit per job in minutes (same as --slurm time=...).")] = None,
+    gpus: Annotated[int, typer.Option(help="GPUs per Slurm job (same as --slurm gpus_per_node=...).")] = 0,
 ) -> None:
     """Train every run that is not finished; finished runs are never retrained, unfinished ones resume."""
     s = load_spec(spec)
     runs = expand(s)
     store = Store(study_root(s, out))
     if executor == "slurm":
-        ex = SubmititExecutor.slurm(slurm_folder, partition=partition, timeout_min=timeout_min, gpus_per_node=gpus)
-        threads = 0
+        from scaling.train.slurm import SlurmExecutor, parse_options
+
+        options = {"time": "60"}
+        if partition:
+            options["partition"] = partition
+        if timeout_min is not None:
+            options["time"] = str(timeout_min)
+        if gpus:
+            options["gpus_per_node"] = str(gpus)
+        options.update(parse_options(slurm or []))
+        ex = SlurmExecutor(store, options, folder=slurm_folder, max_requeues=max_requeues, detach=detach,
+                           notify=console.print)
+        threads = 0  # each job uses the CPUs Slurm granted it
     elif executor == "local":
+        if slurm or detach:
+            raise ScalingError("--slurm and --detach need --executor slurm")
         ex, threads = local_executor(workers)
     else:
         raise ScalingError(f"--executor must be 'local' or 'slurm', got {executor!r}")
     counts = run_study(runs, store, ex, make_reporter(console), threads=threads)
     console.print(f"{s.name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f"; store: {store.root}")
+    if detach:
+        console.print(f"detached: `scaling grid status {spec}` shows the jobs; `scaling grid run {spec} "
+                      "--executor slurm` again collects what finished and submits only what has no live job")
+        return
     if counts.get("failed"):
         raise typer.Exit(1)
 
 
 @grid_app.command()
 def status(spec: Spec, out: Out = None) -> None:
-    """Show which runs are done, unfinished, failed, diverged or not started."""
+    """Show each run's state: the store's (done, unfinished, failed, diverged, pending) merged with its
+    lock holder and, for runs submitted to Slurm, the scheduler's (pending, running, requeued)."""
+    from scaling.lock import describe, holder_of
+
     s = load_spec(spec)
     runs = expand(s)
     store = Store(study_root(s, out))
+    jobs = _slurm_view(store)
     table = Table(title=f"{s.name}: {store.root}")
-    for c in ("run_id", "label", "seed", "status", "loss", "wall_time"):
+    for c in ("run_id", "label", "seed", "status", "loss", "wall_time", "held by"):
         table.add_column(c)
     counts: dict[str, int] = {}
     for r in runs:
         st = store.status(r.run_id)
+        job = jobs.get(r.run_id)
+        if job is not None and st not in ("done", "diverged") and job["live"]:
+            st = job["state"]  # pending / running / requeued on the scheduler
+        lock = holder_of(store.run_dir(r.run_id))
+        held = ""
+        if lock is not None:
+            holder, stale = lock
+            held = describe(holder) + (f" (stale: {stale})" if stale else "")
+            if stale is None and st in ("unfinished", "pending", "failed"):
+                st = "locked"
+        if job is not None:
+            held = (held + " " if held else "") + f"job {job['job_id']}"
         counts[st] = counts.get(st, 0) + 1
         res = store.result(r.run_id) or {}
-        table.add_row(r.run_id, r.label, str(r.seed), st, _fmt(res.get("loss", "")), _fmt(res.get("wall_time", "")))
+        table.add_row(r.run_id, r.label, str(r.seed), st, _fmt(res.get("loss", "")), _fmt(res.get("wall_time", "")),
+                      held)
     console.print(table)
     console.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+def _slurm_view(store: Store) -> dict[str, dict]:
+    """The scheduler's view of the runs this study submitted (empty when it submitted none)."""
+    if not (store.root / "slurm" / "jobs.json").is_file():
+        return {}
+    from scaling.train.slurm import job_states
+
+    return job_states(store)

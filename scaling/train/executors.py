@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
+from scaling.lock import RunLock, RunLocked
 from scaling.store import Store, atomic_write_bytes
 from scaling.train.grid import get_family
 from scaling.train.loop import ProgressFn, build_row, resolve_device, train_run
@@ -30,20 +32,58 @@ Payload = tuple[dict[str, Any], str, int]
 """(run config as dict, study folder, torch threads): all a worker needs, picklable."""
 
 
-def execute_run(payload: Payload, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Train one run in the current process; never raises for a failing run, records it instead."""
+def execute_run(payload: Payload, progress: ProgressFn | None = None,
+                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train one run in the current process; never raises for a failing run, records it instead.
+
+    The run's lock is held throughout: a run another live process holds is not trained (the row
+    says `locked`), and a run found finished once the lock is ours is returned as stored, never
+    retrained (a Slurm job requeued after its run finished starts again). `should_stop` is polled
+    between steps: when it says so the run checkpoints and returns `unfinished`.
+    """
     config, root, threads = payload
     run = RunConfig.from_dict(config)
     store = Store(root)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    lock = RunLock(store.run_dir(run.run_id), on_break=lambda m: print(f"scaling: {m}", file=sys.stderr, flush=True))
+    try:
+        lock.acquire()
+    except RunLocked as e:
+        return {"run_id": run.run_id, "label": run.label, "status": "locked", "error": str(e), "holder": e.holder}
+    try:
+        done = store.result(run.run_id)
+        if done is not None and done.get("status") in ("done", "diverged"):
+            return done
+        if threads > 0:
+            torch.set_num_threads(threads)
+        return _train_or_record(run, store, progress, should_stop)
+    finally:
+        lock.release()
+
+
+def _train_or_record(run: RunConfig, store: Store, progress: ProgressFn | None,
+                     should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    error_path = store.run_dir(run.run_id) / "error.txt"
+    t0 = time.perf_counter()
+    steps = {"n": 0}
+
+    def counting(run_id: str, step: int, total: int, loss: float) -> None:
+        steps["n"] = step
+        if progress is not None:
+            progress(run_id, step, total, loss)
+
     try:
         family = get_family(run.family)
         task = family.build_task(run, resolve_device(run.train.get("device", "auto")))
-        return train_run(run, task, store, progress=progress)
+        kwargs = {"should_stop": should_stop} if should_stop is not None else {}
+        row = train_run(run, task, store, progress=counting, **kwargs)
+        if row.get("status") != "unfinished":
+            error_path.unlink(missing_ok=True)  # an old failure's traceback must not outlive a success
+        return row
     except Exception as e:  # a failing run must not take the study down with it
-        atomic_write_bytes(store.run_dir(run.run_id) / "error.txt", traceback.format_exc().encode())
-        row = build_row(run, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0, float("nan"))
+        atomic_write_bytes(error_path, traceback.format_exc().encode())
+        # the steps and time it really ran (this attempt), so a failure is not mistaken for an instant crash
+        row = build_row(run, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", steps["n"], 0,
+                        time.perf_counter() - t0, float("nan"))
         row["error"] = f"{type(e).__name__}: {e}"
         store.write_result(run.run_id, row, [])
         return row
@@ -117,35 +157,26 @@ class LocalPoolExecutor:
 
 
 class SubmititExecutor:
-    """Slurm job arrays through submitit (or its local/debug executors, for tests).
+    """Any configured `submitit.Executor` (its LocalExecutor or DebugExecutor, for tests).
 
-    `executor` is a configured `submitit.Executor`; `SubmititExecutor.slurm(folder, ...)`
-    builds one for a cluster with `slurm_array_parallelism` and the given partition/time.
+    For a Slurm cluster use `scaling.train.slurm.SlurmExecutor`, which checkpoints and requeues
+    on preemption and timeout, records job ids in the study folder and never submits a run twice.
+    A job that raises outside the run's own error handling is recorded, not raised.
     """
 
     def __init__(self, executor: Any):
         self.executor = executor
 
-    @classmethod
-    def slurm(cls, folder: str | Path, *, partition: str | None = None, timeout_min: int = 60,
-              cpus_per_task: int = 4, gpus_per_node: int = 0, array_parallelism: int = 32,
-              **extra: Any) -> "SubmititExecutor":
-        import submitit
-
-        ex = submitit.AutoExecutor(folder=str(folder))
-        params = {"timeout_min": timeout_min, "cpus_per_task": cpus_per_task,
-                  "slurm_array_parallelism": array_parallelism, **extra}
-        if gpus_per_node:
-            params["gpus_per_node"] = gpus_per_node
-        if partition:
-            params["slurm_partition"] = partition
-        ex.update_parameters(**params)
-        return cls(ex)
-
     def map(self, payloads, on_step, on_done):
-        jobs = self.executor.map_array(execute_run, list(payloads))
-        for job in jobs:
-            on_done(job.result())
+        payloads = list(payloads)
+        jobs = self.executor.map_array(execute_run, payloads)
+        for p, job in zip(payloads, jobs):
+            try:
+                row = job.result()
+            except Exception as e:  # the coordinator outlives one bad job
+                row = {"run_id": RunConfig.from_dict(p[0]).run_id, "status": "failed",
+                       "error": f"job {job.job_id}: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}"}
+            on_done(row)
 
 
 def default_threads(workers: int) -> int:
@@ -182,11 +213,17 @@ def run_study(runs: list[RunConfig], store: Store, executor: Executor, reporter:
         for wave in (lambda r: r.parent is None, lambda r: r.parent is not None):
             batch = [r for r in todo if wave(r)]
             ready = [r for r in batch if r.parent is None or store.status(r.parent) == "done"]
-            blocked = [r for r in batch if r not in ready]
-            for r in blocked:  # a parent failed: record why instead of silently skipping
-                row = build_row(r, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0, float("nan"))
-                row["error"] = f"parent run {r.parent} did not finish"
-                store.write_result(r.run_id, row, [])
+            for r in batch:
+                if r in ready:
+                    continue
+                if store.status(r.parent) in ("failed", "diverged"):  # record why instead of silently skipping
+                    row = build_row(r, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0,
+                                    float("nan"))
+                    row["error"] = f"parent run {r.parent} did not finish"
+                    store.write_result(r.run_id, row, [])
+                elif reporter:  # the parent is still training elsewhere (a detached Slurm job, another process)
+                    reporter.finished({"run_id": r.run_id, "label": r.label, "status": "waiting",
+                                       "error": f"parent run {r.parent} is not finished yet; run again later"})
             payloads = [(r.to_dict(), str(store.root), threads or 0) for r in ready]
 
             def done(row: dict[str, Any]) -> None:

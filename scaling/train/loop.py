@@ -79,11 +79,12 @@ def make_optimizer(model: torch.nn.Module, train: dict[str, Any]) -> torch.optim
 
 
 def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | None = None,
-              stop_after: int | None = None) -> dict[str, Any]:
+              stop_after: int | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Train (or resume) `run`, write its result row and curve to the store, return the row.
 
     `stop_after` ends the process's work after that many steps without writing a result, as a
-    kill would (used by tests of resume).
+    kill would (used by tests of resume). `should_stop` (polled after each step, e.g. a signal
+    flag set on Slurm preemption) makes it checkpoint at once and return `unfinished` likewise.
     """
     run_id = run.run_id
     train = run.train
@@ -156,7 +157,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
             progress(run_id, step, total, last_loss)
         if step % every == 0 and step < total:
             checkpoint()
-        if stop_after is not None and steps_this_call >= stop_after and step < total:
+        if step < total and ((stop_after is not None and steps_this_call >= stop_after)
+                             or (should_stop is not None and should_stop())):
             checkpoint()
             return {"run_id": run_id, "status": "unfinished", "step": step}
 

@@ -1,0 +1,456 @@
+"""Runs on Slurm through submitit: job arrays whose jobs checkpoint and requeue when signalled.
+
+In a job, `SlurmRun` (a submitit checkpointable callable) trains one run: USR1, USR2 (Slurm's
+warning before the time limit) and TERM (preemption, `scontrol requeue`) make the training loop
+checkpoint at once; the job then requeues itself, up to `max_requeues` times, and the requeued
+job resumes from the checkpoint. Neither a preemption nor a timeout is recorded as `failed`; past
+the limit the run stays `unfinished` and the next `grid run` resumes it. Torch threads follow the
+CPUs Slurm granted.
+
+In the coordinator, `SlurmExecutor` records every submitted job in the study folder
+(`slurm/jobs.json`: run id -> job id and log folder), never submits a run that still has a live
+job (it waits on that job instead, or with `detach` returns at once), and reads outcomes from
+the store and submitit's result files, so a job that dies without a result is reported and the
+other jobs are still waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from submitit.helpers import Checkpointable
+
+from scaling.errors import ScalingError
+from scaling.slurm_job import EARLY_SIGNAL_ENV, SIGNALS
+from scaling.store import Store, atomic_write_json
+
+LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "COMPLETING",
+               "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
+REGISTRY = Path("slurm") / "jobs.json"
+REQUEUE_FILE = "requeue.json"
+# submitit's own parameters; every other --slurm KEY=VALUE goes to sbatch as --KEY=VALUE
+_SUBMITIT_KEYS = {"time", "cpus_per_task", "gpus_per_node", "partition", "signal_delay_s", "array_parallelism",
+                  "job_name", "setup"}
+
+
+class SlurmError(ScalingError):
+    """Slurm refused the study's jobs or cannot run them as asked."""
+
+
+# ---------------------------------------------------------------- options (coordinator side)
+
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """`--slurm KEY=VALUE` pairs as a dict; keys with dashes or underscores alike (`cpus-per-task`)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not sep or not key:
+            raise SlurmError(f"--slurm {pair!r}: expected KEY=VALUE, e.g. --slurm partition=gpu --slurm time=120")
+        out[key] = value.strip()
+    return out
+
+
+def minutes(value: str | int) -> int:
+    """A Slurm time limit in minutes: `120`, `90:00` (MM:SS), `2:00:00`, `1-12` or `1-12:00:00`."""
+    text = str(value).strip()
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
+    if not m:
+        raise SlurmError(f"--slurm time={text!r}: give minutes (e.g. time=120) or [D-]HH:MM:SS")
+    days, a, b, c = m.groups()
+    if days is None and b is None:
+        total = int(a)
+    elif days is not None:
+        total = int(days) * 1440 + int(a) * 60 + int(b or 0) + (1 if c and int(c) else 0)
+    elif c is None:  # MM:SS
+        total = int(a) + (1 if int(b) else 0)
+    else:
+        total = int(a) * 60 + int(b) + (1 if int(c) else 0)
+    if total < 1:
+        raise SlurmError(f"--slurm time={text!r}: a time limit of at least 1 minute is needed")
+    return total
+
+
+def signal_delay(time_min: int) -> int:
+    """Seconds before the limit at which Slurm warns the job: 90 s, but half the limit on short jobs
+    (a warning due before the job starts would requeue it at once, forever)."""
+    return int(min(90, time_min * 30))
+
+
+def build_parameters(options: dict[str, str], *, max_requeues: int) -> dict[str, Any]:
+    """submitit `SlurmExecutor.update_parameters` arguments for `options` (see `parse_options`)."""
+    opts = dict(options)
+    time_min = minutes(opts.pop("time", "60"))
+    try:
+        cpus = int(opts.pop("cpus_per_task", "1"))
+        gpus = int(opts.pop("gpus_per_node", opts.pop("gpus", "0")) or 0)
+        parallel = int(opts.pop("array_parallelism", "256"))
+    except ValueError as e:
+        raise SlurmError(f"--slurm cpus_per_task/gpus_per_node/array_parallelism must be integers: {e}") from None
+    params: dict[str, Any] = {
+        "time": time_min, "cpus_per_task": cpus, "signal_delay_s": int(opts.pop("signal_delay_s", signal_delay(time_min))),
+        "array_parallelism": parallel, "job_name": opts.pop("job_name", "scaling"),
+        # threads must not exceed the CPUs granted; torch reads this before it starts its pools
+        "setup": ["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}",
+                  "export MKL_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}"],
+    }
+    if gpus:
+        params["gpus_per_node"] = gpus
+    if "partition" in opts:
+        params["partition"] = opts.pop("partition")
+    params["additional_parameters"] = {k.replace("_", "-"): v for k, v in opts.items()}
+    params["_max_requeues"] = max_requeues
+    return params
+
+
+def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise SlurmError(f"`{cmd[0]}` not found: --executor slurm needs the Slurm client commands on PATH") from None
+
+
+def check_cluster(params: dict[str, Any]) -> None:
+    """Refuse, with a message, jobs that this cluster can never start (they would pend forever)."""
+    cmd = ["sinfo", "-h", "-o", "%c|%G|%P"]
+    if params.get("partition"):
+        cmd += ["-p", str(params["partition"])]
+    res = _run(cmd)
+    if res.returncode != 0:
+        raise SlurmError(f"sinfo failed: {res.stderr.strip() or res.stdout.strip()}")
+    rows = [line.split("|") for line in res.stdout.split() if line.count("|") == 2]
+    where = f"partition {params['partition']}" if params.get("partition") else "this cluster"
+    if not rows:
+        raise SlurmError(f"sinfo lists no nodes in {where}; check --slurm partition=...")
+    cpus = max(int(re.sub(r"\D", "", c) or 0) for c, _, _ in rows)
+    if params["cpus_per_task"] > cpus:
+        raise SlurmError(f"--slurm cpus_per_task={params['cpus_per_task']}: no node of {where} has more than "
+                         f"{cpus} CPUs, so the jobs would pend forever")
+    if params.get("gpus_per_node") and not any("gpu" in g for _, g, _ in rows):
+        raise SlurmError(f"--gpus {params['gpus_per_node']}: no node of {where} has GPUs (sinfo shows no "
+                         "gres/gpu); drop --gpus or choose a GPU partition with --slurm partition=...")
+
+
+# ---------------------------------------------------------------- in the job
+
+def job_threads() -> int:
+    """The CPUs Slurm granted this job (SLURM_CPUS_PER_TASK, else the CPU affinity mask)."""
+    granted = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if granted.isdigit() and int(granted) > 0:
+        return int(granted)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class SlurmRun(Checkpointable):
+    """Train one run in a Slurm job; checkpoint and requeue on USR1/USR2/TERM (submitit's protocol:
+    `checkpoint` returns the call to make when the job starts again)."""
+
+    def __init__(self, max_requeues: int = 3, requeues: int = 0):
+        self.max_requeues = max_requeues
+        self.requeues = requeues
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        from submitit.core.utils import DelayedSubmission
+
+        return DelayedSubmission(SlurmRun(self.max_requeues, self.requeues + 1), *args, **kwargs)
+
+    def __call__(self, payload) -> dict[str, Any]:
+        import torch
+
+        from scaling.train.executors import execute_run
+
+        caught: list[str] = []
+        early = os.environ.pop(EARLY_SIGNAL_ENV, None)
+        if early:
+            caught.append(early)
+        for name in SIGNALS:
+            signal.signal(getattr(signal, name), lambda signum, frame: caught.append(signal.Signals(signum).name))
+        config, root, threads = payload
+        threads = threads or job_threads()
+        torch.set_num_threads(threads)
+        row = execute_run((config, root, threads), should_stop=lambda: bool(caught))
+        if not caught or row.get("status") != "unfinished":
+            return row
+        run_dir = Store(root).run_dir(row["run_id"])
+        job_id = os.environ.get("SLURM_ARRAY_JOB_ID") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+        job_id = job_id or os.environ.get("SLURM_JOB_ID", "")
+        event = {"job_id": job_id, "signal": caught[0], "step": row.get("step"), "requeues": self.requeues,
+                 "max_requeues": self.max_requeues, "at": time.time()}
+        # TERM comes from preemption, `scontrol requeue`, the time limit, and scancel alike: ask
+        # accounting which, so that a cancelled job stays cancelled (UNKNOWN: no accounting; requeue)
+        state = sacct_state(job_id) if caught[0] == "SIGTERM" and job_id else "UNKNOWN"
+        if state == "CANCELLED":
+            event["cancelled"] = True
+            atomic_write_json(run_dir / REQUEUE_FILE, event)
+            row["error"] = f"Slurm job {job_id} cancelled at step {row.get('step')}; `scaling grid run` again resumes it"
+            return row
+        if self.requeues >= self.max_requeues:
+            event["gave_up"] = True
+            atomic_write_json(run_dir / REQUEUE_FILE, event)
+            row["error"] = (f"stopped by {caught[0]} at step {row.get('step')} after {self.requeues} requeues "
+                            f"(--max-requeues {self.max_requeues}); `scaling grid run` again resumes it")
+            return row
+        event["requeues"] = self.requeues + 1
+        atomic_write_json(run_dir / REQUEUE_FILE, event)
+        # Slurm requeues a preempted job, or one `scontrol requeue` named, by itself
+        self._requeue(payload, job_id, ask_slurm=state not in ("REQUEUED", "PREEMPTED"))
+        return row  # only reached outside Slurm
+
+    def _requeue(self, payload, job_id: str, ask_slurm: bool = True) -> None:
+        """Rewrite submitit's pickle with the next call, ask Slurm to requeue this job, and exit
+        without a result (the coordinator keeps waiting for the requeued job)."""
+        import submitit
+        from submitit.core.utils import DelayedSubmission, temporary_save_path
+
+        try:
+            env = submitit.JobEnvironment()
+            paths = env.paths
+        except Exception:  # not in a submitit job (tests call it directly)
+            return
+        nxt = self.checkpoint(payload)
+        nxt.set_timeout(DelayedSubmission.load(paths.submitted_pickle)._timeout_min, self.max_requeues + 1)
+        with temporary_save_path(paths.submitted_pickle) as tmp:
+            nxt.dump(tmp)
+        if ask_slurm:  # Slurm may refuse a job it is already requeueing: harmless
+            res = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
+            print(f"scaling: checkpointed; scontrol requeue {job_id}: rc {res.returncode} {res.stderr.strip()}",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"scaling: checkpointed; Slurm requeues job {job_id}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(3)  # no result file: submitit must not see this attempt as the job's outcome
+
+
+# ---------------------------------------------------------------- scheduler view
+
+def load_registry(store: Store) -> dict[str, dict[str, Any]]:
+    path = store.root / REGISTRY
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def save_registry(store: Store, registry: dict[str, dict[str, Any]]) -> None:
+    atomic_write_json(store.root / REGISTRY, registry)
+
+
+def squeue_states(job_ids: set[str]) -> dict[str, tuple[str, str]] | None:
+    """{job id: (state, reason)} of the given jobs still known to squeue; None when squeue failed."""
+    if not job_ids:
+        return {}
+    bases = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        res = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(bases)],
+                             capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    if res.returncode != 0 and "Invalid job id" not in res.stderr:
+        return None
+    out = {}
+    for line in res.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3 and parts[0] in job_ids:
+            out[parts[0]] = (parts[1], parts[2])
+    return out
+
+
+def sacct_state(job_id: str) -> str:
+    """Final state of a job from accounting, or UNKNOWN."""
+    try:
+        res = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job_id],
+                             capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return "UNKNOWN"
+    for line in res.stdout.splitlines():
+        jid, _, state = line.partition("|")
+        if jid == job_id:
+            return state.split()[0] if state else "UNKNOWN"
+    return "UNKNOWN"
+
+
+def _requeued(store: Store, run_id: str, job_id: str) -> int:
+    path = store.run_dir(run_id) / REQUEUE_FILE
+    try:
+        event = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0
+    return int(event.get("requeues", 0)) if event.get("job_id") == job_id else 0
+
+
+def job_states(store: Store) -> dict[str, dict[str, Any]]:
+    """{run id: job_id, state (pending, running, requeued, ended), live, reason} for submitted runs."""
+    registry = load_registry(store)
+    if not registry:
+        return {}
+    states = squeue_states({e["job_id"] for e in registry.values()})
+    out = {}
+    for run_id, entry in registry.items():
+        job = entry["job_id"]
+        if states is None:
+            out[run_id] = {"job_id": job, "state": "unknown", "live": True, "reason": "squeue failed"}
+            continue
+        state, reason = states.get(job, ("ENDED", ""))
+        live = state in LIVE_STATES
+        name = state.lower()
+        if live and state != "RUNNING":
+            name = "requeued" if (state.startswith("REQUEUE") or _requeued(store, run_id, job)) else "pending"
+        elif state == "RUNNING":
+            name = "running"
+        out[run_id] = {"job_id": job, "state": name if live else "ended", "live": live, "reason": reason}
+    return out
+
+
+# ---------------------------------------------------------------- coordinator
+
+class SlurmExecutor:
+    """Submit runs as one Slurm job array and wait for them (or `detach`); see the module docstring."""
+
+    def __init__(self, store: Store, options: dict[str, str] | None = None, *, folder: str | Path | None = None,
+                 max_requeues: int = 3, detach: bool = False, poll_s: float = 5.0,
+                 notify: Callable[[str], None] | None = None):
+        self.store = store
+        self.params = build_parameters(options or {}, max_requeues=max_requeues)
+        self.max_requeues = max_requeues
+        self.folder = Path(folder) if folder else store.root / "slurm" / "logs"
+        self.detach = detach
+        self.poll_s = poll_s
+        self.notify = notify or (lambda msg: None)
+        self.submitted: list[str] = []
+        self.attached: list[str] = []
+
+    def _executor(self):
+        import submitit
+
+        params = dict(self.params)
+        params.pop("_max_requeues")
+        python = f"{shlex.quote(sys.executable)} -u -m scaling.slurm_job"
+        ex = submitit.SlurmExecutor(folder=str(self.folder), max_num_timeout=self.max_requeues + 1, python=python)
+        ex.update_parameters(**params)
+        return ex
+
+    def map(self, payloads, on_step, on_done):
+        from scaling.lock import RunLock
+
+        registry_lock = RunLock(self.store.root / "slurm")  # one coordinator submits at a time
+        registry_lock.acquire()
+        try:
+            live = {r: s for r, s in job_states(self.store).items() if s["live"]}
+            registry = load_registry(self.store)
+            todo = [p for p in payloads if _run_id(p) not in live]
+            waiting = {_run_id(p): registry[_run_id(p)] for p in payloads if _run_id(p) in live}
+            self.attached += list(waiting)
+            if waiting:
+                self.notify(f"{len(waiting)} runs already have live Slurm jobs; not submitting them again: "
+                            + ", ".join(f"{r} (job {e['job_id']})" for r, e in waiting.items()))
+            if todo:
+                check_cluster(self.params)
+
+                try:
+                    jobs = self._executor().map_array(SlurmRun(self.max_requeues), todo)
+                except Exception as e:  # sbatch's refusal, as one line
+                    raise SlurmError(f"sbatch refused the jobs: {str(e).strip().splitlines()[-1]}") from None
+                now = time.time()
+                for p, job in zip(todo, jobs):
+                    entry = {"job_id": job.job_id, "folder": str(self.folder), "submitted": now}
+                    registry[_run_id(p)] = entry
+                    waiting[_run_id(p)] = entry
+                save_registry(self.store, registry)
+                self.submitted += [_run_id(p) for p in todo]
+                self.notify(f"submitted {len(todo)} runs as Slurm job array {jobs[0].job_id.split('_')[0]} "
+                            f"(logs: {self.folder})")
+        finally:
+            registry_lock.release()
+        if self.detach or not waiting:
+            return
+        self._wait(waiting, on_done)
+
+    def _wait(self, waiting: dict[str, dict[str, Any]], on_done) -> None:
+        from submitit.core.utils import JobPaths, pickle_load
+
+        last_note = ""
+        ended_at: dict[str, float] = {}
+        while waiting:
+            states = squeue_states({e["job_id"] for e in waiting.values()}) or {}
+            for run_id, entry in list(waiting.items()):
+                paths = JobPaths(entry["folder"], job_id=entry["job_id"], task_id=0)
+                state = states.get(entry["job_id"], ("ENDED", ""))[0]
+                row = None
+                if paths.result_pickle.exists():
+                    try:
+                        outcome, value = pickle_load(paths.result_pickle)
+                    except Exception:  # being written: next round
+                        continue
+                    row = value if outcome == "success" else self._record_failure(run_id, entry, value)
+                elif state not in LIVE_STATES:
+                    # the job is gone without a result file; give the file system a moment first
+                    if time.time() - ended_at.setdefault(run_id, time.time()) < 10:
+                        continue
+                    row = self._ended_without_result(run_id, entry, paths)
+                if row is not None:
+                    del waiting[run_id]
+                    on_done(row)
+            note = ", ".join(f"{n} {s.lower()}" for s, n in _count(states).items())
+            if waiting and note and note != last_note:
+                self.notify(f"slurm: {len(waiting)} jobs outstanding ({note})")
+                last_note = note
+            if waiting:
+                time.sleep(self.poll_s)
+
+    def _record_failure(self, run_id: str, entry: dict[str, Any], trace: str) -> dict[str, Any]:
+        """The job raised outside the run's own error handling: record it in the store."""
+        result = self.store.result(run_id)
+        if result is not None and result.get("status") in ("done", "diverged"):
+            return result
+        return _failed_row(self.store, run_id, f"Slurm job {entry['job_id']} failed: {trace.strip().splitlines()[-1]}")
+
+    def _ended_without_result(self, run_id: str, entry: dict[str, Any], paths) -> dict[str, Any]:
+        result = self.store.result(run_id)
+        if result is not None and result.get("status") in ("done", "diverged"):
+            return result
+        state = sacct_state(entry["job_id"])
+        if state in ("TIMEOUT", "PREEMPTED", "CANCELLED", "NODE_FAIL", "REQUEUED", "DEADLINE", "UNKNOWN") \
+                or self.store.checkpoint_path(run_id).exists():
+            # never a failure of the run: it resumes from its checkpoint on the next `grid run`
+            return {"run_id": run_id, "status": "unfinished",
+                    "error": f"Slurm job {entry['job_id']} ended ({state}) before the run finished; "
+                             f"`scaling grid run` again resumes it (log: {paths.stderr})"}
+        return _failed_row(self.store, run_id, f"Slurm job {entry['job_id']} ended ({state}) without a result; "
+                                               f"see {paths.stderr}")
+
+
+def _run_id(payload) -> str:
+    from scaling.train.run_config import RunConfig
+
+    return RunConfig.from_dict(payload[0]).run_id
+
+
+def _count(states: dict[str, tuple[str, str]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for state, _ in states.values():
+        out[state] = out.get(state, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _failed_row(store: Store, run_id: str, message: str) -> dict[str, Any]:
+    from scaling.train.loop import build_row
+    from scaling.train.run_config import RunConfig
+
+    config_path = store.run_dir(run_id) / "config.json"
+    if config_path.is_file():
+        run = RunConfig.from_dict(json.loads(config_path.read_text()))
+        row = build_row(run, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0, float("nan"))
+        row["error"] = message
+        store.write_result(run_id, row, [])
+        return row
+    return {"run_id": run_id, "status": "failed", "error": message}

@@ -1,0 +1,209 @@
+"""The Slurm executor against a real one-node cluster (tests/slurm/cluster.sh): submission, requeue
+by scontrol, a time limit shorter than the run, and a coordinator killed and started again."""
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scaling.config import load_spec
+from scaling.store import Store
+from scaling.train import InProcessExecutor, expand, run_study
+from scaling.train.slurm import LIVE_STATES, REQUEUE_FILE, SlurmExecutor, load_registry, squeue_states
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+SPEC = """
+[study]
+name = "{name}"
+[data]
+source = "zipf_facts"
+eval_tokens = 840
+[data.options]
+n_symbols = 16
+n_keys = 40
+[model]
+shapes = {shapes}
+[train]
+steps = {steps}
+batch_size = 4
+seq_len = 21
+lr = 1e-2
+eval_points = 4
+checkpoint_every = 100000
+"""
+ONE = '[{d_model = 16, n_layers = 1, n_heads = 2}]'
+THREE = ('[{d_model = 8, n_layers = 1, n_heads = 2}, {d_model = 16, n_layers = 1, n_heads = 2}, '
+         '{d_model = 24, n_layers = 1, n_heads = 2}]')
+
+
+def write_spec(tmp_path: Path, name: str, shapes: str, steps: int) -> Path:
+    p = tmp_path / f"{name}.toml"
+    p.write_text(SPEC.format(name=name, shapes=shapes, steps=steps))
+    return p
+
+
+def wait_until(cond, what: str, limit: float = 120.0, every: float = 0.5):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out after {limit:.0f} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def expediting(job_id: str):
+    """Slurm holds a requeued job ~2 minutes before it may start again (reason BeginTime): a site
+    policy, not ours; release it at once so the tests do not wait."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            state = (squeue_states({job_id}) or {}).get(job_id)
+            if state and state[0] == "PENDING" and state[1] == "BeginTime":
+                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
+            stop.wait(1.0)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
+def slurm_executor(store, **kw):
+    return SlurmExecutor(store, {"time": kw.pop("time", "10"), "cpus_per_task": "1"}, poll_s=1.0, **kw)
+
+
+def test_a_small_study_is_submitted_and_finishes_with_one_row_per_run(slurm_cluster, tmp_path):
+    from scaling.cli import app
+
+    spec = write_spec(tmp_path, "small", THREE, 30)
+    res = CliRunner().invoke(app, ["grid", "run", str(spec), "--executor", "slurm", "--slurm", "time=5",
+                                   "--slurm", "mem=500M", "--slurm", "comment=scaling-test"])
+    assert res.exit_code == 0, res.output
+    assert "submitted 3 runs as Slurm job array" in res.output
+    store = Store(tmp_path / "small")
+    df = store.runs()
+    assert len(df) == 3 and (df.status == "done").all() and (df.steps == 30).all()
+    registry = load_registry(store)
+    assert sorted(registry) == sorted(df.run_id)
+    job = next(iter(registry.values()))["job_id"]
+    out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    assert "NumCPUs=1" in out and "TimeLimit=00:05:00" in out and "Comment=scaling-test" in out
+    status = CliRunner().invoke(app, ["grid", "status", str(spec)])
+    assert status.exit_code == 0 and "3 done" in status.output
+
+
+def test_scontrol_requeue_resumes_a_running_job_from_its_checkpoint(slurm_cluster, tmp_path):
+    spec = write_spec(tmp_path, "requeue", ONE, 3000)
+    run = expand(load_spec(spec))[0]
+    store = Store(tmp_path / "requeue")
+    run_study([run], store, slurm_executor(store, detach=True))  # submit and return
+    job = load_registry(store)[run.run_id]["job_id"]
+    wait_until(lambda: (store.run_dir(run.run_id) / "config.json").exists(), "training to start")
+    time.sleep(1.0)
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    event = wait_until(lambda: _read(store.run_dir(run.run_id) / REQUEUE_FILE), "the job to checkpoint")
+    assert event["signal"] == "SIGTERM" and event["requeues"] == 1 and 0 < event["step"] < 3000
+    assert store.checkpoint_path(run.run_id).exists()
+    # it stopped at once: no 30 s of training on through Slurm's grace
+    wait_until(lambda: squeue_states({job}).get(job, ("",))[0] == "PENDING", "the job to be requeued", 25)
+    with expediting(job):
+        counts = run_study([run], store, slurm_executor(store))  # attaches to the live job, submits nothing
+    assert counts == {"done": 1}
+    assert load_registry(store)[run.run_id]["job_id"] == job
+    row = store.result(run.run_id)
+    assert row["steps"] == 3000
+    # resumed, not restarted: the same curve as an uninterrupted run, to float precision
+    ref = Store(tmp_path / "reference")
+    run_study([run], ref, InProcessExecutor(), threads=1)
+    assert math.isclose(row["loss"], ref.result(run.run_id)["loss"], rel_tol=1e-6)
+    a, b = pd.read_parquet(store.run_dir(run.run_id) / "curves.parquet"), ref.curves()
+    assert list(a.step) == list(b.step)
+
+
+def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(slurm_cluster, tmp_path):
+    spec = write_spec(tmp_path, "timeout", ONE, 200)
+    run = expand(load_spec(spec))[0]
+    # size the run to ~75 s of training here, so it cannot finish within a 1-minute limit (with a
+    # 1-minute limit Slurm's warning comes 20-30 s into each attempt, so it takes several requeues)
+    probe = Store(tmp_path / "probe")
+    t0 = time.perf_counter()
+    run_study([run], probe, InProcessExecutor(), threads=1)
+    per_step = (time.perf_counter() - t0) / 200
+    steps = int(75 / per_step)
+    spec = write_spec(tmp_path, "timeout", ONE, steps)
+    run = expand(load_spec(spec))[0]
+    store = Store(tmp_path / "timeout")
+    ex = slurm_executor(store, time="1", detach=True, max_requeues=30)
+    run_study([run], store, ex)
+    job = load_registry(store)[run.run_id]["job_id"]
+
+    with expediting(job):
+        status = wait_until(lambda: (store.result(run.run_id) or {}).get("status")
+                            or (_read(store.run_dir(run.run_id) / REQUEUE_FILE) or {}).get("gave_up") and "gave up",
+                            "the run to finish", 600, 2)
+    assert status == "done"
+    row = store.result(run.run_id)
+    assert row["steps"] == steps
+    event = _read(store.run_dir(run.run_id) / REQUEUE_FILE)
+    assert event["requeues"] >= 1 and event["signal"] in ("SIGUSR2", "SIGTERM")
+    # the job ends as a success, never as a failure or a timeout (accounting lags a little)
+    assert wait_until(lambda: _sacct_states(job) not in ([], ["RUNNING"], ["COMPLETING"]) and _sacct_states(job),
+                      "accounting to see the job end", 60) == ["COMPLETED"]
+
+
+def test_a_killed_coordinator_is_replaced_without_submitting_live_runs_again(slurm_cluster, tmp_path):
+    spec = write_spec(tmp_path, "kill", THREE, 1500)
+    store = Store(tmp_path / "kill")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    coord = subprocess.Popen([sys.executable, "-c", "from scaling.cli import main; main()", "grid", "run", str(spec), "--executor", "slurm",
+                              "--slurm", "time=10"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        registry = wait_until(lambda: len(load_registry(store)) == 3 and load_registry(store), "the submission")
+        jobs = {r: e["job_id"] for r, e in registry.items()}
+        wait_until(lambda: all(s[0] == "RUNNING" for s in squeue_states(set(jobs.values())).values())
+                   and len(squeue_states(set(jobs.values()))) == 3, "the jobs to run")
+    finally:
+        coord.send_signal(signal.SIGKILL)
+        coord.wait()
+    # one job goes away with the coordinator (cancelled): its run has no live job any more
+    gone_run, gone_job = sorted(jobs.items())[0]
+    subprocess.run(["scancel", gone_job], check=True)
+    wait_until(lambda: squeue_states({gone_job}).get(gone_job, ("GONE",))[0] not in LIVE_STATES,
+               "the cancelled job to end (not to requeue itself)", 60)
+    notes = []
+    counts = run_study(expand(load_spec(spec)), store, slurm_executor(store, notify=notes.append))
+    assert counts == {"done": 3}
+    after = {r: e["job_id"] for r, e in load_registry(store).items()}
+    assert {r: j for r, j in after.items() if r != gone_run} == {r: j for r, j in jobs.items() if r != gone_run}
+    assert after[gone_run] != gone_job  # only the run without a live job was submitted again
+    assert any("2 runs already have live Slurm jobs" in n for n in notes)
+    assert len(store.runs()) == 3
+
+
+def _read(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _sacct_states(job: str) -> list[str]:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job], capture_output=True, text=True).stdout
+    return [s.split()[0] for s in out.split()]
