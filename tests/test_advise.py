@@ -136,3 +136,57 @@ def test_simulation_advised_runs_beat_the_standard_ladder_on_chinchilla():
     assert res["win_rate"] >= 0.8, res
     assert res["median_width_ratio"] < 0.7, res
     assert res["coverage"] >= 0.6, res  # measured coverage of the advised intervals; nominal 0.95
+
+
+ADVISE_SPEC = """
+[study]
+name = "adv"
+[data]
+source = "zipf_facts"
+eval_tokens = 630
+[data.options]
+n_symbols = 16
+n_keys = 60
+[model]
+shapes = [{d_model = 4, n_layers = 1, n_heads = 1}, {d_model = 6, n_layers = 1, n_heads = 1},
+          {d_model = 8, n_layers = 1, n_heads = 2}, {d_model = 12, n_layers = 1, n_heads = 2},
+          {d_model = 16, n_layers = 1, n_heads = 2}, {d_model = 24, n_layers = 1, n_heads = 2},
+          {d_model = 32, n_layers = 1, n_heads = 2}]
+[train]
+steps = 60
+batch_size = 8
+seq_len = 21
+eval_points = 2
+lr = 1e-2
+"""
+
+
+@pytest.mark.slow
+def test_grid_run_advise_appends_new_runs_and_retrains_nothing(tmp_path):
+    from scaling.advise import advised_runs
+
+    spec = tmp_path / "adv.toml"
+    # The first pass trains the five smallest shapes only (the larger two are the candidates).
+    spec.write_text(ADVISE_SPEC.replace("{d_model = 24, n_layers = 1, n_heads = 2},\n          {d_model = 32, n_layers = 1, n_heads = 2}]", "]").replace("2},\n          ]", "2}]"))
+    r = CliRunner().invoke(app, ["grid", "run", str(spec)])
+    assert r.exit_code == 0, r.output
+    first = pd.read_parquet(tmp_path / "adv" / "runs.parquet")
+    assert len(first) == 5
+    spec.write_text(ADVISE_SPEC)  # the same study, its spec now able to express the larger shapes
+    root = tmp_path / "adv"
+    r = CliRunner().invoke(app, ["advise", str(root), "--x", "n_params_nonemb", "--budget", "2e9",
+                                 "--candidates", str(spec), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["runs"] and not advised_runs(root)  # advice alone changes nothing
+    r = CliRunner().invoke(app, ["grid", "run", str(spec), "--advise", "--budget", "2e9"])
+    assert r.exit_code == 0, r.output
+    added = advised_runs(root)
+    assert "new run(s) appended" in r.output and added
+    after = pd.read_parquet(root / "runs.parquet")
+    done_before = first.set_index("run_id")
+    for run_id, row in done_before.iterrows():  # finished runs kept as they were
+        assert after.set_index("run_id").loc[run_id, "wall_time"] == row["wall_time"]
+    from scaling.train.run_config import RunConfig
+
+    new_ids = {RunConfig.from_dict(c).run_id for c in added}
+    assert new_ids <= set(after.run_id) and not new_ids & set(first.run_id)

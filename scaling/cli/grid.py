@@ -12,7 +12,7 @@ from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
 from scaling.cli.progress import console, make_reporter
-from scaling.train import expand, local_executor, plan_rows, run_study, study_root
+from scaling.train import local_executor, plan_rows, run_study, study_root, study_runs
 
 grid_app = typer.Typer(help="Plan, train and inspect a study's grid of runs.", no_args_is_help=True)
 
@@ -30,8 +30,8 @@ def _fmt(v) -> str:
 def plan(spec: Spec, out: Out = None) -> None:
     """List the runs a study would train, with parameters, tokens and FLOPs; trains nothing."""
     s = load_spec(spec)
-    runs = expand(s)
     store = Store(study_root(s, out))
+    runs = study_runs(s, store.root)
     rows = plan_rows(runs)
     table = Table(title=f"{s.name}: {len(rows)} runs ({s.family})")
     columns = [c for c in rows[0] if c != "parent" or any(r["parent"] for r in rows)] + ["status"]
@@ -62,11 +62,17 @@ def run(
     timeout_min: Annotated[Optional[int], typer.Option(
         help="Slurm time limit per job in minutes (same as --slurm time=...).")] = None,
     gpus: Annotated[int, typer.Option(help="GPUs per Slurm job (same as --slurm gpus_per_node=...).")] = 0,
+    advise: Annotated[bool, typer.Option("--advise", help="First append the runs `scaling advise` picks for "
+                                                          "--budget FLOPs (from the study's finished runs and "
+                                                          "its spec's candidates), then train.")] = False,
+    budget: Annotated[float, typer.Option(help="FLOPs for --advise.")] = 0.0,
 ) -> None:
     """Train every run that is not finished; finished runs are never retrained, unfinished ones resume."""
     s = load_spec(spec)
-    runs = expand(s)
     store = Store(study_root(s, out))
+    if advise:
+        _append_advice(spec, store, budget)
+    runs = study_runs(s, store.root)
     if executor == "slurm":
         from scaling.train.slurm import SlurmExecutor, parse_options
 
@@ -97,6 +103,18 @@ def run(
         raise typer.Exit(1)
 
 
+def _append_advice(spec: Path, store: Store, budget: float) -> None:
+    from scaling.advise import advise_study, append_advised
+
+    if budget <= 0:
+        raise ScalingError("--advise needs --budget FLOPS > 0 (the compute to spend on the advised runs)")
+    advice = advise_study(spec, store.root, budget)
+    added = append_advised(store.root, advice)
+    console.print(f"advice: {advice.target} at {advice.at:.3g}, expected 95% width {advice.expected_width_before:.3g} "
+                  f"-> {advice.expected_width_after:.3g}; {len(added)} new run(s) appended "
+                  f"({advice.spent:.3g} of {budget:.3g} FLOPs)")
+
+
 @grid_app.command()
 def status(spec: Spec, out: Out = None) -> None:
     """Show each run's state: the store's (done, unfinished, failed, diverged, pending) merged with its
@@ -104,8 +122,8 @@ def status(spec: Spec, out: Out = None) -> None:
     from scaling.lock import describe, holder_of
 
     s = load_spec(spec)
-    runs = expand(s)
     store = Store(study_root(s, out))
+    runs = study_runs(s, store.root)
     jobs = _slurm_view(store)
     table = Table(title=f"{s.name}: {store.root}")
     for c in ("run_id", "label", "seed", "status", "loss", "wall_time", "held by"):

@@ -62,6 +62,17 @@ def expand(spec: StudySpec) -> list[RunConfig]:
     return sorted(runs, key=lambda r: r.parent is not None)
 
 
+def study_runs(spec: StudySpec, root: str | Path) -> list[RunConfig]:
+    """The spec's runs plus those `scaling advise --append` (or `grid run --advise`) added to the
+    study folder, parents first; an advised run the spec already has is listed once."""
+    from scaling.advise import advised_runs
+
+    runs = expand(spec)
+    ids = {r.run_id for r in runs}
+    extra = [RunConfig.from_dict(c) for c in advised_runs(root)]
+    return runs + [r for r in extra if r.run_id not in ids]
+
+
 def where(spec: StudySpec) -> str:
     return str(spec.path) if spec.path else "<spec>"
 
