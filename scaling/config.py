@@ -80,6 +80,14 @@ class TrainSection:
     loss_impl: Literal["auto", "chunked", "torch", "triton"] = "auto"
     threads: int = 0
     """torch threads per run; 0 = share the machine's cores among workers."""
+    compile: bool = False
+    """`torch.compile` the model for training (operational: not part of the run id)."""
+    micro_batch_size: int | None = None
+    """Rows per forward/backward; gradients accumulate to the full `batch_size` (operational)."""
+    nproc: int = 1
+    """DDP processes per run; `batch_size` is the global batch, split among them (operational)."""
+    keep_final: bool = False
+    """Keep final.pt for every run, not only for runs that others continue from (operational)."""
 
 
 @dataclass(kw_only=True)
@@ -190,6 +198,11 @@ def _check_train(t: TrainSection, source: str) -> None:
         raise SpecError(f"{source}: [train] `decay_fraction` must be in (0, 1], got {t.decay_fraction}")
     if t.warmup < 0:
         raise SpecError(f"{source}: [train] `warmup` must be >= 0, got {t.warmup}")
+    if t.nproc < 1 or t.batch_size % t.nproc:
+        raise SpecError(f"{source}: [train] `nproc` must be >= 1 and divide `batch_size` ({t.batch_size}), got {t.nproc}")
+    if t.micro_batch_size is not None and not 1 <= t.micro_batch_size <= t.batch_size // t.nproc:
+        raise SpecError(f"{source}: [train] `micro_batch_size` must be between 1 and `batch_size` / `nproc` "
+                        f"({t.batch_size // t.nproc}), got {t.micro_batch_size}")
 
 
 # ---------------------------------------------------------------- generic dataclass loading

@@ -77,8 +77,11 @@ class EncDecTask:
     def counts(self) -> dict[str, float]:
         return encdec_counts(self.run)
 
+    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.source.train_batch(step, self.batch_size, self.run.seed)
+
     def train_loss(self, step: int) -> torch.Tensor:
-        src, tgt_in, tgt_out = self.source.train_batch(step, self.batch_size, self.run.seed)
+        src, tgt_in, tgt_out = self.train_batch(step)
         return self.model.loss(src.to(self.device), tgt_in.to(self.device), tgt_out.to(self.device), impl=self.loss_impl)
 
     def evaluate(self) -> dict[str, float]:

@@ -23,24 +23,63 @@ import torch
 
 from scaling.store import Store, atomic_write_bytes
 from scaling.train.grid import get_family
-from scaling.train.loop import ProgressFn, build_row, resolve_device, train_run
+from scaling.train.loop import ProgressFn, build_row, train_run
+from scaling.train.placement import place, threads_per_worker
 from scaling.train.run_config import RunConfig
 
-Payload = tuple[dict[str, Any], str, int]
-"""(run config as dict, study folder, torch threads): all a worker needs, picklable."""
+Payload = tuple[dict[str, Any], str, int] | tuple[dict[str, Any], str, int, dict[str, Any]]
+"""(run config as dict, study folder, torch threads[, options]): all a worker needs, picklable.
+Options: `keep_final` (other runs continue from this one), `nproc` (DDP processes, overrides
+`[train] nproc`)."""
+
+_slot = 0
+"""This process's worker slot (0..W-1 in a local pool): which GPU(s) it trains on."""
+
+
+def _options(payload: Payload) -> dict[str, Any]:
+    return dict(payload[3]) if len(payload) > 3 else {}
+
+
+def run_nproc(run: RunConfig, options: dict[str, Any]) -> int:
+    return int(options.get("nproc") or run.train.get("nproc") or 1)
+
+
+def train_rank(payload: Payload, rank: int = 0, nproc: int = 1, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Build the run's task on this process's device and train it (rank of nproc under DDP)."""
+    config, root, threads = payload[:3]
+    options = _options(payload)
+    run = RunConfig.from_dict(config)
+    if threads > 0:
+        torch.set_num_threads(max(1, threads // nproc))
+    device = place(run.train.get("device", "auto"), slot=_slot, rank=rank, nproc=nproc)
+    dist = None
+    if nproc > 1:
+        from scaling.train import ddp
+
+        ddp.check_batch(int(run.train["batch_size"]), nproc)
+        dist = ddp.init_from_env(device)
+    task = get_family(run.family).build_task(run, device)
+    return train_run(run, task, Store(root), progress=progress, keep_final=bool(options.get("keep_final")),
+                     dist=dist)
 
 
 def execute_run(payload: Payload, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Train one run in the current process; never raises for a failing run, records it instead."""
-    config, root, threads = payload
+    """Train one run in the current process (or on its DDP processes); never raises for a failing
+    run, records it instead. A preemption (`signals.Preempted`) is not a failure and propagates."""
+    config, root, threads = payload[:3]
     run = RunConfig.from_dict(config)
     store = Store(root)
     if threads > 0:
         torch.set_num_threads(threads)
     try:
-        family = get_family(run.family)
-        task = family.build_task(run, resolve_device(run.train.get("device", "auto")))
-        return train_run(run, task, store, progress=progress)
+        nproc = run_nproc(run, _options(payload))
+        if nproc > 1:
+            from scaling.train import ddp
+
+            ddp.check_batch(int(run.train["batch_size"]), nproc)
+            ddp.launch(payload, nproc)
+            return store.result(run.run_id) or {"run_id": run.run_id, "status": store.status(run.run_id)}
+        return train_rank(payload, progress=progress)
     except Exception as e:  # a failing run must not take the study down with it
         atomic_write_bytes(store.run_dir(run.run_id) / "error.txt", traceback.format_exc().encode())
         row = build_row(run, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0, float("nan"))
@@ -73,9 +112,13 @@ def _exit_with_parent(parent: int) -> None:
 _step_queue: Any = None
 
 
-def _init_worker(q: Any) -> None:
-    global _step_queue
+def _init_worker(q: Any, slots: Any = None) -> None:
+    global _step_queue, _slot
     _step_queue = q
+    if slots is not None:  # first come, first served: worker k of W takes slot k
+        with slots.get_lock():
+            _slot = slots.value
+            slots.value += 1
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
@@ -85,7 +128,8 @@ def _pool_worker(payload: Payload) -> dict[str, Any]:
 
 
 class LocalPoolExecutor:
-    """A pool of `workers` processes on this machine; cores are shared out among them."""
+    """A pool of `workers` processes on this machine; cores are shared out among them and, on a
+    node with GPUs, worker k trains on GPU k mod G (`placement.place`)."""
 
     def __init__(self, workers: int):
         self.workers = max(1, workers)
@@ -106,7 +150,9 @@ class LocalPoolExecutor:
         if drainer:
             drainer.start()
         try:
-            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+            slots = ctx.Value("i", 0)
+            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(q, slots)) as pool:
                 futures = [pool.submit(_pool_worker, p) for p in payloads]
                 for f in as_completed(futures):
                     on_done(f.result())
@@ -149,7 +195,7 @@ class SubmititExecutor:
 
 
 def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return threads_per_worker(workers)
 
 
 def local_executor(workers: int) -> tuple[Executor, int]:
@@ -172,9 +218,13 @@ def pending(runs: list[RunConfig], store: Store) -> list[RunConfig]:
 
 
 def run_study(runs: list[RunConfig], store: Store, executor: Executor, reporter: StudyReporter | None = None,
-              threads: int = 0) -> dict[str, int]:
-    """Train what is pending, parents first; returns counts of run statuses afterwards."""
+              threads: int = 0, nproc: int = 0) -> dict[str, int]:
+    """Train what is pending, parents first; returns counts of run statuses afterwards.
+
+    `nproc` > 0 trains every run on that many DDP processes (else `[train] nproc`). Only runs
+    that others continue from keep their final weights."""
     todo = pending(runs, store)
+    parents = {r.parent for r in runs if r.parent}
     if reporter:
         reporter.start(todo, len(runs) - len(todo))
     store.root.mkdir(parents=True, exist_ok=True)
@@ -187,7 +237,8 @@ def run_study(runs: list[RunConfig], store: Store, executor: Executor, reporter:
                 row = build_row(r, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", 0, 0, 0.0, float("nan"))
                 row["error"] = f"parent run {r.parent} did not finish"
                 store.write_result(r.run_id, row, [])
-            payloads = [(r.to_dict(), str(store.root), threads or 0) for r in ready]
+            payloads = [(r.to_dict(), str(store.root), threads or 0,
+                         {"keep_final": r.run_id in parents, "nproc": nproc}) for r in ready]
 
             def done(row: dict[str, Any]) -> None:
                 store.rebuild()
