@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import Literal
 
 import torch
@@ -72,13 +73,16 @@ def linear_cross_entropy(
     hidden, weight, bias = _autocast_inputs(hidden, weight, bias)
     checked = check_inputs(hidden, weight, targets, bias, ignore_index, reduction, softcap, impl, check_targets)
     h2, t1 = checked.hidden, checked.targets
-    with torch.autocast(h2.device.type, enabled=False):  # the kernels choose their own precisions
+    dev = h2.device.type
+    off = torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else nullcontext()
+    with off:  # the kernels choose their own precisions
         return _dispatch(checked, weight, bias, ignore_index, reduction, softcap, return_lse, impl, filter_eps)
 
 
 def _autocast_inputs(hidden, weight, bias):
     """Cast the floating inputs to the autocast dtype when autocast is on for their device."""
-    if not isinstance(hidden, torch.Tensor) or not torch.is_autocast_enabled(hidden.device.type):
+    if not isinstance(hidden, torch.Tensor) or not torch.amp.is_autocast_available(hidden.device.type) \
+            or not torch.is_autocast_enabled(hidden.device.type):
         return hidden, weight, bias
     dtype = torch.get_autocast_dtype(hidden.device.type)
 

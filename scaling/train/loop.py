@@ -158,7 +158,7 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
             loss.backward()
             total_loss += loss.detach()
         if clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=device.type != "meta")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return total_loss / world

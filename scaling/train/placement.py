@@ -70,8 +70,9 @@ def enable_fast_matmul(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-# Host reads of a tensor's value: on the meta device (no data) they return placeholders.
-_HOST_READS = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0, "__index__": 0}
+# Host reads of a tensor's value: on the meta device (no data) they return placeholders
+# (counts of 1 so that means over them stay finite).
+_HOST_READS = {"__bool__": False, "item": 1, "__int__": 1, "__float__": 0.0, "__index__": 1}
 
 
 class DeviceMismatch(AssertionError):
@@ -85,7 +86,7 @@ class StrictDevices(TorchFunctionMode):
     not, so a tensor built on the CPU beside a model on the GPU is only found on a GPU node.
     Inside this mode any torch op whose tensor arguments span two devices raises
     `DeviceMismatch` (0-dim CPU tensors excepted, as CUDA allows them). Host reads of meta
-    tensors (`bool`, `item`, `float`, `int`, `tolist`) return zeros so that code which
+    tensors (`bool`, `item`, `float`, `int`, `tolist`) return placeholders so that code which
     reads values (early stopping, BLEU) runs to the end. `ops` counts the ops seen.
     """
 
