@@ -51,3 +51,15 @@ def test_split_rows():
     assert [p[0].shape[0] for p in parts] == [2, 2, 1]
     assert torch.equal(torch.cat([p[1] for p in parts]), y)
     assert split_rows((x, y), 0) == [(x, y)]
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_eager(tmp_path):
+    """`[train] compile = true` (inductor, CPU here) follows the eager curve within float tolerance."""
+    pytest.importorskip("torch._inductor")
+    eager, _ = _train(LM, tmp_path, "eager", None)
+    raw = {k: dict(v) for k, v in LM.items()}
+    raw["train"]["compile"] = True
+    compiled, _ = _train(raw, tmp_path, "compiled", None)
+    assert compiled["status"] == "done"
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-4)
