@@ -57,7 +57,10 @@ class TrainSection:
     steps: int | None = None
     tokens: int | None = None
     tokens_per_param: float | None = None
-    """Token budget per run: exactly one of steps, tokens or tokens_per_param (× non-embedding params)."""
+    flops: float | list[float] | None = None
+    """Budget per run: exactly one of steps, tokens, tokens_per_param (× non-embedding params) or
+    flops (training FLOPs C; tokens = C / the shape's exact training FLOPs per token). A list of
+    flops is an IsoFLOP axis, as the [grid] axis "train.flops" is; each run records its `flops`."""
     min_steps: int = 0
     """Lower bound on steps when the budget is given in tokens per parameter."""
     batch_size: int = 32
@@ -152,6 +155,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
             known = ", ".join(sorted([*SECTIONS, "grid", *FAMILY_TABLES]))
             raise SpecError(f"{source}: unknown table [{key}]; expected one of {known}")
     spec = StudySpec(**kwargs, extra=extra)
+    _check_budget_kinds(spec.train, spec.grid, source)
     _check_train(spec.train, source)
     return spec
 
@@ -177,19 +181,46 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_train(t: TrainSection, source: str) -> None:
-    budgets = [k for k in ("steps", "tokens", "tokens_per_param") if getattr(t, k) is not None]
+BUDGETS = ("steps", "tokens", "tokens_per_param", "flops")
+
+
+def _check_budget_kinds(t: TrainSection, grid: dict[str, list[Any]], source: str) -> None:
+    """Exactly one kind of budget, counting [grid] axes such as "train.flops" = [...]."""
+    if isinstance(t.flops, list) and "train.flops" in grid:
+        raise SpecError(f"{source}: give the flops axis once: [train] `flops` is a list and [grid] has \"train.flops\"")
+    budgets = [k for k in BUDGETS if getattr(t, k) is not None or f"train.{k}" in grid]
     if len(budgets) != 1:
         raise SpecError(
-            f"{source}: [train] needs exactly one token budget: `steps`, `tokens` or `tokens_per_param`"
-            f" (got {', '.join(budgets) or 'none'})"
+            f"{source}: [train] needs exactly one token budget: `steps`, `tokens`, `tokens_per_param` or `flops`"
+            f" (in [train] or as a [grid] axis \"train.<budget>\"; got {', '.join(budgets) or 'none'})"
         )
+
+
+def check_run_train(train: dict[str, Any], source: str) -> TrainSection:
+    """Validate one expanded run's [train] values with the base table's checks and messages.
+
+    `source` starts every message: the file, and for a grid run the axes and values it got.
+    """
+    t = from_dict(TrainSection, train, f"{source}: [train]")
+    budgets = [k for k in BUDGETS if getattr(t, k) is not None]
+    if len(budgets) != 1:
+        raise SpecError(f"{source}: [train] needs exactly one token budget: `steps`, `tokens`, `tokens_per_param`"
+                        f" or `flops` (got {', '.join(budgets) or 'none'})")
+    _check_train(t, source)
+    return t
+
+
+def _check_train(t: TrainSection, source: str) -> None:
     for name in ("batch_size", "seq_len", "eval_points", "checkpoint_every"):
         if getattr(t, name) < 1:
             raise SpecError(f"{source}: [train] `{name}` must be >= 1, got {getattr(t, name)}")
-    for name in budgets:
-        if getattr(t, name) <= 0:
-            raise SpecError(f"{source}: [train] `{name}` must be > 0, got {getattr(t, name)}")
+    for name in BUDGETS:
+        value = getattr(t, name)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and v <= 0:
+                raise SpecError(f"{source}: [train] `{name}` must be > 0, got {v}")
+    if isinstance(t.flops, list) and (not t.flops or len(set(t.flops)) != len(t.flops)):
+        raise SpecError(f"{source}: [train] `flops` must be a non-empty list of distinct budgets, got {t.flops!r}")
     if t.lr <= 0:
         raise SpecError(f"{source}: [train] `lr` must be > 0, got {t.lr}")
     if not 0 <= t.min_lr_ratio <= 1:

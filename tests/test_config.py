@@ -98,3 +98,127 @@ def test_tokens_per_param_budget(tmp_path):
     for r in runs:
         n = get_family("decoder").counts(r)["n_params_nonemb"]
         assert r.train["steps"] == math.ceil(2.0 * n / (4 * 21))
+
+
+# ---------------------------------------------------------------- every expanded run is validated (issue 9.4)
+
+
+@pytest.mark.parametrize(
+    "axis, message",
+    [
+        ('"train.schedule" = ["wds"]',
+         "[grid] axis `train.schedule` = 'wds': [train] `schedule`: expected one of 'cosine', 'wsd', 'constant', got 'wds'"),
+        ('"train.min_lr_ratio" = [0.1, 1.5]',
+         "[grid] axis `train.min_lr_ratio` = 1.5: [train] `min_lr_ratio` must be between 0 and 1, got 1.5"),
+        ('"train.warmup" = [-1]', "[grid] axis `train.warmup` = -1: [train] `warmup` must be >= 0, got -1.0"),
+        ('"train.steps" = [0]', "[grid] axis `train.steps` = 0: [train] `steps` must be > 0, got 0"),
+    ],
+)
+def test_grid_values_get_the_base_tables_checks(tmp_path, axis, message):
+    path = write(tmp_path, GOOD.replace("seed = [0, 1]", axis))
+    with pytest.raises(SpecError) as e:
+        expand(load_spec(path))
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_the_same_values_in_the_base_table_give_the_same_messages(tmp_path):
+    for old, new, message in [('seq_len = 21', 'seq_len = 21\nschedule = "wds"',
+                               "[train] `schedule`: expected one of 'cosine', 'wsd', 'constant', got 'wds'"),
+                              ("seq_len = 21", "seq_len = 21\nmin_lr_ratio = 1.5",
+                               "[train] `min_lr_ratio` must be between 0 and 1, got 1.5"),
+                              ("seq_len = 21", "seq_len = 21\nwarmup = -1", "[train] `warmup` must be >= 0, got -1.0"),
+                              ("steps = 5", "steps = 0", "[train] `steps` must be > 0, got 0")]:
+        path = write(tmp_path, GOOD.replace(old, new))
+        with pytest.raises(SpecError) as e:
+            load_spec(path)
+        assert str(e.value) == f"{path}: {message}"
+
+
+def test_grid_axes_in_one_combination_are_all_named(tmp_path):
+    path = write(tmp_path, GOOD.replace("seed = [0, 1]", '"train.lr" = [1e-3]\n"train.warmup" = [0.1, -2]'))
+    with pytest.raises(SpecError, match=r"axis `train.lr` = 0.001, `train.warmup` = -2: \[train\] `warmup`"):
+        expand(load_spec(path))
+
+
+def test_lr_schedule_raises_on_an_unknown_schedule():
+    from scaling.train import lr_at
+
+    with pytest.raises(SpecError, match=r"\[train\] `schedule`: unknown schedule 'wds'"):
+        lr_at(3, 10, {"lr": 1e-3, "schedule": "wds"})
+    assert lr_at(9, 10, {"lr": 1e-3, "schedule": "constant", "warmup": 0.0}) == 1e-3
+
+
+# ---------------------------------------------------------------- IsoFLOP budgets (issue 12, section 1)
+
+
+def _flops_per_token(run) -> float:
+    from scaling.train import get_family
+
+    return get_family("decoder").counts(run)["flops_per_token"]
+
+
+@pytest.mark.parametrize("where", ["train", "grid"])
+def test_flops_budget_gives_each_shape_tokens_c_over_flops_per_token(tmp_path, where):
+    budgets = [3e7, 1e8]
+    if where == "train":
+        text = GOOD.replace("steps = 5", "flops = [3e7, 1e8]").replace("seed = [0, 1]", "seed = [0]")
+    else:
+        text = GOOD.replace("steps = 5\n", "").replace("seed = [0, 1]", '"train.flops" = [3e7, 1e8]')
+    runs = expand(load_spec(write(tmp_path, text)))
+    assert len(runs) == 4  # 2 shapes x 2 budgets: the IsoFLOP grid is one spec
+    per_step = 4 * 21  # batch_size x seq_len
+    seen = set()
+    for run in runs:
+        c = run.train["flops"]
+        fpt = _flops_per_token(run)
+        # tokens = C / (training FLOPs per token), rounded up to whole steps of 84 tokens
+        assert run.train["steps"] == math.ceil(c / fpt / per_step)
+        trained = run.train["steps"] * per_step * fpt
+        assert c <= trained < c + per_step * fpt
+        assert run.flat()["train.flops"] == c  # the budget is recorded per run, for the isoflop law to group by
+        seen.add((run.model["d_model"], c))
+    assert seen == {(d, c) for d in (16, 32) for c in budgets}
+    from scaling.train import plan_rows
+
+    assert sorted(row["train.flops"] for row in plan_rows(runs)) == [3e7, 3e7, 1e8, 1e8]
+    small = next(r for r in runs if r.model["d_model"] == 16 and r.train["flops"] == 1e8)
+    large = next(r for r in runs if r.model["d_model"] == 32 and r.train["flops"] == 1e8)
+    assert small.train["steps"] > large.train["steps"]  # same compute: the smaller model sees more tokens
+
+
+def test_flops_by_hand_for_one_shape(tmp_path):
+    from scaling.data import build_source
+
+    text = GOOD.replace("steps = 5", "flops = 5e7").replace(
+        "shapes = [{d_model = 16, n_layers = 1, n_heads = 2}, {d_model = 32, n_layers = 2, n_heads = 4}]",
+        "shapes = [{d_model = 16, n_layers = 1, n_heads = 2}]").replace("seed = [0, 1]", "seed = [0]")
+    (run,) = expand(load_spec(write(tmp_path, text)))
+    vocab = build_source("zipf_facts", {"n_symbols": 16, "n_keys": 40}).vocab_size
+    d, d_ff, layers, seq = 16, 64, 1, 21
+    matmul = layers * (4 * d * d + 2 * d * d_ff) + vocab * d  # attention projections + MLP + head
+    fpt = 3 * (2 * matmul + 4 * layers * d * seq)  # forward + backward, attention scores in full
+    assert _flops_per_token(run) == fpt
+    assert run.train["steps"] == math.ceil(5e7 / (fpt * 4 * 21))
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("steps = 5", "steps = 5\nflops = 1e8", "exactly one token budget: `steps`, `tokens`, `tokens_per_param` or `flops`"
+                                               " (in [train] or as a [grid] axis \"train.<budget>\"; got steps, flops)"),
+        ("seed = [0, 1]", '"train.flops" = [1e8]', "got steps, flops"),
+        ("steps = 5", "flops = [1e8]", "not-an-error"),
+        ("steps = 5", "flops = [1e8, 1e8]", "[train] `flops` must be a non-empty list of distinct budgets"),
+        ("steps = 5", "flops = [1e8, -1.0]", "[train] `flops` must be > 0, got -1.0"),
+        ("steps = 5", "flops = []", "[train] `flops` must be a non-empty list of distinct budgets"),
+    ],
+)
+def test_flops_budget_errors(tmp_path, old, new, message):
+    text = GOOD.replace(old, new)
+    if message == "not-an-error":  # a list in [train] and the same axis in [grid]: said once, not twice
+        text = text.replace("seed = [0, 1]", '"train.flops" = [2e8]')
+        message = 'give the flops axis once: [train] `flops` is a list and [grid] has "train.flops"'
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as e:
+        expand(load_spec(path))
+    assert message in str(e.value) and str(path) in str(e.value)

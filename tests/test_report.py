@@ -18,4 +18,4 @@ def test_every_family_has_report_sections():
 
 def test_table_formats_numbers_and_escapes_text():
     html = table_html(pd.DataFrame({"name": ["<b>"], "n": [1234567], "x": [0.000123456], "nan": [float("nan")]}))
-    assert "&lt;b&gt;" in html and "1,234,567" in html and "0.0001235" in html and "–" in html
+    assert "&lt;b&gt;" in html and "1,234,567" in html and "1.23e-4" in html and "–" in html

@@ -114,17 +114,23 @@ def plot(
     out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
-    """Write the prediction plot (data, fit, dashed extrapolation, band, held-out points) and residuals."""
+    """Write the prediction plot of the fit `scaling fit` reports for the same flags (fitted on all
+    rows), its residuals, and with --holdout the check: the law fitted without the held-out rows,
+    drawn against them (OUT-holdout.png)."""
     from scaling.laws.cli_support import load_table
     from scaling.plots import plot_fit, plot_residuals
 
     df = load_table(data, where, derive)
-    model = get_law(law, loss=loss, delta=delta, init=init, seed=seed)
-    model.fit(df, x=x, y=y, holdout=holdout)
-    if bootstrap:
-        model.bootstrap(bootstrap, seed=seed, method=bootstrap_method)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_fit(model, df, holdout=holdout).savefig(out, bbox_inches="tight")
+    from scaling.store import atomic_open
+
+    model = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method)
     resid = out.with_name(f"{out.stem}-residuals{out.suffix}")
-    plot_residuals(model, df).savefig(resid, bbox_inches="tight")
-    console.print(f"wrote {out} and {resid}")
+    figures = [(plot_fit(model, df, holdout=""), out), (plot_residuals(model, df, holdout=""), resid)]
+    held = getattr(model, "holdout_fit_", None)
+    if held is not None and "n_test" in (held.holdout_ or {}):
+        figures.append((plot_fit(held, df, holdout=held.holdout_["split"]), out.with_name(f"{out.stem}-holdout{out.suffix}")))
+    for fig, path in figures:
+        with atomic_open(path) as f:  # atomic, and readable as the umask says
+            fig.savefig(f, format=path.suffix.lstrip(".") or None, bbox_inches="tight")
+    console.print("  ".join(f"{k} = {v:.6g}" for k, v in model.params_.items()) + f"  ({model.n_points_} points)")
+    console.print("wrote " + ", ".join(str(p) for _, p in figures))

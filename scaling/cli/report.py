@@ -22,9 +22,11 @@ def report(
     store_dir: Annotated[Optional[Path], typer.Option("--store", help="Study folder (default runs/<study>/).")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for every interval.")] = 200,
     holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation check.")] = "largest:1",
+    advise_budget: Annotated[float, typer.Option(help="FLOPs for a 'which runs next' section (scaling advise); "
+                                                      "0 = none.")] = 0.0,
 ) -> None:
     """Render runs, learning curves and every law fitted with intervals and held-out error."""
     s = load_spec(spec)
     path = out or Path("reports") / s.name / "index.html"
-    build_report(s, Store(study_root(s, store_dir)), path, ReportOptions(bootstrap=bootstrap, holdout=holdout))
+    build_report(s, Store(study_root(s, store_dir)), path, ReportOptions(bootstrap=bootstrap, holdout=holdout, advise_budget=advise_budget))
     console.print(f"wrote {path}")

@@ -13,11 +13,12 @@ def _kinds() -> dict[str, type]:
     from scaling.data.corpora import StdlibCodeSource, StdlibDocsSource
     from scaling.data.markov import MarkovSource
     from scaling.data.mixture import MixtureSource
+    from scaling.data.prepared import PreparedSource
     from scaling.data.synthetic import ZipfFactsSource
     from scaling.data.userdata import FilesSource, JsonlSource, ParquetSource
 
     classes = [ZipfFactsSource, MarkovSource, StdlibCodeSource, StdlibDocsSource,
-               FilesSource, JsonlSource, ParquetSource, MixtureSource]  # fmt: skip
+               FilesSource, JsonlSource, ParquetSource, PreparedSource, MixtureSource]  # fmt: skip
     return {c.kind: c for c in classes}
 
 
@@ -72,13 +73,16 @@ def check_options(kind: str, options: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def build_source(kind: str, options: dict[str, Any] | None = None, *, tokenizer: Any = "byte", seed: int = 0) -> Any:
-    """Build a source. `tokenizer` is "byte", "bpe" or a Tokenizer; `seed` is the world/split seed.
+    """Build a source. `tokenizer` is "byte", "bpe", a tokenizer.json path or a Tokenizer; `seed` is
+    the world/split seed.
 
     The per-run data-order seed is the `seed` argument of `train_batch`, not this one.
     """
     if not isinstance(kind, str):
         raise SpecError(f"data source kind must be a string, got {kind!r}")
     cls = _source_class(kind)
-    if isinstance(tokenizer, str) and tokenizer not in ("byte", "bpe"):
-        raise SpecError(f"unknown tokenizer `{tokenizer}`; expected `byte` or `bpe`")
+    from scaling.data.tokenizers import is_tokenizer_file
+
+    if isinstance(tokenizer, str) and tokenizer not in ("byte", "bpe") and not is_tokenizer_file(tokenizer):
+        raise SpecError(f"unknown tokenizer `{tokenizer}`; expected `byte`, `bpe` or the path of a tokenizer.json")
     return cls.from_options(check_options(kind, options), tokenizer=tokenizer, seed=seed)

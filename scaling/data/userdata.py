@@ -1,7 +1,8 @@
 """User text: files or globs (`files`), JSONL with a text field (`jsonl`), parquet with a text
 column (`parquet`). One document per file / line / row, split by document like the stdlib
 corpora. Files are identified by path, JSONL lines and parquet rows by a hash of their text
-(so duplicated rows always land in the same split).
+(so duplicated rows always land in the same split). The `iter_*` readers stream documents, for
+`scaling data prepare`; the sources here hold them in memory.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import glob
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from scaling.data.fingerprint import files_fingerprint
 from scaling.data.text import TEXT_OPTIONS, Documents, TextSource
 from scaling.errors import DataError, SpecError
 
@@ -22,12 +25,61 @@ def _text_id(text: str) -> str:
 
 
 def _fingerprint(kind: str, files: list[tuple[str, Path]], extra: str) -> str:
-    """Content hash of (id, file) pairs plus the options that change what is read."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{kind}-v1|{extra}".encode())
-    for name, p in files:
-        h.update(name.encode() + b"\x00" + p.read_bytes() + b"\x00")
-    return h.hexdigest()
+    """Metadata + sampled-content fingerprint of the files (see scaling.data.fingerprint), plus
+    their document ids and the options that change what is read."""
+    return files_fingerprint([p for _, p in files], extra=f"{kind}-v2|{extra}", names=[n for n, _ in files])
+
+
+def iter_jsonl(path: Path, field: str) -> Iterator[tuple[str, str]]:
+    """(text hash, text) per non-blank line of a JSONL file, streamed; bad lines name file:line."""
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict) or field not in row:
+                raise DataError(f"{path}:{n}: missing field `{field}` (set option `field` to the text field)")
+            if not isinstance(row[field], str):
+                kind = type(row[field]).__name__
+                raise DataError(f"{path}:{n}: field `{field}` must be a string, got {kind}")
+            yield _text_id(row[field]), row[field]
+
+
+def check_parquet_column(path: Path, column: str) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except Exception as e:  # pyarrow raises several types for unreadable files
+        raise DataError(f"{path}: not a readable parquet file ({e})") from None
+    if column not in names:
+        raise DataError(f"{path}: missing column `{column}`; columns are {names} (set option `column`)")
+
+
+def iter_parquet(path: Path, column: str, batch_rows: int = 4096) -> Iterator[tuple[str, str]]:
+    """(text hash, text) per non-empty row of a parquet column, read in record batches."""
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=[column]):
+        for v in batch.column(0).to_pylist():
+            if v is not None and not isinstance(v, str):
+                raise DataError(f"{path}: column `{column}` must hold strings, found {type(v).__name__}")
+            if v:
+                yield _text_id(v), v
+
+
+def file_ids(files: list[Path]) -> list[str]:
+    """Ids relative to the files' common folder: the split survives moving the data elsewhere."""
+    root = os.path.commonpath([str(p.resolve().parent) for p in files])
+    return [os.path.relpath(p.resolve(), root).replace(os.sep, "/") for p in files]
+
+
+def iter_files(ids: list[str], files: list[Path]) -> Iterator[tuple[str, str]]:
+    for i, p in zip(ids, files):
+        yield i, p.read_bytes().decode("utf-8", errors="replace")
 
 
 def _required_path(kind: str, value: Any) -> Path:
@@ -69,12 +121,10 @@ class FilesSource(TextSource):
     @classmethod
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> FilesSource:
         files = expand_paths(options["paths"])
-        # Ids relative to the files' common folder: the split survives moving the data elsewhere.
-        root = os.path.commonpath([str(p.resolve().parent) for p in files])
-        ids = [os.path.relpath(p.resolve(), root).replace(os.sep, "/") for p in files]
+        ids = file_ids(files)
 
         def load() -> Documents:
-            return [(i, p.read_bytes().decode("utf-8", errors="replace")) for i, p in zip(ids, files)]
+            return list(iter_files(ids, files))
 
         fingerprint = _fingerprint("files", list(zip(ids, files)), "")
         return cls("files", fingerprint, load, **cls.text_kwargs(options, tokenizer, seed))
@@ -91,22 +141,7 @@ class JsonlSource(TextSource):
         path, field = _required_path("jsonl", options["path"]), options["field"]
 
         def load() -> Documents:
-            docs = []
-            with path.open(encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-                    if not isinstance(row, dict) or field not in row:
-                        raise DataError(f"{path}:{n}: missing field `{field}` (set option `field` to the text field)")
-                    if not isinstance(row[field], str):
-                        kind = type(row[field]).__name__
-                        raise DataError(f"{path}:{n}: field `{field}` must be a string, got {kind}")
-                    docs.append((_text_id(row[field]), row[field]))
-            return docs
+            return list(iter_jsonl(path, field))
 
         kwargs = cls.text_kwargs(options, tokenizer, seed)
         return cls("jsonl", _fingerprint("jsonl", [(path.name, path)], field), load, **kwargs)
@@ -120,22 +155,11 @@ class ParquetSource(TextSource):
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> ParquetSource:
-        import pyarrow.parquet as pq
-
         path, column = _required_path("parquet", options["path"]), options["column"]
-        try:
-            names = pq.read_schema(path).names
-        except Exception as e:  # pyarrow raises several types for unreadable files
-            raise DataError(f"{path}: not a readable parquet file ({e})") from None
-        if column not in names:
-            raise DataError(f"{path}: missing column `{column}`; columns are {names} (set option `column`)")
+        check_parquet_column(path, column)
 
         def load() -> Documents:
-            values = pq.read_table(path, columns=[column]).column(column).to_pylist()
-            bad = next((v for v in values if v is not None and not isinstance(v, str)), None)
-            if bad is not None:
-                raise DataError(f"{path}: column `{column}` must hold strings, found {type(bad).__name__}")
-            return [(_text_id(v), v) for v in values if v]
+            return list(iter_parquet(path, column))
 
         kwargs = cls.text_kwargs(options, tokenizer, seed)
         return cls("parquet", _fingerprint("parquet", [(path.name, path)], column), load, **kwargs)

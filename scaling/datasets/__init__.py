@@ -7,7 +7,6 @@ README.md beside this file); tests check the fitters against the results its pap
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import DataError
+from scaling.tables import read_table
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,7 @@ def dataset_path(name: str) -> Path:
 
 def load_dataset(name: str) -> pd.DataFrame:
     """The data set `name` as a DataFrame (TSV comment lines dropped; convenience columns added)."""
-    path = dataset_path(name)
-    if path.suffix == ".tsv":
-        lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#")]
-        df = pd.read_csv(io.StringIO("\n".join(lines)), sep="\t")
-    else:
-        df = pd.read_csv(path)
+    df = read_table(dataset_path(name))
     if name == "chinchilla_epoch":
         df["N"] = df["Model Size"]
         df["C"] = df["Training FLOP"]

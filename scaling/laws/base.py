@@ -47,7 +47,8 @@ class Law:
 
     Fitted: params_, theta_ (optimiser space), objective_, converged_, n_starts_,
     n_starts_best_ (screening starts ending within 1e-3 relative of the best objective),
-    n_iter_, n_points_, r2_/aic_/bic_/sigma_ (on the fit scale), at_bounds_, holdout_, x_, y_;
+    n_iter_, n_points_, r2_/aic_/bic_/sigma_ (on the fit scale), at_bounds_, holdout_, x_, y_
+    (after fit_and_check with a holdout: holdout_fit_, the copy fitted without the held-out rows);
     after bootstrap: ci_, boot_theta_, boot_params_, boot_converged_.
     """
 
@@ -239,9 +240,10 @@ class Law:
     def fit_and_check(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "Law":
         """Fit on all rows; with `holdout`, `holdout_` reports how a copy fitted without the
         held-out rows predicts them (the extrapolation check beside the reported parameters)."""
-        held = self.clone().fit(df, x, y, holdout=holdout).holdout_ if holdout else {}
+        held = self.clone().fit(df, x, y, holdout=holdout) if holdout else None
         self.fit(df, x, y)
-        self.holdout_ = held
+        self.holdout_ = held.holdout_ if held is not None else {}
+        self.holdout_fit_ = held  # the fit that never saw the held-out rows: what a check figure draws
         return self
 
     def _n_free(self) -> int:
@@ -374,7 +376,9 @@ class Law:
         return law
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        from scaling.store import atomic_write_bytes
+
+        atomic_write_bytes(path, json.dumps(self.to_json(), indent=1).encode())
 
     @classmethod
     def load(cls, path: str | Path) -> "Law":

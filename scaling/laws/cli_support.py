@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +9,17 @@ import pandas as pd
 
 from scaling.errors import DataError
 from scaling.laws.base import Law
+from scaling.tables import read_table
 
 
 def load_table(path: str | Path, where: str | None = None, derive: list[str] | None = None) -> pd.DataFrame:
-    """Read parquet, CSV, TSV (lines starting with # are comments) or a study folder's runs.parquet
-    (its finished runs only),
-    add `derive`d columns ("name = expression"), then keep the rows matching the pandas `where`
-    expression (e.g. "data_bytes > 5 * 2**20")."""
+    """Read parquet, CSV, TSV (lines starting with # are comments), a study folder's runs.parquet
+    (its finished runs only) or a shipped dataset by name (`scaling datasets list`), add
+    `derive`d columns ("name = expression"), then keep the rows where `where` holds (e.g.
+    "data_bytes > 5 * 2**20"). Expressions are evaluated by `scaling.expr`: columns, literals,
+    arithmetic and a few functions, never Python code."""
+    from scaling.expr import derive_column, filter_rows
+
     p = Path(path)
     study = p.is_dir()
     if study:
@@ -25,46 +28,25 @@ def load_table(path: str | Path, where: str | None = None, derive: list[str] | N
             raise DataError(f"{p} is a folder without runs.parquet; pass a study folder or a table file")
         p = runs
     if not p.exists():
-        raise DataError(f"data file {str(p)!r} not found")
-    suffix = p.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        elif suffix in (".tsv", ".tab"):
-            df = _read_delimited(p, "\t")
-        elif suffix in (".csv", ".txt"):
-            df = _read_delimited(p, ",")
-        else:
-            raise DataError(f"{p.name}: unknown table format {suffix!r}; use .parquet, .csv or .tsv")
-    except DataError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any reader failure is the user's file
-        raise DataError(f"could not read {p}: {e}") from None
+        from scaling.datasets import DATASETS, load_dataset
+
+        if str(path) not in DATASETS:
+            raise DataError(f"data file {str(p)!r} not found (nor is it a shipped dataset: "
+                            f"{', '.join(DATASETS)})")
+        df = load_dataset(str(path))
+    else:
+        df = read_table(p)
     if study and "status" in df.columns:
         df = df[df.status == "done"]  # failed or diverged runs have no final loss to fit
         if df.empty:
             raise DataError(f"{p}: no finished runs (status 'done') to fit yet")
     for expr in derive or []:
-        if "=" not in expr:
-            raise DataError(f"--derive {expr!r} must look like 'name = expression'")
-        try:
-            df = df.eval(expr)
-        except Exception as e:  # noqa: BLE001 - pandas raises many types for a bad expression
-            raise DataError(f"--derive {expr!r} could not be evaluated: {e}; columns are {list(df.columns)}") from None
+        df = derive_column(df, expr)
     if where:
-        try:
-            df = df.query(where)
-        except Exception as e:  # noqa: BLE001 - pandas raises many types for a bad expression
-            raise DataError(f"--where {where!r} could not be evaluated: {e}; columns are {list(df.columns)}") from None
+        df = filter_rows(df, where)
         if df.empty:
             raise DataError(f"--where {where!r} selects no rows")
     return df
-
-
-def _read_delimited(p: Path, sep: str) -> pd.DataFrame:
-    # Only whole lines starting with # are comments: values such as "#faebdd" must survive.
-    lines = [ln for ln in p.read_text().splitlines() if not ln.lstrip().startswith("#")]
-    return pd.read_csv(io.StringIO("\n".join(lines)), sep=sep)
 
 
 def fit_result_json(law: Law) -> dict[str, Any]:

@@ -135,7 +135,9 @@ def forward_flops_per_token(cfg: DecoderConfig, seq_len: int) -> float:
     """Forward FLOPs per token: 2·(matmul params incl. head) + 4·n_layers·d_model·seq_len.
 
     The attention term (QKᵀ and AV) counts the full T×T score matrix, not the causal half,
-    as Kaplan et al. and nanoGPT do; a causal flash kernel performs about half of it.
+    as nanoGPT and PaLM (Chowdhery et al. 2022, app. B) do and as the math kernel performs it.
+    Kaplan et al. (2020, table 1) count half of it (2·n_layer·n_ctx·d_attn); a causal flash
+    kernel also performs about half.
     Embedding lookups, biases, norms, GELU and softmax are not counted."""
     return float(2 * matmul_params(cfg) + 4 * cfg.n_layers * cfg.d_model * seq_len)
 

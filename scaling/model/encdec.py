@@ -8,9 +8,10 @@ when the encoder is narrower or wider than the decoder, its final-normed output 
 from __future__ import annotations
 
 import math
-
+import warnings
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -190,10 +191,19 @@ class EncoderDecoder(nn.Module):
         return self.head(self(src, tgt_in))
 
 
+_warned_fallback = False
+
+
 def _linear_cross_entropy(hidden, weight, targets, impl: str) -> torch.Tensor:
+    global _warned_fallback
     try:
         from scaling.kernels import linear_cross_entropy
-    except ImportError:  # kernels package not importable yet: the same maths, logits materialised
+    except ImportError as e:  # the same maths with the logits materialised: say so, once per process
+        if not _warned_fallback:
+            _warned_fallback = True
+            warnings.warn(f"scaling.kernels failed to import ({e}); the encoder-decoder loss materialises the full "
+                          f"(tokens x vocab) logits instead of the memory-lean kernel. Fix that import to get it back.",
+                          RuntimeWarning, stacklevel=3)
         return F.cross_entropy(hidden @ weight.T, targets, ignore_index=-100)
     return linear_cross_entropy(hidden, weight, targets, ignore_index=-100, impl=impl)
 
@@ -224,6 +234,28 @@ def forward_flops_encdec(cfg: EncDecConfig, src_len: int, tgt_len: int) -> float
     return float(S * per_src + T * per_tgt)
 
 
+def real_lengths(src: torch.Tensor, tgt_out: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pair counts of real (not padding) source tokens and target tokens: (B,), (B,).
+
+    Source padding is `pad_id`; target padding is -100 in `tgt_out` (the positions the loss skips)."""
+    return (src != pad_id).sum(-1), (tgt_out != -100).sum(-1)
+
+
+def train_flops_encdec(cfg: EncDecConfig, src_lens, tgt_lens) -> float:
+    """Training FLOPs (3 × forward) of pairs with these real lengths, padding excluded:
+    3 · Σ forward_flops_encdec(cfg, s_i, t_i). Lengths are integer arrays or tensors."""
+    S = np.asarray(src_lens, dtype=np.int64)
+    T = np.asarray(tgt_lens, dtype=np.int64)
+    de, dd = cfg.enc_d_model, cfg.d_model
+    enc_mm = cfg.enc_layers * block_matmul_params(de, cfg.enc_d_ff) + (de * dd if de != dd else 0)
+    cross_kv = cfg.dec_layers * 2 * dd * dd
+    dec_mm = cfg.dec_layers * (block_matmul_params(dd, cfg.d_ff, cross=True) - 2 * dd * dd)
+    # the same terms as forward_flops_encdec, summed over pairs in exact integer arithmetic
+    fwd = (S * (2 * (enc_mm + cross_kv)) + 4 * cfg.enc_layers * de * S * S
+           + T * (2 * (dec_mm + cfg.tgt_vocab_size * dd)) + 4 * cfg.dec_layers * dd * T * (T + S))
+    return float(3 * int(fwd.sum()))
+
+
 def flops_per_token_encdec(cfg: EncDecConfig, src_len: int, tgt_len: int) -> float:
     """Training FLOPs (forward + backward = 3 × forward) per target token, the encoder's share
     of each pair included: 3 · forward_flops_encdec(cfg, src_len, tgt_len) / tgt_len."""
@@ -237,4 +269,6 @@ __all__ = [
     "count_params_encdec",
     "flops_per_token_encdec",
     "forward_flops_encdec",
+    "real_lengths",
+    "train_flops_encdec",
 ]

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from scaling.errors import FitError
 from scaling.laws.validation import holdout_mask
-from scaling.plots.style import log_loss_axis
+from scaling.plots.style import log_axis, log_loss_axis
 
 if TYPE_CHECKING:
     from scaling.laws.base import Law
@@ -25,7 +25,11 @@ if TYPE_CHECKING:
 
 def _holdout(law: "Law", df: pd.DataFrame, holdout: str | float | None) -> np.ndarray:
     """Rows held out of the fit: from `holdout`, else from the law's own holdout_ record."""
-    spec = holdout if holdout is not None else (getattr(law, "holdout_", None) or {}).get("split")
+    if holdout is None:
+        h = getattr(law, "holdout_", None) or {}
+        # a law that saw every row (fit_and_check's full fit) has nothing held out of it
+        holdout = h.get("split") if h.get("n_train") == getattr(law, "n_points_", None) else None
+    spec = holdout
     if spec is None or str(spec).lower() in ("", "none"):
         return np.zeros(len(df), bool)
     return holdout_mask(df, spec, law.x_[0])[0]
@@ -62,11 +66,17 @@ def plot_fit(
     extrapolate_to: float | None = None,
     level: float = 0.95,
     max_series: int = 6,
+    title: str | None = None,
 ) -> Figure:
     """Data and fitted law against `ax_x` (default: first x), one curve per value of the other input.
 
     Solid over the training range, dashed beyond it (up to the largest point or `extrapolate_to`);
-    a bootstrap confidence band when the law has one; held-out points hollow and red."""
+    a bootstrap confidence band when the law has one; held-out points hollow and red.
+
+    `holdout` names the rows `law` was fitted without (default: those of its own `holdout_`, but
+    only when the law itself was fitted without them; a full fit from `fit_and_check` carries its
+    check's record and marks nothing). `title` says which fit this is; the figure's title adds
+    the number of points and the parameters."""
     law._check_fitted()
     ax_x = ax_x or law.x_[0]
     if ax_x not in law.x_:
@@ -104,7 +114,9 @@ def plot_fit(
     log_loss_axis(ax)
     ax.set_xlabel(ax_x)
     ax.set_ylabel(law.y_)
-    ax.set_title(f"{law.name}: " + ", ".join(f"{k}={v:.3g}" for k, v in law.params_.items()), fontsize=9)
+    what = title or (f"fitted without {int(held.sum())} held-out point(s)" if held.any()
+                     else f"fit on all {getattr(law, 'n_points_', len(df))} points")
+    ax.set_title(f"{law.name}, {what}\n" + ", ".join(f"{k}={v:.3g}" for k, v in law.params_.items()), fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -126,11 +138,14 @@ def plot_residuals(law: "Law", df: pd.DataFrame, ax_x: str | None = None, holdou
         ax.scatter(xv[~held], r[~held], s=16, color="C0", label="fitted")
         if held.any():
             ax.scatter(xv[held], r[held], s=50, facecolors="none", edgecolors="red", lw=1.5, label="held out")
-        ax.set_xscale("log")
+        log_axis(ax, "x")
         ax.set_xlabel(name)
+        ax.grid(True, alpha=0.25)
     axes[0].set_ylabel("log y - log pred" if log_scale else "y - pred")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{law.name} residuals (R² {law.r2_:.4f})", fontsize=9)
+    what = (f"fitted without {int(held.sum())} held-out point(s)" if held.any()
+            else f"fit on all {getattr(law, 'n_points_', len(df))} points")
+    fig.suptitle(f"{law.name} residuals, {what} (R² {law.r2_:.4f})", fontsize=9)
     fig.tight_layout()
     return fig
 

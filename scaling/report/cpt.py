@@ -10,7 +10,6 @@ loss_general, base_loss_*), so `scaling fit dcpt runs/<study>/cpt.parquet --x N 
 from __future__ import annotations
 
 import contextlib
-import html
 import math
 from collections.abc import Iterator
 
@@ -23,8 +22,9 @@ from scaling.errors import DataError, FitError
 from scaling.laws.dcpt import compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share
 from scaling.laws.registry import get_law
 from scaling.plots.cpt import plot_loss_vs_share, plot_share_choice
-from scaling.report.render import Section, table_html
-from scaling.report.study import ReportOptions, fit_summary, params_table, register_sections
+from scaling.report.fits import ReportOptions, answer, fit_summary, fit_warnings, heldout_error, params_table
+from scaling.report.render import Answer, Section, Table, markup, sci
+from scaling.report.study import register_sections
 from scaling.store import Store, atomic_write_parquet
 
 CPT_TABLE = "cpt.parquet"
@@ -96,15 +96,16 @@ def cpt_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Report
         return [Section("Continual pre-training", text="No finished CPT runs yet.")]
     atomic_write_parquet(store.root / CPT_TABLE, table)
     cpt = cpt_options(spec)
-    sections = [Section("Continual pre-training grid", text=(
-        f"{len(table)} CPT runs over {table.N.nunique()} sizes × {table.D.nunique()} token budgets × "
-        f"{table.r.nunique()} domain shares, each continued from its size's base model ("
-        f"{cpt['schedule']} schedule, max LR {cpt['lr']:g}, warm-up {cpt['warmup']:g}). Fit-ready table: "
-        f"<code>{html.escape(str(store.root / CPT_TABLE))}</code>."),
-        tables=[table_html(table.drop(columns=["run_id"]))])]
+    grid = Section("Continual pre-training grid", text=markup(
+        "{} CPT runs over {} sizes × {} token budgets × {} domain shares, each continued from its size's base "
+        "model ({} schedule, max LR {}, warm-up {}). Fit-ready table: <code>{}</code>.",
+        len(table), table.N.nunique(), table.D.nunique(), table.r.nunique(), cpt["schedule"], f"{cpt['lr']:g}",
+        f"{cpt['warmup']:g}", str(store.root / CPT_TABLE)),
+        tables=[Table(table.drop(columns=["run_id"]), caption="CPT runs")])
+    sections = []
     if len(table) < 10:
-        sections.append(Section("D-CPT law", text=f"{len(table)} CPT runs: too few to fit the 9-parameter law."))
-        return sections
+        msg = f"{len(table)} CPT runs: too few to fit the 9-parameter law (needs 10)."
+        return [Section("D-CPT law", text=msg, warnings=[msg]), grid]
     with _one_thread():
         comparison = pd.concat([compare_laws(table, X_DOMAIN, "loss_domain").assign(loss="domain"),
                                 compare_laws(table, X_GENERAL, "loss_general").assign(loss="general")])
@@ -128,21 +129,23 @@ def cpt_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Report
             if held.any():
                 held_laws[role] = get_law("dcpt", seed=opts.seed).fit(table[~held], x=x, y=y)
             share = "r = domain share" if role == "domain" else "r = general share (1 − domain share)"
-            sections.append(Section(f"D-CPT law on the {role} loss ({share})", text=fit_summary(law),
-                                    tables=[params_table(law)], fit=law))
-        sections.append(Section("Held-out error: D-CPT against its variants", text=(
+            title = f"D-CPT law on the {role} loss ({share})"
+            sections.append(Section(title, text=fit_summary(law), tables=[params_table(law)], fit=law,
+                                    answers=[answer(law, "E", f"E of the D-CPT {role}-loss law")],
+                                    warnings=fit_warnings(law)))
+        sections.append(Section("Held-out error: D-CPT against its variants", text=markup(
             "Huber: mean Huber loss (δ = 1e-3) of log residuals on the held-out runs; R² of the held-out "
             "losses. leave-out-ratio: each interior domain share held out in turn (pooled); leave-out-size: the "
             "largest N; leave-out-tokens: the largest D" + (" (with two CPT budgets that fit sees a single D, so "
             "its D exponent is unconstrained)" if table.D.nunique() < 3 else "") + ". <code>dcpt_chinchilla</code> "
             "ignores r; <code>dcpt_additive</code> is D-CPT with η = 0 (its D term also acts at r = 0, where "
-            "D-CPT's B·r^η/D^β vanishes)."), tables=[table_html(comparison)], fit=comparison))
+            "D-CPT's B·r^η/D^β vanishes)."), tables=[Table(comparison, caption="Held-out errors")], fit=comparison))
         fig = plot_loss_vs_share(table, held_laws or laws, held if held_laws else None)
         sections.append(Section("Loss against domain share", figures=[(
             "Per size (colour) and CPT budget (line style): measured final losses, and the D-CPT law fitted "
             "without the hollow points (the middle domain share)", fig)]))
-        sections.append(_recommendation(table, laws, cpt))
-    return sections
+        sections.insert(0, _recommendation(table, laws, cpt))
+    return sections + [grid]
 
 
 def _recommendation(table: pd.DataFrame, laws: dict, cpt: dict) -> Section:
@@ -161,15 +164,21 @@ def _recommendation(table: pd.DataFrame, laws: dict, cpt: dict) -> Section:
     best = rows[-1]
     curves = loss_vs_share_curves(laws["domain"], laws["general"], target_n, target_d)
     fig = plot_share_choice(curves, best["general limit"], best["recommended r"], best["95% CI low"],
-                            best["95% CI high"], title=f"target N = {target_n:.3g}, D = {target_d:.3g}")
-    text = (f"Recommended domain share for N = {target_n:.4g}, D = {target_d:.4g}: "
-            f"<b>r = {best['recommended r']:.3f}</b> (95% bootstrap interval {best['95% CI low']:.3f}–"
-            f"{best['95% CI high']:.3f}), minimising the predicted domain loss with the general loss at most "
-            f"{threshold:.1%} above the base model's ({best['base loss is']}). Other rows: the grid's sizes at the "
-            f"same D.")
-    return Section("Recommended domain share", text=text, tables=[table_html(pd.DataFrame(rows))],
+                            best["95% CI high"], title=f"target N = {sci(target_n)}, D = {sci(target_d)}")
+    text = markup("Recommended domain share for N = {}, D = {}: <b>r = {}</b> (95% bootstrap interval {}–{}), "
+                  "minimising the predicted domain loss with the general loss at most {} above the base model's "
+                  "({}). Other rows: the grid's sizes at the same D. Held-out error: the domain-loss law's "
+                  "leave-out-ratio check (each interior share held out in turn).",
+                  sci(target_n), sci(target_d), f"{best['recommended r']:.3f}", f"{best['95% CI low']:.3f}",
+                  f"{best['95% CI high']:.3f}", f"{threshold:.1%}", best["base loss is"])
+    ans = Answer(f"recommended domain share r at N = {sci(target_n)}, D = {sci(target_d)} tokens",
+                 float(best["recommended r"]), (float(best["95% CI low"]), float(best["95% CI high"])),
+                 heldout_error(laws["domain"]),
+                 f"general loss ≤ {threshold:.1%} above the base model's; limit " +
+                 ("binds" if best["limit binds"] else "does not bind"), 3)
+    return Section("Recommended domain share", text=text, tables=[Table(pd.DataFrame(rows), caption="Recommendation per size")],
                    figures=[("Predicted losses against the domain share at the target, 95% bootstrap bands", fig)],
-                   fit=pd.DataFrame(rows))
+                   fit=pd.DataFrame(rows), answers=[ans])
 
 
 register_sections("cpt", cpt_sections)

@@ -12,9 +12,10 @@ from scaling.config import StudySpec
 from scaling.errors import ScalingError
 from scaling.plots.curves import plot_curves
 from scaling.plots.encdec import plot_bleu_vs_ce, plot_encdec_contours
-from scaling.report.render import Section, table_html
-from scaling.report.study import (ReportOptions, eval_set_columns, fit_summary, fit_with_holdout, params_table,
-                                  register_sections)
+from scaling.report.fits import (ReportOptions, answer, fit_summary, fit_warnings, fit_with_holdout, heldout_error,
+                                 params_table)
+from scaling.report.render import Answer, Section, Table, join
+from scaling.report.study import eval_set_columns, register_sections
 from scaling.store import Store
 
 X = ["n_params_enc", "n_params_dec"]
@@ -31,14 +32,14 @@ def split_fraction(law) -> tuple[float, tuple[float, float] | None]:
     return frac, (float(np.quantile(f, 0.025)), float(np.quantile(f, 0.975)))
 
 
-def comparison_table(encdec, power) -> str:
+def comparison_table(encdec, power) -> Table:
     rows = []
     for name, law in (("encdec L(Ne, Nd)", encdec), ("power L(N_total)", power)):
         h = law.holdout_ or {}
         rows.append({"law": name, "parameters": len(law.params_), "R²": law.r2_, "AIC": law.aic_, "BIC": law.bic_,
                      "held-out mean |rel. err|": h.get("mean_abs_rel_error", math.nan),
                      "held-out max |rel. err|": h.get("max_abs_rel_error", math.nan)})
-    return table_html(pd.DataFrame(rows))
+    return Table(pd.DataFrame(rows), caption="Bivariate law against a power law in total parameters")
 
 
 def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
@@ -57,36 +58,53 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         corner = ("" if 0 < frac < 1 else " The fit finds no effect of the "
                   + ("encoder" if frac == 0 else "decoder") + " size at these scales (its exponent is 0), so the"
                   " loss is minimised by spending the budget on the other side beyond the smallest size tried.")
-        text = (fit_summary(law) + f"<br><b>Recommended split</b>: {frac:.1%} of non-embedding parameters in the "
-                f"encoder" + (f" (95% CI {ci[0]:.1%}–{ci[1]:.1%})" if ci else "") + "." + corner
-                + f" For a budget of {budget:.3g} non-embedding parameters: Ne = {float(ne):.3g}, Nd = {float(nd):.3g}."
-                + " The table compares the bivariate law with a power law in total parameters on the same runs.")
+        text = join([fit_summary(law), f"Recommended split: {frac:.1%} of non-embedding parameters in the "
+                     f"encoder" + (f" (95% CI {ci[0]:.1%}–{ci[1]:.1%})" if ci else "") + "." + corner
+                     + f" For a budget of {budget:.3g} non-embedding parameters: Ne = {float(ne):.3g}, "
+                     f"Nd = {float(nd):.3g}. The second table compares the bivariate law with a power law in total "
+                     f"parameters on the same runs."])
         figures = [("Iso-loss contours of the fitted L(Ne, Nd); red: optimal encoder/decoder split",
                     plot_encdec_contours(law, done, X, loss_col, split_ci=ci))]
-        sections.append(Section(f"Encoder/decoder law on {name}", text=text,
-                                tables=[params_table(law), comparison_table(law, power)], figures=figures))
+        title = f"Encoder/decoder law on {name}"
+        answers = [Answer(f"encoder share of non-embedding parameters at the optimum (eval set {name})", frac, ci,
+                          heldout_error(law), f"held-out: {holdout}", 3),
+                   answer(law, "L_inf", f"L_inf of L(Ne, Nd) (eval set {name})")]
+        sections.append(Section(title, text=text, tables=[params_table(law), comparison_table(law, power)],
+                                figures=figures, answers=answers,
+                                warnings=fit_warnings(law) + fit_warnings(power, "power law in total parameters")))
     bleu_pairs = [(c, "bleu_" + c[len("loss_"):]) for c, _ in eval_set_columns(done) if "bleu_" + c[len("loss_"):] in done]
     if bleu_pairs:
-        laws, rows = {}, []
-        for ce_col, bleu_col in bleu_pairs:
-            part = done[done[bleu_col] > 0]
-            if len(part) >= 3:
-                try:
-                    law = fit_with_holdout("bleu_ce", part, [ce_col], bleu_col, opts, holdout="")
-                except ScalingError:
-                    continue
-                laws[bleu_col] = law
-                ci = getattr(law, "ci_", {}) or {}
-                rows.append({"eval set": bleu_col[len("bleu_"):], **{k: v for k, v in law.params_.items()},
-                             **{f"{k} 95% CI": f"{lo:.3g}–{hi:.3g}" for k, (lo, hi) in ci.items()}, "R²": law.r2_})
-        sections.append(Section("BLEU against cross-entropy", text="BLEU = C·exp(k·CE) (Gordon et al. 2021) per eval set.",
-                                tables=[table_html(pd.DataFrame(rows))] if rows else [],
-                                figures=[("Greedy-decoding BLEU against eval cross-entropy", plot_bleu_vs_ce(done, bleu_pairs, laws))]))
+        sections.append(bleu_section(done, bleu_pairs, opts))
     curves = store.curves()
     if not curves.empty:
         sections.append(Section("Learning curves", figures=[("Eval loss against target tokens (log-log)",
                                                               plot_curves(curves, runs))]))
     return sections
+
+
+def bleu_section(done: pd.DataFrame, bleu_pairs: list[tuple[str, str]], opts: ReportOptions) -> Section:
+    """BLEU = C·exp(k·CE) per eval set; a fit that cannot be made says why (never a silent skip)."""
+    laws, rows, failed = {}, [], []
+    for ce_col, bleu_col in bleu_pairs:
+        name = bleu_col[len("bleu_"):]
+        part = done[done[bleu_col] > 0]
+        if len(part) < 3:
+            failed.append(f"BLEU fit on {name} not made: {len(part)} run(s) with BLEU > 0, the fit needs 3")
+            continue
+        try:
+            law = fit_with_holdout("bleu_ce", part, [ce_col], bleu_col, opts, holdout="")
+        except ScalingError as e:
+            failed.append(f"BLEU fit on {name} failed: {e}")
+            continue
+        laws[bleu_col] = law
+        ci = getattr(law, "ci_", {}) or {}
+        rows.append({"eval set": name, **{k: v for k, v in law.params_.items()},
+                     **{f"{k} 95% CI": f"{lo:.3g}–{hi:.3g}" for k, (lo, hi) in ci.items()}, "R²": law.r2_})
+        failed += fit_warnings(law, f"BLEU fit on {name}")
+    return Section("BLEU against cross-entropy", text="BLEU = C·exp(k·CE) (Gordon et al. 2021) per eval set.",
+                   tables=[Table(pd.DataFrame(rows), caption="BLEU fits")] if rows else [],
+                   figures=[("Greedy-decoding BLEU against eval cross-entropy", plot_bleu_vs_ce(done, bleu_pairs, laws))],
+                   fit=laws, warnings=failed)
 
 
 register_sections("encdec", encdec_sections)

@@ -1,53 +1,30 @@
 """What a study's report contains: the runs, their curves, and every law fitted with intervals.
 
 Families add their own sections (encoder/decoder split, CPT mixture) through
-`register_sections`; the decoder sections here apply to every study with a size axis.
+`register_sections`; the decoder sections here apply to every study with a size axis. Laws in
+N are fitted per token budget and per value of every other axis (see `scaling.report.grouping`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from scaling.config import StudySpec
-from scaling.errors import FitError, ScalingError
-from scaling.laws import get_law
-from scaling.laws.base import Law
+from scaling.errors import ScalingError
 from scaling.plots.curves import plot_curves
-from scaling.report.render import Section, render_report, table_html
+from scaling.report.fits import (COMPUTE_CONVENTION, LawFit, ReportOptions, answer, fit_summary, fit_warnings,
+                                 fit_with_holdout, figures, law_section, params_table)
+from scaling.report.grouping import C_6ND, SIZE, TOKENS, budget_table, size_groups, tokens_label
+from scaling.report.render import Answer, Section, Table, join, markup, render_report, sci
 from scaling.store import Store
 
-
-@dataclass
-class ReportOptions:
-    bootstrap: int = 200
-    holdout: str = "largest:1"
-    seed: int = 0
-    bootstrap_method: str = "auto"
-    """"pairs", "residual", or "auto": residual below 20 points, where pairs resamples degenerate."""
-
-    def method_for(self, n_points: int) -> str:
-        if self.bootstrap_method != "auto":
-            return self.bootstrap_method
-        return "residual" if n_points < 20 else "pairs"
-
-
-@dataclass
-class LawFit:
-    """A fitted law as the report and the demo show it."""
-
-    title: str
-    law: Law
-    data: pd.DataFrame
-    holdout: str | None
-    bayes: float | None = None
-    notes: list[str] = field(default_factory=list)
-
+__all__ = ["FAMILY_SECTIONS", "LawFit", "ReportOptions", "build_report", "decoder_sections", "eval_set_columns",
+           "fit_summary", "fit_with_holdout", "law_section", "params_table", "register_sections", "size_fits"]
 
 SectionBuilder = Callable[[StudySpec, Store, pd.DataFrame, ReportOptions], list[Section]]
 FAMILY_SECTIONS: dict[str, list[SectionBuilder]] = {}
@@ -57,72 +34,14 @@ def register_sections(family: str, builder: SectionBuilder) -> None:
     FAMILY_SECTIONS.setdefault(family, []).append(builder)
 
 
-def fit_with_holdout(law_name: str, df: pd.DataFrame, x: list[str], y: str, opts: ReportOptions,
-                     holdout: str | None = None, **law_options: Any) -> Law:
-    """Fit on all points with bootstrap intervals; the held-out check is a separate fit on the rest."""
-    holdout = opts.holdout if holdout is None else holdout
-    law = get_law(law_name, seed=opts.seed, **law_options)
-    try:
-        law.fit_and_check(df, x, y, holdout)
-    except FitError as e:  # the check cannot run (too few points left); the fit itself still can
-        law.fit(df, x=x, y=y)
-        law.holdout_ = {"split": holdout, "error": str(e)}
-    if opts.bootstrap:
-        law.bootstrap(opts.bootstrap, seed=opts.seed, method=opts.method_for(law.n_points_))
-    return law
+RUN_COLUMNS = ("label", "run_id", "seed", "n_params", "n_params_nonemb", "n_params_enc", "n_params_dec",
+               "extra.domain_share", "tokens", "flops", C_6ND, "loss", "bayes_loss", "status", "wall_time",
+               "tokens_per_s")
 
 
-def params_table(law: Law) -> str:
-    rows = []
-    for name, value in law.params_.items():
-        lo, hi = (getattr(law, "ci_", {}) or {}).get(name, (math.nan, math.nan))
-        rows.append({"parameter": name, "value": value, "95% CI low": lo, "95% CI high": hi})
-    for name, value in (law.const or {}).items():
-        rows.append({"parameter": f"{name} (fixed)", "value": value, "95% CI low": math.nan, "95% CI high": math.nan})
-    return table_html(pd.DataFrame(rows))
-
-
-def fit_summary(law: Law) -> str:
-    h = getattr(law, "holdout_", {}) or {}
-    held = (f"held-out ({h.get('split')}, {h.get('n_test')} point(s)): mean |relative error| "
-            f"{h.get('mean_abs_rel_error', math.nan):.2%}, max {h.get('max_abs_rel_error', math.nan):.2%}"
-            if "mean_abs_rel_error" in h else f"held-out check: {h.get('error', 'not run')}")
-    conv = "converged" if law.converged_ else "<b>did not converge</b>"
-    boot = getattr(law, "boot_method_", None)
-    intervals = (f"95% intervals from {len(law.boot_params_)} {boot} bootstrap replicates" if boot
-                 else "no bootstrap intervals")
-    return (f"{law.n_points_} points; objective {law.objective_:.4g} ({conv}, {law.n_starts_best_} of "
-            f"{law.n_starts_} starts reached the best basin); R² {law.r2_:.4f}, AIC {law.aic_:.2f}, "
-            f"BIC {law.bic_:.2f}; {intervals}; {held}")
-
-
-def law_section(fit: LawFit) -> Section:
-    from scaling.plots import plot_fit, plot_residuals
-
-    law = fit.law
-    text = fit_summary(law)
-    if fit.bayes is not None and "L_inf" in law.params_:
-        lo, hi = (getattr(law, "ci_", {}) or {}).get("L_inf", (math.nan, math.nan))
-        rel = law.params_["L_inf"] / fit.bayes - 1
-        text += (f"<br>Fitted L_inf = {law.params_['L_inf']:.4f} (95% CI {lo:.4f}–{hi:.4f}) against the exact "
-                 f"Bayes loss {fit.bayes:.4f}: {rel:+.2%}.")
-    for note in fit.notes:
-        text += f"<br>{note}"
-    fig = plot_fit(law, fit.data, holdout=fit.holdout)
-    if fit.bayes is not None:
-        ax = fig.axes[0]
-        ax.axhline(fit.bayes, color="0.3", ls=":", lw=1, label="exact Bayes loss")
-        ax.legend(fontsize=8)
-    figures = [("Prediction: fitted points solid, extrapolation dashed, held-out points marked, 95% band", fig),
-               ("Residuals of the fit", plot_residuals(law, fit.data))]
-    return Section(fit.title, text=text, tables=[params_table(law)], figures=figures, fit=fit)
-
-
-def runs_table(runs: pd.DataFrame) -> str:
-    cols = [c for c in ("label", "run_id", "seed", "n_params", "n_params_nonemb", "n_params_enc", "n_params_dec",
-                        "extra.domain_share", "tokens", "flops", "loss", "bayes_loss", "status", "wall_time",
-                        "tokens_per_s") if c in runs.columns]
-    return table_html(runs[cols])
+def runs_table(runs: pd.DataFrame) -> Table:
+    cols = [c for c in RUN_COLUMNS if c in runs.columns]
+    return Table(runs[cols], caption="Every run")
 
 
 def eval_set_columns(runs: pd.DataFrame) -> list[tuple[str, str | None]]:
@@ -136,22 +55,74 @@ def eval_set_columns(runs: pd.DataFrame) -> list[tuple[str, str | None]]:
     return out
 
 
-def size_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = "n_params_nonemb") -> list[LawFit]:
-    """L(N) = L_inf + (N0/N)^alpha per eval set, over the finished runs (seeds averaged per size)."""
-    done = runs[runs.status == "done"]
+def size_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = SIZE) -> list[LawFit]:
+    """L(N) = L_inf + (N0/N)^alpha per eval set and per token budget (and value of every other
+    axis), over the finished runs: seeds averaged, tuning axes at their per-size best."""
     fits = []
-    for loss_col, bayes_col in eval_set_columns(done):
-        agg = done.groupby(x, as_index=False)[[loss_col] + ([bayes_col] if bayes_col else [])].mean()
-        if len(agg) < 4:
-            continue
-        law = fit_with_holdout("power", agg, [x], loss_col, opts)
-        bayes = float(agg[bayes_col].mean()) if bayes_col else None
-        fits.append(LawFit(f"L(N) on {loss_col[len('loss_'):]}", law, agg, opts.holdout, bayes))
+    for loss_col, bayes_col in eval_set_columns(runs):
+        name = loss_col[len("loss_"):]
+        for g in size_groups(runs, loss_col, x, keep=(bayes_col,) if bayes_col else ()):
+            if len(g.data) < 4:
+                continue
+            law = fit_with_holdout("power", g.data, [x], loss_col, opts)
+            bayes = float(g.data[bayes_col].mean()) if bayes_col else None
+            title = f"L(N) on {name}" + (f" at {g.label}" if g.label else "")
+            fits.append(LawFit(title, law, g.data, opts.holdout, bayes, g.notes, g.budget, name))
     return fits
+
+
+def budget_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = SIZE) -> list[LawFit]:
+    """L(N, D) = E + A/N^alpha + B/D^beta per eval set where the study varies the token budget."""
+    fits = []
+    for loss_col, bayes_col in eval_set_columns(runs):
+        table = budget_table(runs, loss_col, x)
+        if table is None or len(table) < 7 or table[x].nunique() < 3:
+            continue
+        if bayes_col:
+            done = runs[runs.status == "done"] if "status" in runs else runs
+            bayes = float(done[bayes_col].mean())
+        else:
+            bayes = None
+        law = fit_with_holdout("chinchilla", table, [x, TOKENS], loss_col, opts)
+        name = loss_col[len("loss_"):]
+        fits.append(LawFit(f"L(N, D) on {name}", law, table, opts.holdout, bayes,
+                           ["seeds averaged, tuning axes at their best per (size, budget)"], "", name))
+    return fits
+
+
+def chinchilla_section(fit: LawFit, runs: pd.DataFrame) -> Section:
+    """E of L(N, D) against the Bayes loss, and the compute-optimal tokens per parameter."""
+    from scaling.plots import plot_isoloss
+
+    law, where = fit.law, f"eval set {fit.eval_set}"
+    text = [fit_summary(law), f"Convention: {COMPUTE_CONVENTION}."]
+    note = ""
+    if fit.bayes is not None:
+        rel = law.params_["E"] / fit.bayes - 1
+        note = f"exact Bayes loss {fit.bayes:.4f}: {rel:+.2%}"
+        text.append(f"Compared: E of L(N, D), the loss as both N and D → ∞, against the exact Bayes loss "
+                    f"{fit.bayes:.4f}: {rel:+.2%}.")
+    answers = [answer(law, "E", f"E of L(N, D) ({where})", note),
+               answer(law, "alpha", f"size exponent alpha of L(N, D) ({where})", digits=3),
+               answer(law, "beta", f"data exponent beta of L(N, D) ({where})", digits=3)]
+    c = runs[C_6ND] if C_6ND in runs else 6.0 * runs[SIZE].astype(float) * runs[TOKENS].astype(float)
+    c_max = float(np.nanmax(c))
+    n_opt, d_opt = law.optimal_allocation(c_max)
+    ci = None
+    if getattr(law, "boot_params_", None) is not None:
+        band = law.optimal_allocation_ci(c_max).iloc[0]
+        ci = (c_max / (6 * band.N_hi ** 2), c_max / (6 * band.N_lo ** 2))  # D/N = C / (6 N²) falls with N
+    answers.append(Answer(f"compute-optimal tokens per parameter D/N at C = {sci(c_max)} FLOPs (6·N·D), {where}",
+                          float(d_opt / n_opt), ci, None, f"N_opt = {sci(float(n_opt))}, D_opt = {sci(float(d_opt))}", 3))
+    figs = figures(fit, ax_x=SIZE)
+    figs.append((f"Iso-loss contours of L(N, D) over {COMPUTE_CONVENTION}; red: compute-optimal N", plot_isoloss(law, fit.data)))
+    return Section(fit.title, text=join(text), tables=[params_table(law)], figures=figs, fit=fit, answers=answers,
+                   warnings=fit_warnings(law))
 
 
 def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
     sections = [law_section(f) for f in size_fits(runs, opts)]
+    sections += [chinchilla_section(f, runs) for f in budget_fits(runs, opts)]
     curves = store.curves()
     if not curves.empty:
         sections.append(Section("Learning curves", figures=[
@@ -162,27 +133,52 @@ def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Re
 
 
 def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
-    """Henighan et al.'s compute-efficient frontier on the first eval set, with N_opt(C) ∝ C^a."""
+    """Henighan et al.'s compute-efficient frontier on the first eval set, with N_opt(C) ∝ C^a,
+    in the compute convention C = 6·N·D (N non-embedding)."""
     from scaling.laws import ComputeFrontier
     from scaling.plots import plot_frontier
 
     done = runs[runs.status == "done"]
-    first = curves[(curves.eval_set == curves.eval_set.iloc[0]) & (curves.flops > 0) & curves.run_id.isin(done.run_id)]
-    if done.n_params_nonemb.nunique() < 4:
+    if done[SIZE].nunique() < 4:
         return []
+    first = curves[(curves.eval_set == curves.eval_set.iloc[0]) & (curves.tokens > 0)
+                   & curves.run_id.isin(done.run_id)].copy()
+    sizes = done.set_index("run_id")[SIZE]
+    first[C_6ND] = 6.0 * first.run_id.map(sizes).astype(float) * first.tokens.astype(float)
+    title = "Compute-efficient frontier"
     try:
-        frontier = ComputeFrontier().fit(first, sizes=done.set_index("run_id")["n_params_nonemb"])
+        frontier = ComputeFrontier().fit(first, flops=C_6ND, sizes=sizes)
     except ScalingError as e:
-        return [Section("Compute-efficient frontier", text=f"not available: {e}")]
+        return [Section(title, text=f"Not available: {e}", warnings=[f"frontier not fitted: {e}"])]
     lo, hi = getattr(frontier, "exponent_ci_", (math.nan, math.nan))
-    text = (f"The envelope of loss against training compute across sizes; along it the compute-optimal "
-            f"non-embedding size grows as N_opt ∝ C^{frontier.exponent_:.3f} (95% CI {lo:.3f}–{hi:.3f}). "
-            f"With one token budget per size the frontier is read off the learning curves.")
-    fig = plot_frontier(frontier, first, n_params="n_params")
-    return [Section("Compute-efficient frontier", text=text, figures=[("Loss envelope and N_opt(C)", fig)])]
+    text = (f"The envelope of loss against training compute across sizes ({COMPUTE_CONVENTION}); along it the "
+            f"compute-optimal non-embedding size grows as N_opt ∝ C^{frontier.exponent_:.3f} (95% CI "
+            f"{lo:.3f}–{hi:.3f}). With one token budget per size the frontier is read off the learning curves.")
+    warnings = []
+    if frontier.loss_law_ is not None:
+        warnings = fit_warnings(frontier.loss_law_, "frontier loss law L(C)")
+    fig = plot_frontier(frontier, first.assign(**{SIZE: first.run_id.map(sizes)}), flops=C_6ND, n_params=SIZE)
+    return [Section(title, text=text, figures=[("Loss envelope and N_opt(C), C = 6·N·D", fig)],
+                    answers=[Answer("frontier exponent a in N_opt ∝ C^a (first eval set)", frontier.exponent_,
+                                    (lo, hi), None, COMPUTE_CONVENTION, 3)], warnings=warnings)]
 
 
 register_sections("decoder", decoder_sections)
+
+
+def overview(store: Store, runs: pd.DataFrame) -> Section:
+    counts = runs.status.value_counts().to_dict()
+    flops = np.nansum(runs.flops) if "flops" in runs else math.nan
+    c6 = f"; {sci(np.nansum(runs[C_6ND]))} in the laws' convention 6·N·D" if C_6ND in runs else ""
+    d = ""
+    if TOKENS in runs and runs[TOKENS].notna().any():
+        t = runs[TOKENS].astype(float)
+        d = (f" Training tokens per run: {tokens_label(t.min())}" +
+             (f"–{tokens_label(t.max())}" if t.max() > t.min() else "") + ".")
+    text = markup("{} runs ({}); total training compute {} FLOPs (exact count{}).{} Laws use {}. Store: <code>{}</code>.",
+                  len(runs), ", ".join(f"{n} {k}" for k, n in counts.items()), sci(flops), c6, d,
+                  COMPUTE_CONVENTION, str(store.root))
+    return Section("Runs", text=text, tables=[runs_table(runs)])
 
 
 def build_report(spec: StudySpec, store: Store, out: Path, opts: ReportOptions | None = None) -> list[Section]:
@@ -191,16 +187,12 @@ def build_report(spec: StudySpec, store: Store, out: Path, opts: ReportOptions |
     runs = store.runs()
     if runs.empty:
         raise ScalingError(f"{store.root}: no finished runs yet; run `scaling grid run` first")
-    counts = runs.status.value_counts().to_dict()
-    overview = Section("Runs", text=(f"{len(runs)} runs ({', '.join(f'{n} {k}' for k, n in counts.items())}); "
-                                     f"total training compute {np.nansum(runs.flops):.3g} FLOPs. "
-                                     f"Store: <code>{store.root}</code>."),
-                       tables=[runs_table(runs)])
-    sections = [overview]
+    sections = []
     for builder in FAMILY_SECTIONS.get(spec.family, []):
         try:
             sections.extend(builder(spec, store, runs, opts))
         except ScalingError as e:  # a law that cannot be fitted yet must not hide the rest
-            sections.append(Section("Fit not available", text=str(e)))
+            sections.append(Section("Fit not available", text=str(e), warnings=[f"fit not available: {e}"]))
+    sections.append(overview(store, runs))  # the long runs table after the answers and figures
     render_report(f"Study: {spec.name}", sections, out, subtitle=spec.study.description or spec.family)
     return sections

@@ -173,7 +173,7 @@ def cpt_run(spec: StudySpec, opts: dict[str, Any], base: RunConfig, shape: dict[
     train = plain(spec.train)
     per_step = int(train["batch_size"]) * int(train["seq_len"])
     steps = max(1, math.ceil(d_tokens / per_step))
-    train.update(steps=steps, tokens=None, tokens_per_param=None, lr=opts["lr"], warmup=opts["warmup"],
+    train.update(steps=steps, tokens=None, tokens_per_param=None, flops=None, lr=opts["lr"], warmup=opts["warmup"],
                  schedule=SCHEDULES[opts["schedule"]], min_lr_ratio=opts["min_lr_ratio"])
     tokens = steps * per_step
     extra = {"role": "cpt", "N": n, "domain_share": float(r), "general_share": 1.0 - float(r),

@@ -6,8 +6,11 @@ when imported below.
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
+from scaling import schema
 from scaling.config import StudySpec
 from scaling.errors import SpecError
 from scaling.model import count_params, flops_per_token
@@ -19,8 +22,8 @@ from scaling.train.task import LMTask, decoder_config, lm_source
 def decoder_counts(run: RunConfig) -> dict[str, float]:
     cfg = decoder_config(run, lm_source(run.data).vocab_size)
     c = count_params(cfg)
-    return {"n_params": c.total, "n_params_nonemb": c.nonemb,
-            "flops_per_token": flops_per_token(cfg, int(run.train["seq_len"]))}
+    return {schema.N_PARAMS: c.total, schema.N_PARAMS_NONEMB: c.nonemb,
+            schema.FLOPS_PER_TOKEN: flops_per_token(cfg, int(run.train["seq_len"]))}
 
 
 def expand_decoder(spec: StudySpec) -> list[RunConfig]:
@@ -41,9 +44,18 @@ def build_decoder_task(run: RunConfig, device: torch.device) -> LMTask:
 
 register_family(Family("decoder", expand_decoder, build_decoder_task, decoder_counts))
 
-for _module in ("scaling.train.encdec_family", "scaling.train.cpt"):
-    try:
-        __import__(_module)
-    except ModuleNotFoundError as e:
-        if e.name != _module:
-            raise
+FAMILY_MODULES = ("scaling.train.encdec_family", "scaling.train.cpt")
+
+
+def load_family_modules(modules: tuple[str, ...] = FAMILY_MODULES) -> None:
+    """Import the modules that register the other families. A module that fails to import is an
+    error naming it, never a family silently missing from the registry."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ImportError(f"family module {module} failed to import ({type(e).__name__}: {e}); "
+                              f"its families are unavailable until that is fixed") from e
+
+
+load_family_modules()

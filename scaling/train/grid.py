@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 import torch
 
-from scaling.config import StudySpec, TrainSection, plain
+from scaling import schema
+from scaling.config import StudySpec, TrainSection, check_run_train, plain
 from scaling.errors import ScalingError, SpecError
-from scaling.train.run_config import RunConfig
+from scaling.train.run_config import OPERATIONAL_TRAIN_KEYS, RunConfig
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ def expand(spec: StudySpec) -> list[RunConfig]:
     runs = get_family(spec.family).expand(spec)
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
-        raise SpecError(f"{where(spec)}: two runs of the grid have identical configs; remove the duplicate axis values")
+        operational = ", ".join(sorted(OPERATIONAL_TRAIN_KEYS))
+        raise SpecError(f"{where(spec)}: two runs of the grid have identical configs; remove the duplicate axis values"
+                        f" (operational [train] keys do not tell runs apart: {operational})")
     return sorted(runs, key=lambda r: r.parent is not None)
 
 
@@ -109,9 +112,18 @@ def _missing(key: str, source: str) -> Any:
     raise SpecError(f"{source}: [grid] axis `{key}` does not name a config value (use e.g. train.lr, seed, model.d_ff)")
 
 
+def grid_axes(spec: StudySpec) -> dict[str, list[Any]]:
+    """[grid] axes plus the IsoFLOP axis that a list in [train] `flops` declares."""
+    axes = dict(spec.grid)
+    if isinstance(spec.train.flops, list):
+        axes["train.flops"] = list(spec.train.flops)
+    return axes
+
+
 def axis_combinations(spec: StudySpec) -> list[dict[str, Any]]:
-    keys = list(spec.grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(spec.grid[k] for k in keys))]
+    axes = grid_axes(spec)
+    keys = list(axes)
+    return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
 
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSection)}
@@ -136,6 +148,9 @@ def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]]
             if head == "train" and key.split(".")[1] not in TRAIN_KEYS:
                 _missing(key, source)
             set_dotted(base, key, value, source)
+        train_axes = [f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith("train.")]
+        # checked as the base table is; the values stay as written, since ids of existing runs hash them so
+        check_run_train(base["train"], f"{source}: [grid] axis {', '.join(train_axes)}" if train_axes else source)
         run = RunConfig(study=spec.name, family=spec.family, label=shape_label(base["model"]), **base)
         run.train["steps"] = resolve_steps(run, counts, source, tokens_per_step(run) if tokens_per_step else None)
         runs.append(run)
@@ -149,12 +164,22 @@ def shape_label(shape: dict[str, Any]) -> str:
 
 def resolve_steps(run: RunConfig, counts: Callable[[RunConfig], dict[str, float]], source: str,
                   per_step: int | None = None) -> int:
+    """Steps of a run from its budget; `tokens` and `tokens_per_param` are cleared (steps says it all)."""
     t = run.train
     per_step = per_step or int(t["batch_size"]) * int(t["seq_len"])
+    if isinstance(t.get("flops"), list):
+        raise SpecError(f"{source}: [train] `flops` is a list (an IsoFLOP axis), which family {run.family!r}"
+                        " does not expand; give one budget")
     if t.get("steps") is not None:
         steps = int(t["steps"])
     elif t.get("tokens") is not None:
         steps = math.ceil(float(t["tokens"]) / per_step)
+    elif t.get("flops") is not None:  # IsoFLOP: C / (exact training FLOPs per token); `flops` stays as the label
+        try:
+            per_token = float(counts(run)["flops_per_token"])
+        except ScalingError as e:
+            raise SpecError(f"{source}: model shape {run.model}: {e}") from None
+        steps = math.ceil(float(t["flops"]) / (per_token * per_step))
     else:
         try:
             n = counts(run)["n_params_nonemb"]
@@ -169,6 +194,7 @@ def resolve_steps(run: RunConfig, counts: Callable[[RunConfig], dict[str, float]
 def plan_rows(runs: list[RunConfig]) -> list[dict[str, Any]]:
     """What `scaling grid plan` shows: one row per run with parameters, tokens and FLOPs."""
     rows = []
+    isoflop = any(run.train.get("flops") is not None for run in runs)  # show each run's compute budget
     for run in runs:
         family = get_family(run.family)
         c = family.counts(run)
@@ -177,6 +203,7 @@ def plan_rows(runs: list[RunConfig]) -> list[dict[str, Any]]:
                      **{k: v for k, v in c.items() if k != "flops_per_token"},
                      "steps": int(run.train["steps"]), "tokens": tokens,
                      "flops": tokens * c["flops_per_token"],
+                     **({schema.BUDGET_FLOPS: run.train.get("flops")} if isoflop else {}),
                      **{f"extra.{k}": v for k, v in run.extra.items()},
                      "parent": run.parent or ""})
     return rows

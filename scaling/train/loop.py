@@ -14,22 +14,30 @@ on the host only every LOG_EVERY steps and at evals and checkpoints.
 from __future__ import annotations
 
 import math
+import os
 import time
+import typing
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from scaling.errors import DataError
+from scaling import schema
+from scaling.config import TrainSection
+from scaling.errors import DataError, SpecError
 from scaling.kernels import linear_cross_entropy
-from scaling.store import Store
+from scaling.store import Store, atomic_open
 from scaling.train.placement import enable_fast_matmul
 from scaling.train.run_config import RunConfig
 from scaling.train.signals import DEFAULT_SIGNALS, PreemptFlag, Preempted
-from scaling.train.task import Task
+from scaling.train.task import Task, consumed
+
+SCHEDULES = typing.get_args(typing.get_type_hints(TrainSection)["schedule"])
 
 if TYPE_CHECKING:
     from scaling.train.ddp import DistContext
@@ -58,6 +66,9 @@ def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
         return peak * (step + 1) / warmup
     floor = peak * float(train.get("min_lr_ratio", 0.1))
     schedule = train.get("schedule", "cosine")
+    if schedule not in SCHEDULES:
+        raise SpecError(f"[train] `schedule`: unknown schedule {schedule!r};"
+                        f" expected one of {', '.join(map(repr, SCHEDULES))}")
     if schedule == "constant":
         return peak
     if schedule == "wsd":
@@ -113,11 +124,12 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
 
     step, curves, wall_before = 0, [], 0.0
     ckpt_path = store.checkpoint_path(run_id)
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    state = load_checkpoint(ckpt_path, device) if ckpt_path.is_file() else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, curves, wall_before = int(state["step"]), list(state["curves"]), float(state["wall_time"])
+        step, wall_before = int(state["step"]), float(state["wall_time"])
+        curves = [{**c, schema.RUN_ID: run_id} for c in state["curves"]]  # the id may have been upgraded since
     elif run.parent:
         parent = torch.load(store.final_weights_path(run.parent), map_location=device, weights_only=True)
         model.load_state_dict(parent)
@@ -128,10 +140,10 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     def record(at_step: int) -> dict[str, float]:
         with autocast:
             losses = task.evaluate()
-        tokens = at_step * task.tokens_per_step
+        tokens, flops = consumed(task, at_step, flops_per_token)
         for name, loss in losses.items():
             curves.append({"run_id": run_id, "step": at_step, "tokens": tokens,
-                           "flops": tokens * flops_per_token, "eval_set": name, "loss": loss})
+                           "flops": flops, "eval_set": name, "loss": loss})
         return losses
 
     def checkpoint() -> None:
@@ -139,9 +151,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
             return
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                  "curves": curves, "wall_time": wall_before + time.perf_counter() - t0}
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(ckpt_path)
+        with atomic_open(ckpt_path) as f:
+            torch.save(state, f)
 
     def train_step(at: int) -> torch.Tensor:
         """One optimiser step on the batch of step `at`; returns this rank's share of its mean loss."""
@@ -229,8 +240,10 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     with autocast:
         metrics = task.final_metrics() if status == "done" else {}
     if status == "done" and (keep_final or train.get("keep_final", False)):
-        torch.save(model.state_dict(), store.final_weights_path(run_id))
-    row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss)
+        with atomic_open(store.final_weights_path(run_id)) as f:
+            torch.save(model.state_dict(), f)
+    row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss,
+                    counted=consumed(task, step, flops_per_token))
     store.write_result(run_id, row, curves)
     ckpt_path.unlink(missing_ok=True)
     return row
@@ -308,6 +321,31 @@ class Batches:
     def __del__(self):
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "curves", "wall_time")
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """A run's checkpoint, or None (with a warning) if it cannot be read: it is moved aside, not deleted.
+
+    The run then restarts from step 0 (or its parent's weights); the bad file stays beside it
+    as checkpoint.pt.corrupt-<UTC time> for inspection.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise KeyError(f"missing {', '.join(missing)}")
+    except Exception as e:  # truncated, corrupt or foreign file: any failure to read means the same
+        stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            aside, n = path.with_name(f"{path.name}.corrupt-{stamp}.{n}"), n + 1
+        os.replace(path, aside)
+        warnings.warn(f"{path}: unreadable checkpoint ({type(e).__name__}: {e}); moved aside to {aside.name};"
+                      " the run restarts from step 0", RuntimeWarning, stacklevel=2)
+        return None
+    return state
 
 
 def _last_losses(curves: list[dict[str, Any]]) -> dict[str, float]:
@@ -320,27 +358,36 @@ def _last_losses(curves: list[dict[str, Any]]) -> dict[str, float]:
 
 def column_name(eval_set: str) -> str:
     """Eval set name as a column suffix: 'domain/valid' -> 'domain_valid'."""
-    return "".join(ch if ch.isalnum() else "_" for ch in eval_set)
+    return schema.eval_column(eval_set)
 
 
 def build_row(run: RunConfig, counts: dict[str, float], bayes: dict[str, float | None],
               final: dict[str, float], metrics: dict[str, float], status: str, steps: int,
-              tokens_per_step: int, wall: float, last_train_loss: float) -> dict[str, Any]:
-    """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set."""
-    tokens = steps * tokens_per_step
+              tokens_per_step: int, wall: float, last_train_loss: float,
+              counted: tuple[int, float] | None = None) -> dict[str, Any]:
+    """One runs.parquet row. `loss` and `bayes_loss` refer to the first eval set.
+
+    `flops` is the exact count of the model as built (`counted` = (tokens, flops) where the task
+    counts them itself, else steps x tokens_per_step); `c_6nd` is 6 N D with the N the laws use
+    (non-embedding), so both conventions sit side by side (scaling.schema).
+    """
+    tokens, flops = counted if counted is not None else (steps * tokens_per_step, None)
+    if flops is None:
+        flops = tokens * counts[schema.FLOPS_PER_TOKEN]
     row: dict[str, Any] = run.flat()
-    row.update({k: int(v) if float(v).is_integer() and k.startswith("n_params") else float(v)
+    row.update({k: int(v) if float(v).is_integer() and k.startswith(schema.N_PARAMS) else float(v)
                 for k, v in counts.items()})
-    row.update({"steps": steps, "tokens": tokens, "flops": tokens * counts["flops_per_token"],
-                "status": status, "wall_time": wall, "tokens_per_s": tokens / wall if wall > 0 else math.nan,
-                "train_loss": last_train_loss})
+    row.update({schema.STEPS: steps, schema.TOKENS: tokens, schema.FLOPS: flops,
+                schema.C_6ND: schema.c_6nd(counts.get(schema.N_PARAMS_NONEMB, math.nan), tokens),
+                schema.STATUS: status, schema.WALL_TIME: wall,
+                schema.TOKENS_PER_S: tokens / wall if wall > 0 else math.nan, schema.TRAIN_LOSS: last_train_loss})
     names = list(bayes)
     for name in names:
-        row[f"loss_{column_name(name)}"] = final.get(name, math.nan)
+        row[schema.loss_column(name)] = final.get(name, math.nan)
         b = bayes[name]
-        row[f"bayes_{column_name(name)}"] = math.nan if b is None else float(b)
+        row[schema.bayes_column(name)] = math.nan if b is None else float(b)
     if names:
-        row["loss"] = final.get(names[0], math.nan)
-        row["bayes_loss"] = row[f"bayes_{column_name(names[0])}"]
+        row[schema.LOSS] = final.get(names[0], math.nan)
+        row[schema.BAYES_LOSS] = row[schema.bayes_column(names[0])]
     row.update({k: float(v) for k, v in metrics.items()})
     return row

@@ -1,4 +1,10 @@
-"""RunConfig: one concrete training run, with a stable id derived from its content."""
+"""RunConfig: one concrete training run, with a stable id derived from what changes its result.
+
+The id rule lives here and only here: `run_id` hashes the config minus the study name and
+label, minus the operational `[train]` keys below, minus `[train]` keys left unset (None), so
+that adding an optional key later never renames existing runs. Stores written under the first
+scheme (a hash of the whole dict) are renamed once on load by `scaling.store`, not retrained.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,29 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+OPERATIONAL_TRAIN_KEYS = frozenset({
+    "device",            # where a run trains; the experiment is the same on CPU and GPU
+    "threads",           # torch threads per run: speed only
+    "checkpoint_every",  # resume is exact (batches are a function of step and seed), so cadence is bookkeeping
+    "loss_impl",         # chunked / torch / triton compute the same loss, tested against each other
+    "compile",           # torch.compile of the same graph
+    "micro_batch_size",  # gradient accumulation over the same batch_size sequences per optimiser step
+    "nproc",             # data-parallel processes sharing the same global batch
+    "keep_final",        # whether final weights are kept on disk
+})
+"""[train] keys that change how a run executes, not what it trains or records: not in the run id.
+
+Not operational, on purpose: `eval_points` (it changes which steps the stored curve holds; a
+run re-asked for a denser curve must produce it rather than be skipped with the old one) and
+every optimiser, schedule and budget key. The budget enters as resolved `steps`; `flops`, the
+IsoFLOP budget label a run was sized from, stays in so each budget's runs are its own.
+"""
+
+
+def _hash(d: dict[str, Any]) -> str:
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 @dataclass(kw_only=True)
@@ -28,12 +57,12 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """Stable hash of everything that changes what is trained (not the study name or label)."""
+        """Stable hash of what changes the result: see OPERATIONAL_TRAIN_KEYS and the module docstring."""
         d = self.to_dict()
         for k in ("study", "label"):
             d.pop(k)
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        d["train"] = {k: v for k, v in d["train"].items() if k not in OPERATIONAL_TRAIN_KEYS and v is not None}
+        return _hash(d)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))

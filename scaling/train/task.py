@@ -49,6 +49,19 @@ class Task(Protocol):
         """Extra metrics measured once at the end (e.g. BLEU); may be empty."""
         ...
 
+    # Optional: `consumed(steps) -> (tokens, flops)`, the exact training tokens and FLOPs of the
+    # first `steps` steps, for tasks whose batches vary in real size (padding); see `consumed`.
+
+
+def consumed(task: Task, steps: int, flops_per_token: float) -> tuple[int, float]:
+    """Training tokens and FLOPs of a task's first `steps` steps: the task's own exact count where
+    it has one (e.g. encoder-decoder pairs without their padding), else steps x tokens_per_step."""
+    count = getattr(task, "consumed", None)
+    if count is not None:
+        return count(steps)
+    tokens = steps * task.tokens_per_step
+    return tokens, tokens * flops_per_token
+
 
 @functools.lru_cache(maxsize=8)
 def _cached_source(key: str) -> LMSource:

@@ -35,7 +35,7 @@ def test_where_and_errors(table, tmp_path):
     assert len(load_table(tmp_path / "t.csv", where="x > 1e8")) == int((table["x"] > 1e8).sum())
     with pytest.raises(DataError, match="selects no rows"):
         load_table(tmp_path / "t.csv", where="x < 0")
-    with pytest.raises(DataError, match="could not be evaluated"):
+    with pytest.raises(DataError, match="unknown column `nosuch`"):
         load_table(tmp_path / "t.csv", where="nosuch > 1")
     with pytest.raises(DataError, match="not found"):
         load_table(tmp_path / "missing.csv")
@@ -67,3 +67,14 @@ def test_study_folder_keeps_only_finished_runs(tmp_path):
                   "status": ["done", "failed", "done"]}).to_parquet(tmp_path / "runs.parquet")
     df = load_table(tmp_path)
     assert list(df.n_params) == [1e3, 4e3]
+
+
+def test_a_shipped_dataset_name_is_accepted_as_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name here: the name resolves to the shipped data
+    df = load_table("llama3_isoflops", where="budget == 1e22")
+    assert len(df) > 5 and set(df.budget) == {1e22}
+    epoch = load_table("chinchilla_epoch")
+    assert len(epoch) == 245
+    np.testing.assert_allclose(epoch["D"], epoch["C"] / (6 * epoch["N"]))
+    with pytest.raises(DataError, match="nor is it a shipped dataset: chinchilla_epoch"):
+        load_table("chinchilla")

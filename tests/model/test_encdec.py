@@ -15,6 +15,8 @@ from scaling.model.encdec import (
     count_params_encdec,
     flops_per_token_encdec,
     forward_flops_encdec,
+    real_lengths,
+    train_flops_encdec,
 )
 
 SHAPES = [
@@ -176,3 +178,64 @@ def test_memory_projection_keeps_unit_scale():
     with torch.no_grad():
         memory, _ = model.encode(src)
     assert 0.7 < float(memory.std()) < 1.3
+
+
+def test_train_flops_exclude_padding_hand_count():
+    # The tiny config of test_forward_flops_hand_computed; two pairs padded to S=5, T=4.
+    cfg = EncDecConfig(vocab_size=10, d_model=8, enc_layers=1, dec_layers=1, n_heads=2, max_src_len=5, max_tgt_len=4)
+    src = torch.tensor([[5, 6, 7, 0, 0], [4, 0, 0, 0, 0]])
+    tgt_out = torch.tensor([[1, 2, -100, -100], [3, 4, 5, 6]])
+    s, t = real_lengths(src, tgt_out, cfg.pad_id)
+    assert s.tolist() == [3, 1] and t.tolist() == [2, 4]
+
+    def hand(S, T):  # forward FLOPs of one unpadded pair, term by term
+        enc = S * (2 * (4 * 64 + 2 * 8 * 32) + 2 * 2 * 64 + 4 * 8 * S)
+        dec = T * (2 * (4 * 64 + 2 * 8 * 32 + 2 * 64 + 10 * 8) + 4 * 8 * (T + S))
+        return enc + dec
+
+    assert train_flops_encdec(cfg, s, t) == 3 * (hand(3, 2) + hand(1, 4))
+    # ...which is less than the padded batch costs: the padding is not counted
+    assert train_flops_encdec(cfg, s, t) < 2 * 3 * forward_flops_encdec(cfg, 5, 4)
+
+
+def test_train_flops_match_flop_counter_on_unpadded_pairs():
+    cfg = EncDecConfig(**SHAPES[1])
+    m = EncoderDecoder(cfg)
+    total = 0
+    for S, T in ((7, 3), (2, 5)):
+        src = torch.randint(1, cfg.src_vocab_size, (1, S))
+        tgt = torch.randint(0, cfg.tgt_vocab_size, (1, T))
+        counter = FlopCounterMode(display=False)
+        with sdpa_kernel(SDPBackend.MATH), counter:
+            logits = m.logits(src, tgt)
+            F.cross_entropy(logits.reshape(-1, cfg.tgt_vocab_size), tgt.reshape(-1)).backward()
+        total += counter.get_total_flops()
+    assert train_flops_encdec(cfg, [7, 2], [3, 5]) == total
+
+
+def test_loss_fallback_warns_once(monkeypatch):
+    import builtins
+
+    import scaling.model.encdec as encdec
+
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name == "scaling.kernels":
+            raise ImportError("simulated: no kernels")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", failing)
+    monkeypatch.setattr(encdec, "_warned_fallback", False)
+    torch.manual_seed(0)
+    m = EncoderDecoder(tiny())
+    src, tgt = torch.randint(1, 31, (2, 6)), torch.randint(0, 31, (2, 5))
+    with pytest.warns(RuntimeWarning, match=r"scaling.kernels failed to import \(simulated: no kernels\).*materialises"):
+        fallback = m.loss(src, tgt, tgt)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second call must not warn again
+        m.loss(src, tgt, tgt)
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    torch.testing.assert_close(fallback, m.loss(src, tgt, tgt))

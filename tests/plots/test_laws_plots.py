@@ -96,3 +96,17 @@ def test_plot_frontier():
     fit_line = fig.axes[1].lines[-1]
     np.testing.assert_allclose(fit_line.get_ydata(), fr.predict_n_opt(fit_line.get_xdata()))
     render(fig)
+
+
+def test_residual_axes_have_readable_tick_labels(power_fit):
+    """A predicted-loss axis spans less than a decade: plain ticks, no crowded mantissa labels."""
+    law, df = power_fit
+    fig = plot_residuals(law, df)
+    fig.canvas.draw()
+    pred_axis = fig.axes[1].xaxis
+    labels = [t.get_text() for t in pred_axis.get_ticklabels() if t.get_text()]
+    assert 2 <= len(labels) <= 7 and not any("times" in s or "^" in s for s in labels)
+    assert not [t for t in pred_axis.get_minorticklabels() if t.get_text()]
+    wide = fig.axes[0].xaxis  # four decades of N: labelled decades only
+    assert not [t for t in wide.get_minorticklabels() if t.get_text()]
+    assert "held out" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]

@@ -60,3 +60,36 @@ def test_encdec_unknown_table_key(tmp_path: Path):
     p.write_text(SPEC.replace("bleu_pairs = 16", "blue_pairs = 16"))
     with pytest.raises(SpecError, match=r"\[encdec\] unknown key `blue_pairs`"):
         expand(load_spec(p))
+
+
+def test_tokens_and_flops_exclude_padding(tmp_path: Path):
+    import torch
+
+    from scaling.model.encdec import real_lengths, train_flops_encdec
+    from scaling.train.encdec_family import encdec_tokens_per_step
+
+    p = tmp_path / "ed.toml"
+    p.write_text(SPEC)
+    run = expand(load_spec(p))[0]
+    task = get_family("encdec").build_task(run, torch.device("cpu"))
+    # Hand count over the run's 8 batches: real target tokens (not -100) and per-pair FLOPs.
+    tokens, flops = 0, 0.0
+    for step in range(8):
+        src, _, tgt_out = task.source.train_batch(step, 8, run.seed)
+        assert (tgt_out == -100).any()  # the batches are padded
+        s, t = real_lengths(src, tgt_out, task.source.pad_id)
+        tokens += int((tgt_out != -100).sum())
+        flops += train_flops_encdec(task.config, s, t)
+    assert tokens < 8 * 8 * task.source.max_tgt_len
+    # a fresh task recounts from the batches; one that trained steps counts as it goes
+    assert task.consumed(8) == (tokens, flops)
+    store = Store(tmp_path / "ed")
+    assert run_study([run], store, InProcessExecutor()) == {"done": 1}
+    row = store.runs().iloc[0]
+    assert row.tokens == tokens and row.flops == flops
+    assert row.c_6nd == 6 * row.n_params_nonemb * tokens
+    curve = store.curves()
+    last = curve[curve.step == 8].iloc[0]
+    assert last.tokens == tokens and last.flops == flops
+    # the plan uses the mean real target length, within 15% of what was trained
+    assert abs(encdec_tokens_per_step(run) * 8 / tokens - 1) < 0.15

@@ -63,6 +63,9 @@ def test_grid_writes_one_row_per_run_and_curves(spec_path):
     # flops = tokens * analytic flops per token
     row = df.iloc[0]
     assert row.flops == pytest.approx(row.tokens * row.flops_per_token)
+    # c_6nd: the laws' convention, 6 * non-embedding N * D, beside the exact FLOPs
+    assert (df.c_6nd == 6 * df.n_params_nonemb * df.tokens).all()
+    assert (df.c_6nd < df.flops).all()  # the exact count also has the head and attention
 
 
 def test_killed_run_resumes_to_identical_result(spec_path, tmp_path):

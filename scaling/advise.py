@@ -1,0 +1,456 @@
+"""Next-run advice: which runs to train so that the answer at the target scale is most certain.
+
+Method (a Bayesian c-optimal design, linearised around each bootstrap replicate):
+
+1. The current fit's uncertainty is a set of parameter draws: bootstrap replicates of the
+   fitted law (or, with no runs yet, the replicates of a prior fit the user saved).
+2. For a draw theta_r, the information a set of runs carries about the parameters is
+   M_r = P0 + sum_i J_ri J_ri^T / sigma^2, with J_ri the gradient of the fit-scale prediction
+   at run i (existing runs and candidates alike) and sigma the noise of one run's loss on the
+   fit scale (robust scale of the current residuals, or given). P0 is a weak prior (the
+   parameter box), or the precision of the prior draws when no run exists yet.
+3. The target's variance under draw r is g_r^T M_r^-1 g_r (delta method, g_r its gradient), and
+   the expected width of its 95% interval is the mean over draws of 2 * 1.96 * sqrt(variance).
+   Averaging over draws is what makes the design robust to the parameters being uncertain.
+4. Runs are chosen greedily within the compute budget (rank-one updates of M^-1): by expected
+   width removed per FLOP, and by width removed; the better of the two designs is kept.
+
+Assumptions: the law's form is right (advice from a wrong form is confidently wrong: check the
+held-out error first); one run's loss has independent noise of constant scale on the fit scale;
+the linearisation holds over the spread of the draws. Failure modes: with very few runs the
+draws can be far apart and the linearised widths optimistic; a candidate far beyond the data
+is trusted as much as the form is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scaling.errors import FitError
+from scaling.laws.base import Law
+
+Z95 = 1.959963984540054
+TARGETS = ("loss", "n_opt", "tokens_per_param")
+"""Target quantities: the predicted loss at `at` (an x value for one-input laws, a compute budget
+for chinchilla, at the compute-optimal allocation), N_opt and D/N at compute `at` (chinchilla)."""
+
+
+@dataclass
+class Candidate:
+    """A run that could be trained: its law inputs (in the law's x order), cost and origin."""
+
+    x: tuple[float, ...]
+    flops: float
+    label: str = ""
+    config: dict[str, Any] | None = None
+    """The run's config (RunConfig.to_dict()) when the candidate comes from a spec."""
+
+
+@dataclass
+class Advice:
+    law: str
+    target: str
+    at: float
+    value: float
+    """The target under the current fit."""
+    ci95_before: tuple[float, float]
+    """Percentile interval of the target over the current draws."""
+    expected_width_before: float
+    expected_width_after: float
+    budget: float
+    spent: float
+    noise: float
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    chosen: list[Candidate] = field(default_factory=list)
+    fitted: Law | None = None
+    """The law (with its bootstrap replicates) the advice was computed from."""
+
+    @property
+    def expected_narrowing(self) -> float:
+        return self.expected_width_after / self.expected_width_before
+
+    def to_json(self) -> dict[str, Any]:
+        return {"law": self.law, "target": self.target, "at": self.at, "value": self.value,
+                "ci95_before": list(self.ci95_before), "expected_width_before": self.expected_width_before,
+                "expected_width_after": self.expected_width_after, "expected_narrowing": self.expected_narrowing,
+                "budget": self.budget, "spent": self.spent, "noise": self.noise, "runs": self.runs}
+
+
+# ------------------------------------------------------------------ targets
+
+
+def target_function(law: Law, target: str, at: float) -> Callable[[np.ndarray], np.ndarray]:
+    """theta [R, P] (optimiser space) -> target value [R]."""
+    if target not in TARGETS:
+        raise FitError(f"unknown advise target {target!r}; choose from {', '.join(TARGETS)}")
+    if not at or at <= 0:
+        raise FitError(f"advise target {target!r} needs --at > 0 (an x value or a compute budget in FLOPs)")
+    if law.name == "chinchilla":
+        from scaling.laws.chinchilla import ChinchillaLaw
+
+        def f(theta: np.ndarray) -> np.ndarray:
+            p = law.to_natural(theta)
+            E, A, B, al, be = (p[:, j] for j in range(5))
+            n, d = ChinchillaLaw._allocation(E, A, B, al, be, np.full(len(p), at))
+            if target == "n_opt":
+                return n
+            if target == "tokens_per_param":
+                return d / n
+            return E + A / n ** al + B / d ** be
+        return f
+    if target != "loss" or law.n_inputs != 1:
+        raise FitError(f"advise target {target!r} is defined for chinchilla; the {law.name} law supports "
+                       f"target 'loss' at an x value" + ("" if law.n_inputs == 1 else " (one-input laws only)"))
+
+    def g(theta: np.ndarray) -> np.ndarray:
+        F = torch.as_tensor(law.features(np.array([[at]], float)), dtype=torch.float64)
+        with torch.no_grad():
+            return law.pred(torch.as_tensor(theta, dtype=torch.float64), F)[:, 0].numpy()
+    return g
+
+
+# ------------------------------------------------------------------ linearisation
+
+
+def _steps(theta: np.ndarray) -> np.ndarray:
+    return 1e-5 * (1.0 + np.abs(theta))
+
+
+def jacobians(law: Law, theta: np.ndarray, F: torch.Tensor) -> np.ndarray:
+    """d(fit-scale prediction)/d theta at features F [n, k] for each draw: [R, n, P] (central differences)."""
+    R, P = theta.shape
+    h = _steps(theta)
+    eye = np.eye(P)
+    plus = (theta[:, None, :] + h[:, None, :] * eye[None]).reshape(R * P, P)
+    minus = (theta[:, None, :] - h[:, None, :] * eye[None]).reshape(R * P, P)
+    with torch.no_grad():
+        fp = law.forward(torch.as_tensor(plus), F).numpy().reshape(R, P, -1)
+        fm = law.forward(torch.as_tensor(minus), F).numpy().reshape(R, P, -1)
+    J = (fp - fm) / (2 * h[:, :, None])
+    return np.nan_to_num(J.transpose(0, 2, 1), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def target_gradients(f: Callable[[np.ndarray], np.ndarray], theta: np.ndarray) -> np.ndarray:
+    R, P = theta.shape
+    h = _steps(theta)
+    g = np.empty((R, P))
+    for j in range(P):
+        e = np.zeros(P)
+        e[j] = 1.0
+        g[:, j] = (f(theta + h[:, j:j + 1] * e) - f(theta - h[:, j:j + 1] * e)) / (2 * h[:, j])
+    return np.nan_to_num(g)
+
+
+def _free_mask(law: Law) -> np.ndarray:
+    return np.array([p.name not in (law.fixed or {}) for p in law.params])
+
+
+def _weak_prior(law: Law) -> np.ndarray:
+    lo, hi = law.bounds()
+    width = np.where(hi > lo, hi - lo, 1.0)
+    return np.diag(1.0 / width ** 2)
+
+
+# ------------------------------------------------------------------ design
+
+
+class _Design:
+    """Per-draw inverse information and target variance, updated one run at a time."""
+
+    def __init__(self, M0: np.ndarray, g: np.ndarray, free: np.ndarray, noise: float):
+        R, P = g.shape
+        self.free = free
+        self.noise2 = noise ** 2
+        Mf = M0[:, free][:, :, free]
+        self.Minv = np.linalg.inv(Mf + 1e-12 * np.eye(int(free.sum()))[None])
+        self.g = g[:, free]
+        self.var = np.einsum("rp,rpq,rq->r", self.g, self.Minv, self.g)
+
+    def width(self, var: np.ndarray | None = None) -> float:
+        v = self.var if var is None else var
+        return float(np.mean(2 * Z95 * np.sqrt(np.maximum(v, 0.0))))
+
+    def widths_after(self, Jc: np.ndarray) -> np.ndarray:
+        """Expected width after adding each candidate alone: Jc [R, K, P] -> [K]."""
+        J = Jc[:, :, self.free]
+        u = np.einsum("rpq,rkq->rkp", self.Minv, J)
+        denom = self.noise2 + np.einsum("rkp,rkp->rk", J, u)
+        gu = np.einsum("rp,rkp->rk", self.g, u)
+        var = self.var[:, None] - gu ** 2 / denom
+        return np.mean(2 * Z95 * np.sqrt(np.maximum(var, 0.0)), axis=0)
+
+    def add(self, Jk: np.ndarray) -> None:
+        J = Jk[:, self.free]
+        u = np.einsum("rpq,rq->rp", self.Minv, J)
+        denom = self.noise2 + np.einsum("rp,rp->r", J, u)
+        self.Minv = self.Minv - np.einsum("rp,rq->rpq", u, u) / denom[:, None, None]
+        gu = np.einsum("rp,rp->r", self.g, u)
+        self.var = self.var - gu ** 2 / denom
+
+    def copy(self) -> "_Design":
+        new = object.__new__(_Design)
+        new.free, new.noise2, new.Minv, new.g, new.var = self.free, self.noise2, self.Minv.copy(), self.g, self.var.copy()
+        return new
+
+
+def _greedy(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, n_runs: int | None,
+            per_flop: bool, unique: bool = True) -> tuple[list[int], list[float]]:
+    chosen: list[int] = []
+    widths: list[float] = []
+    left = budget
+    available = np.ones(len(cost), bool)
+    while n_runs is None or len(chosen) < n_runs:
+        ok = available & (cost <= left)
+        if not ok.any():
+            break
+        now = design.width()
+        after = design.widths_after(Jc)
+        gain = np.where(ok, now - after, -np.inf)
+        score = gain / cost if per_flop else gain
+        k = int(np.argmax(score))
+        if not np.isfinite(score[k]) or gain[k] <= 1e-12 * max(now, 1e-300):
+            break
+        design.add(Jc[:, k])
+        chosen.append(k)
+        widths.append(design.width())
+        available[k] = not unique
+        left -= cost[k]
+    return chosen, widths
+
+
+def _with(design: _Design, Jc: np.ndarray, chosen: list[int]) -> _Design:
+    d = design.copy()
+    for k in chosen:
+        d.add(Jc[:, k])
+    return d
+
+
+def _exchange(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, chosen: list[int],
+              rounds: int = 3) -> list[int]:
+    """Fedorov-style exchange after the greedy pass: replace one chosen run at a time by the
+    affordable candidate that narrows the expected interval most, until no swap helps."""
+    chosen = list(chosen)
+    best = _with(design, Jc, chosen).width()
+    for _ in range(rounds):
+        improved = False
+        for i in range(len(chosen)):
+            others = chosen[:i] + chosen[i + 1:]
+            d = _with(design, Jc, others)
+            after = d.widths_after(Jc)
+            ok = cost <= budget - cost[others].sum()
+            ok[others] = False
+            after = np.where(ok, after, np.inf)
+            k = int(np.argmin(after))
+            if after[k] < best * (1 - 1e-9):
+                chosen[i], best, improved = k, float(after[k]), True
+        if not improved:
+            break
+    return chosen
+
+
+def residual_noise(law: Law, floor: float = 1e-3) -> float:
+    """Robust (MAD) scale of the fit-scale residuals; `floor` keeps a perfect fit from claiming no noise."""
+    resid = (law.forward(torch.as_tensor(law.theta_[None]), law._F)[0] - law._t).numpy()
+    mad = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+    return max(mad, floor)
+
+
+def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str = "loss", at: float = 0.0,
+           *, n_runs: int | None = None, noise: float | None = None, n_draws: int = 64,
+           prior: Law | None = None, seed: int = 0) -> Advice:
+    """Choose among `candidates`, within `budget` FLOPs, the runs that shrink the target's interval most.
+
+    `law` is fitted on the runs done so far (it is bootstrapped here if it has no replicates), or
+    None with `prior`: a fitted law (e.g. `Law.load` of a saved published fit) whose bootstrap
+    replicates stand for the parameter range when no run exists yet.
+    """
+    if budget <= 0:
+        raise FitError(f"advise: --budget must be > 0 FLOPs, got {budget}")
+    if not candidates:
+        raise FitError("advise: no candidate runs; pass --candidates SPEC or a size range")
+    base = law if law is not None else prior
+    if base is None:
+        raise FitError("advise: give the runs done so far, or a prior fit (--prior FILE) when there are none")
+    base._check_fitted()
+    if getattr(base, "boot_theta_", None) is None:
+        if not hasattr(base, "_F"):
+            raise FitError(f"advise: the {base.name} fit has no bootstrap replicates; save it after --bootstrap N")
+        base.bootstrap(200, seed=seed, method="residual")
+    draws = np.asarray(base.boot_theta_, float)
+    ok = np.all(np.isfinite(draws), axis=1)
+    draws = draws[ok]
+    if len(draws) > n_draws:
+        draws = draws[np.random.default_rng(seed).choice(len(draws), n_draws, replace=False)]
+    f = target_function(base, target, at)
+    free = _free_mask(base)
+    if law is not None:
+        sigma = noise if noise is not None else residual_noise(law)
+        J0 = jacobians(law, draws, law._F)
+        M0 = _weak_prior(law)[None] + np.einsum("rnp,rnq->rpq", J0, J0) / sigma ** 2
+    else:
+        if noise is None:
+            raise FitError("advise: with no runs yet, give the noise of one run's loss (--noise, fit scale)")
+        sigma = noise
+        cov = np.cov(draws[:, free].T) if free.sum() > 1 else np.atleast_2d(np.var(draws[:, free]))
+        M0 = np.repeat(_weak_prior(base)[None], len(draws), axis=0)
+        idx = np.ix_(free, free)
+        M0[:, idx[0], idx[1]] = np.linalg.pinv(cov)[None]
+    g = target_gradients(f, draws)
+    Xc = np.array([c.x for c in candidates], float)
+    if Xc.ndim != 2 or Xc.shape[1] != base.n_inputs:
+        raise FitError(f"advise: each candidate needs {base.n_inputs} input value(s) for the {base.name} law")
+    cost = np.array([c.flops for c in candidates], float)
+    Jc = jacobians(base, draws, torch.as_tensor(base.features(Xc), dtype=torch.float64))
+    design = _Design(M0, g, free, sigma)
+    before = design.width()
+    best: tuple[list[int], list[float]] = ([], [])
+    for per_flop in (True, False):
+        chosen, _ = _greedy(design.copy(), Jc, cost, budget, n_runs, per_flop)
+        chosen = _exchange(design, Jc, cost, budget, chosen)
+        # what the swaps left of the budget is spent greedily again
+        d = _with(design, Jc, chosen)
+        more, _ = _greedy(d, Jc, np.where(np.isin(np.arange(len(cost)), chosen), np.inf, cost),
+                          budget - cost[chosen].sum(), None if n_runs is None else n_runs - len(chosen), per_flop)
+        chosen = chosen + more
+        widths = [_with(design, Jc, chosen[:i + 1]).width() for i in range(len(chosen))]
+        if widths and (not best[1] or widths[-1] < best[1][-1]):
+            best = (chosen, widths)
+    values = f(draws)
+    center = float(f(base.theta_[None])[0])
+    lo, hi = np.nanquantile(values, [0.025, 0.975])
+    runs, prev = [], before
+    for k, w in zip(*best):
+        c = candidates[k]
+        runs.append({"label": c.label, "x": dict(zip(base.x_, map(float, c.x))), "flops": float(c.flops),
+                     "expected_width_after": w,
+                     "reason": (f"cuts the expected 95% width of {target} from {prev:.4g} to {w:.4g} "
+                                f"({(prev - w) / prev:.1%}) for {c.flops:.3g} FLOPs")})
+        prev = w
+    return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
+                  expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
+                  budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigma),
+                  runs=runs, chosen=[candidates[k] for k in best[0]], fitted=base)
+
+
+def candidate_grid(law: Law, df: pd.DataFrame | None, *, sizes: Sequence[float],
+                   tokens_per_param: Sequence[float] = (5, 10, 20, 40, 80), tokens: float | None = None,
+                   flops_per_param_token: float = 6.0) -> list[Candidate]:
+    """Candidates on a size grid: (N, D = tpp · N) for two-input laws, N at `tokens` per run for
+    one-input laws; cost 6 · N · D (the C = 6ND convention; use spec candidates for exact FLOPs)."""
+    out = []
+    for n in sizes:
+        if law.n_inputs == 2:
+            for tpp in tokens_per_param:
+                d = tpp * n
+                out.append(Candidate((float(n), float(d)), flops_per_param_token * n * d, f"N={n:.3g} D={d:.3g}"))
+        else:
+            if not tokens:
+                raise FitError("advise: a one-input law needs the tokens per run (--tokens) to cost a candidate")
+            out.append(Candidate((float(n),), flops_per_param_token * n * tokens, f"N={n:.3g}"))
+    return out
+
+
+def spec_candidates(spec_path: str, x: Sequence[str], step_multipliers: Sequence[float] = (1.0,),
+                    seeds: Sequence[int] = ()) -> list[Candidate]:
+    """The runs a study spec can express, as candidates: its grid (every shape × axis value), each
+    with its training steps scaled by `step_multipliers` and, optionally, extra seeds; the law's
+    inputs `x` are read from the plan's columns (e.g. n_params_nonemb, tokens) and the cost is the
+    exact training FLOPs."""
+    import copy
+
+    from scaling.config import load_spec
+    from scaling.errors import DataError
+    from scaling.train import expand, plan_rows
+    from scaling.train.run_config import RunConfig
+
+    runs = expand(load_spec(spec_path))
+    variants: list[RunConfig] = []
+    for run in runs:
+        if run.parent:
+            continue  # continuation runs are not free-standing candidates
+        for m in step_multipliers:
+            for seed in [run.seed, *[s for s in seeds if s != run.seed]]:
+                d = copy.deepcopy(run.to_dict())
+                d["train"]["steps"] = max(1, int(round(int(d["train"]["steps"]) * float(m))))
+                d["seed"] = seed
+                variants.append(RunConfig.from_dict(d))
+    rows = plan_rows(variants)
+    missing = [c for c in x if c not in rows[0]]
+    if missing:
+        raise DataError(f"advise: candidate runs from {spec_path} have no column(s) {missing}; "
+                        f"plan columns are {', '.join(rows[0])}")
+    seen, out = set(), []
+    for run, row in zip(variants, rows):
+        if run.run_id in seen:
+            continue
+        seen.add(run.run_id)
+        out.append(Candidate(tuple(float(row[c]) for c in x), float(row["flops"]),
+                             f"{run.label} steps={row['steps']} seed={run.seed}", run.to_dict()))
+    return out
+
+
+ADVISED_FILE = "advised.json"
+"""Runs appended to a study by advice (run configs), kept in the study folder beside the store."""
+
+
+def advised_runs(study_root: str | Path) -> list[dict[str, Any]]:
+    path = Path(study_root) / ADVISED_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def append_advised(study_root: str | Path, advice: Advice) -> list[dict[str, Any]]:
+    """Add the advised runs that came from a spec to the study (new run ids only); returns the added."""
+    from scaling.store import atomic_write_json
+    from scaling.train.run_config import RunConfig
+
+    have = advised_runs(study_root)
+    ids = {RunConfig.from_dict(c).run_id for c in have}
+    added = []
+    for c in advice.chosen:
+        if c.config is None:
+            raise FitError("advise: only candidates from a study spec (--candidates SPEC) can be appended to it")
+        rid = RunConfig.from_dict(c.config).run_id
+        if rid not in ids:
+            ids.add(rid)
+            added.append(c.config)
+    if added:
+        atomic_write_json(Path(study_root) / ADVISED_FILE, have + added)
+    return added
+
+
+def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law: str | None = None,
+                 target: str = "loss", at: float = 0.0, seed: int = 0) -> Advice:
+    """Advice for a study from its own finished runs and its spec's candidates (`grid run --advise`):
+    by default L(N) = power on non-embedding parameters at 10x the largest N when the study's token
+    budget is one value per run, else chinchilla on (N, tokens) at 100x the largest run's 6ND."""
+    from scaling.laws.cli_support import load_table
+    from scaling.laws.registry import get_law
+
+    df = load_table(root)
+    if law is None:
+        law = "power" if df["tokens"].nunique() == 1 else "chinchilla"
+    x = ["n_params_nonemb"] if law == "power" else ["n_params_nonemb", "tokens"]
+    fitted = get_law(law, seed=seed).fit(df, x=x, y="loss")
+    fitted.bootstrap(200, seed=seed, method="residual")
+    if not at:
+        at = 10.0 * float(df["n_params_nonemb"].max()) if law == "power" else \
+            100.0 * float((6 * df["n_params_nonemb"] * df["tokens"]).max())
+    mult = (1.0,) if law == "power" else (0.25, 0.5, 1.0, 2.0, 4.0)
+    cands = spec_candidates(str(spec_path), x, mult)
+    done = set(df["run_id"]) if "run_id" in df.columns else set()
+    from scaling.train.run_config import RunConfig
+
+    cands = [c for c in cands if RunConfig.from_dict(c.config).run_id not in done]
+    return advise(fitted, cands, budget, target, at, seed=seed)
+
+
+__all__ = ["ADVISED_FILE", "Advice", "Candidate", "advise_study", "advised_runs", "append_advised", "TARGETS", "advise", "candidate_grid", "residual_noise", "spec_candidates",
+           "target_function"]

@@ -1,0 +1,144 @@
+"""`scaling advise DATA`: which runs to train next so the answer at the target scale is most certain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def _floats(text: str, option: str) -> list[float]:
+    from scaling.errors import DataError
+
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise DataError(f"{option} must be comma-separated numbers, got {text!r}") from None
+
+
+def advise(
+    data: Annotated[Optional[str], typer.Argument(help="Runs done so far: a table, a study folder or a dataset name "
+                                                       "(omit with --prior when there are none).")] = None,
+    law: Annotated[str, typer.Option(help="Law to extrapolate with: power or chinchilla.")] = "power",
+    x: Annotated[Optional[list[str]], typer.Option("--x", help="Input column(s), in the law's order.")] = None,
+    y: Annotated[str, typer.Option("--y", help="Target column.")] = "loss",
+    budget: Annotated[float, typer.Option(help="Compute to spend on new runs, FLOPs.")] = 0.0,
+    target: Annotated[str, typer.Option(help="loss, n_opt or tokens_per_param.")] = "loss",
+    at: Annotated[float, typer.Option(help="Where the target is wanted: an x value (one-input laws) or a compute "
+                                           "budget in FLOPs (chinchilla). Default: 10x the largest x (power).")] = 0.0,
+    candidates: Annotated[Optional[Path], typer.Option(help="Study spec whose runs (shapes x grid, with steps "
+                                                            "scaled by --step-multipliers) are the candidates.")] = None,
+    step_multipliers: Annotated[str, typer.Option(help="Token budgets of spec candidates, as multiples of the "
+                                                       "spec's steps (two-input laws).")] = "0.25,0.5,1,2,4",
+    sizes: Annotated[Optional[str], typer.Option(help="Without a spec: candidate sizes LO:HI:K (log-spaced).")] = None,
+    tokens_per_param: Annotated[str, typer.Option(help="Without a spec: tokens per parameter (two-input laws).")]
+    = "5,10,20,40,80",
+    tokens: Annotated[float, typer.Option(help="Without a spec: tokens per run for one-input laws "
+                                               "(default: the data's `tokens` column).")] = 0.0,
+    n_runs: Annotated[Optional[int], typer.Option("--n-runs", help="At most this many new runs.")] = None,
+    noise: Annotated[Optional[float], typer.Option(help="Noise of one run's loss on the fit scale "
+                                                        "(default: robust scale of the residuals).")] = None,
+    prior: Annotated[Optional[Path], typer.Option(help="A saved fit (`scaling fit ... --bootstrap N --save F`) "
+                                                       "whose replicates stand for the parameters when there are no runs.")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Replicates of the current fit (residual bootstrap).")] = 200,
+    where: Annotated[Optional[str], typer.Option(help="Row filter expression, e.g. 'status == \"done\"'.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the draws.")] = 0,
+    append: Annotated[bool, typer.Option(help="Append the advised runs to the --candidates study: the next "
+                                               "`scaling grid run SPEC` trains them (new run ids, nothing retrained).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
+) -> None:
+    """Choose the runs that shrink the 95% interval of TARGET at AT most, within BUDGET FLOPs.
+
+    Assumes the law's form is right and one run's loss has noise of constant scale; see the
+    README's `scaling advise` section for the method and its failure modes.
+    """
+    import numpy as np
+
+    from scaling.advise import advise as choose
+    from scaling.advise import candidate_grid, spec_candidates
+    from scaling.errors import DataError
+    from scaling.laws import get_law
+    from scaling.laws.base import Law
+    from scaling.laws.cli_support import load_table
+
+    if budget <= 0:
+        raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
+    prior_law = Law.load(prior) if prior is not None else None
+    fitted, df = None, None
+    if data is not None:
+        if not x:
+            raise DataError("--x is required with DATA (the law's input columns)")
+        df = load_table(data, where)
+        fitted = get_law(law, seed=seed).fit(df, x=x, y=y)
+        fitted.bootstrap(bootstrap, seed=seed, method="residual")
+    elif prior_law is None:
+        raise DataError("give DATA (the runs done so far) or --prior FILE (a saved fit) when there are none")
+    base = fitted or prior_law
+    cols = list(x or base.x_)
+    if not at:
+        if base.n_inputs != 1 or df is None:
+            raise DataError("--at is required (a compute budget in FLOPs for chinchilla, an x value otherwise)")
+        at = 10.0 * float(df[cols[0]].max())
+    if candidates is not None:
+        mult = _floats(step_multipliers, "--step-multipliers") if base.n_inputs == 2 else [1.0]
+        cands = spec_candidates(str(candidates), cols, mult)
+    else:
+        if sizes is None:
+            if df is None:
+                raise DataError("--sizes LO:HI:K or --candidates SPEC is required with no runs")
+            lo, hi, k = float(df[cols[0]].min()), 10.0 * float(df[cols[0]].max()), 16
+        else:
+            try:
+                lo, hi, k = (float(v) for v in sizes.split(":"))
+            except ValueError:
+                raise DataError(f"--sizes must look like LO:HI:K, e.g. 1e7:1e9:12, got {sizes!r}") from None
+        if base.n_inputs == 1 and not tokens:
+            if df is None or "tokens" not in df.columns or df["tokens"].nunique() != 1:
+                raise DataError("--tokens (tokens per run) is required to cost one-input candidates")
+            tokens = float(df["tokens"].iloc[0])
+        cands = candidate_grid(base, df, sizes=np.geomspace(lo, hi, int(k)),
+                               tokens_per_param=_floats(tokens_per_param, "--tokens-per-param"), tokens=tokens)
+    advice = choose(fitted, cands, budget, target, at, n_runs=n_runs, noise=noise, prior=prior_law, seed=seed)
+    added = None
+    if append:
+        if candidates is None:
+            raise DataError("--append needs --candidates SPEC (the study the advised runs join)")
+        from scaling.advise import append_advised
+        from scaling.config import load_spec
+        from scaling.train import study_root
+
+        added = append_advised(study_root(load_spec(candidates)), advice)
+    if as_json:
+        out = advice.to_json()
+        if added is not None:
+            out["appended"] = len(added)
+        typer.echo(json.dumps(out, default=float))
+        return
+    _print(advice, candidates, added)
+
+
+def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
+    from rich.table import Table
+
+    from scaling.cli.progress import console
+
+    lo, hi = advice.ci95_before
+    console.print(f"[bold]{advice.target}[/bold] at {advice.at:.4g} under the current {advice.law} fit: "
+                  f"{advice.value:.4g}, 95% interval [{lo:.4g}, {hi:.4g}]")
+    console.print(f"expected 95% width (linearised): {advice.expected_width_before:.4g} now, "
+                  f"{advice.expected_width_after:.4g} after the {len(advice.runs)} advised runs "
+                  f"(x{advice.expected_narrowing:.3g}); {advice.spent:.3g} of {advice.budget:.3g} FLOPs; "
+                  f"noise {advice.noise:.3g} per run")
+    table = Table()
+    for c in ("#", "run", "FLOPs", "expected width after", "why"):
+        table.add_column(c)
+    for i, r in enumerate(advice.runs, 1):
+        table.add_row(str(i), r["label"], f"{r['flops']:.3g}", f"{r['expected_width_after']:.4g}", r["reason"])
+    console.print(table)
+    if added is not None:
+        console.print(f"appended {len(added)} new run(s) to the study; train them with: scaling grid run {spec}")
+    elif spec is not None:
+        console.print("add --append to add them to the study, then train them with: "
+                      f"scaling grid run {spec}")

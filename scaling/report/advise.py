@@ -1,0 +1,58 @@
+"""The "which runs next" section: the target's interval now, the advised runs, the expected narrowing."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from scaling.config import StudySpec
+from scaling.report.fits import ReportOptions
+from scaling.report.render import Answer, Section, Table, markup
+from scaling.report.study import register_sections
+from scaling.store import Store
+
+METHOD = ("Method: a c-optimal design averaged over the current fit's bootstrap replicates (linearised "
+          "information of each candidate run, the target's variance by the delta method, runs added greedily "
+          "within the budget and improved by swaps). Assumes the law's form is right and one run's loss has "
+          "independent noise of constant scale; the expected widths are optimistic when the replicates are far "
+          "apart (few runs).")
+
+
+def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
+    if opts.advise_budget <= 0 or spec.path is None:
+        return []
+    from scaling.advise import advise_study
+    from scaling.plots.advise import plot_advice
+    from scaling.train.run_config import RunConfig
+
+    advice = advise_study(spec.path, store.root, opts.advise_budget, seed=opts.seed)
+    law = advice.fitted
+    rows = []
+    for i, (r, c) in enumerate(zip(advice.runs, advice.chosen), 1):
+        rows.append({"#": i, "run": r["label"], "run_id": RunConfig.from_dict(c.config).run_id, **r["x"],
+                     "flops": r["flops"], "expected 95% width after": r["expected_width_after"], "why": r["reason"]})
+    advised = pd.DataFrame(rows)
+    if len(advised):
+        X = pd.DataFrame({k: advised[k] for k in law.x_})
+        band = law.predict_interval(X)
+        advised["pred"], advised["lo"], advised["hi"] = band["pred"].to_numpy(), band["lo"].to_numpy(), band["hi"].to_numpy()
+    done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
+    lo, hi = advice.ci95_before
+    text = markup("{} at {} under the current {} fit; {} advised run(s) for {} of {} FLOPs narrow its expected 95% "
+                  "width from {} to {} (x{}). Train them with: scaling advise {} --x {} --budget {} --candidates {} "
+                  "--append, then scaling grid run {}. {}",
+                  advice.target, f"{advice.at:.3g}", advice.law, len(advice.runs), f"{advice.spent:.3g}",
+                  f"{advice.budget:.3g}", f"{advice.expected_width_before:.3g}", f"{advice.expected_width_after:.3g}",
+                  f"{advice.expected_narrowing:.2f}", store.root, " --x ".join(law.x_), f"{advice.budget:.6g}",
+                  spec.path, spec.path, METHOD)
+    answers = [Answer(f"{advice.target} at {advice.at:.3g} (now)", advice.value, ci=(lo, hi),
+                      note=f"advised runs narrow the expected width x{advice.expected_narrowing:.2f}")]
+    table_cols = [c for c in advised.columns if c not in ("pred", "lo", "hi")]
+    return [Section("Which runs next", text=text, answers=answers,
+                    tables=[Table(advised[table_cols], caption="Advised runs, in the order chosen")] if len(advised) else [],
+                    figures=[("Runs done and advised (predicted loss with the current fit's 95% band)",
+                              plot_advice(done, advised if len(advised) else pd.DataFrame(columns=["flops", "pred", "lo", "hi"])))])]
+
+
+__all__ = ["advise_sections"]
+
+register_sections("decoder", advise_sections)

@@ -1,0 +1,88 @@
+"""The store's column names, in one place.
+
+`runs.parquet` has one row per run: the run's identity and config (flattened as `model.*`,
+`train.*`, `data.*`, `extra.*`), its parameter and compute counts, its final losses and its
+timing. `curves.parquet` has one row per run x evaluation step x eval set. Families, laws and
+reports refer to columns through these names, so renaming one is a change in one file.
+
+Compute convention (see `COMPUTE_CONVENTION`): `flops` is the exact training FLOP count of the
+model as built (attention, output head and all, forward + backward); `c_6nd` is 6 * N * D with
+N = `n_params_nonemb` and D = `tokens`, the approximation the laws are written in.
+"""
+
+from __future__ import annotations
+
+# identity
+RUN_ID = "run_id"
+LABEL = "label"
+SEED = "seed"
+PARENT = "parent"
+STATUS = "status"
+STEPS = "steps"
+
+# parameter counts
+N_PARAMS = "n_params"
+N_PARAMS_NONEMB = "n_params_nonemb"
+N_PARAMS_ENC = "n_params_enc"
+N_PARAMS_DEC = "n_params_dec"
+FLOPS_PER_TOKEN = "flops_per_token"
+
+# data and compute
+TOKENS = "tokens"
+"""Training tokens the loss was computed on (for encoder-decoder runs: real target tokens, no padding)."""
+FLOPS = "flops"
+"""Exact training FLOPs (forward + backward, every matmul including the output head)."""
+C_6ND = "c_6nd"
+"""6 * n_params_nonemb * tokens: the compute the laws and the frontier use."""
+BUDGET_FLOPS = "train.flops"
+"""The compute budget C an IsoFLOP run was sized from ([train] `flops`); empty for other budgets."""
+
+# results and timing
+LOSS = "loss"
+BAYES_LOSS = "bayes_loss"
+TRAIN_LOSS = "train_loss"
+WALL_TIME = "wall_time"
+TOKENS_PER_S = "tokens_per_s"
+
+# per-eval-set column prefixes: f"{LOSS_PREFIX}{eval_column(name)}"
+LOSS_PREFIX = "loss_"
+BAYES_PREFIX = "bayes_"
+BLEU_PREFIX = "bleu_"
+EXTRA_PREFIX = "extra."
+
+# curves.parquet
+STEP = "step"
+EVAL_SET = "eval_set"
+CURVE_COLUMNS = [RUN_ID, STEP, TOKENS, FLOPS, EVAL_SET, LOSS]
+
+COMPUTE_CONVENTION = "6ND"
+"""The compute the laws use: C = 6 * N * D with N non-embedding parameters and D training tokens."""
+
+
+def eval_column(eval_set: str) -> str:
+    """Eval set name as a column suffix: 'domain/valid' -> 'domain_valid'."""
+    return "".join(ch if ch.isalnum() else "_" for ch in eval_set)
+
+
+def loss_column(eval_set: str) -> str:
+    return LOSS_PREFIX + eval_column(eval_set)
+
+
+def bayes_column(eval_set: str) -> str:
+    return BAYES_PREFIX + eval_column(eval_set)
+
+
+def bleu_column(eval_set: str) -> str:
+    return BLEU_PREFIX + eval_column(eval_set)
+
+
+def c_6nd(n_params_nonemb: float, tokens: float) -> float:
+    """The 6ND compute of the convention above."""
+    return 6.0 * float(n_params_nonemb) * float(tokens)
+
+
+__all__ = ["BAYES_LOSS", "BAYES_PREFIX", "BLEU_PREFIX", "BUDGET_FLOPS", "COMPUTE_CONVENTION", "CURVE_COLUMNS", "C_6ND", "EVAL_SET",
+           "EXTRA_PREFIX", "FLOPS", "FLOPS_PER_TOKEN", "LABEL", "LOSS", "LOSS_PREFIX", "N_PARAMS", "N_PARAMS_DEC",
+           "N_PARAMS_ENC", "N_PARAMS_NONEMB", "PARENT", "RUN_ID", "SEED", "STATUS", "STEP", "STEPS", "TOKENS",
+           "TOKENS_PER_S", "TRAIN_LOSS", "WALL_TIME", "bayes_column", "bleu_column", "c_6nd", "eval_column",
+           "loss_column"]

@@ -1,0 +1,117 @@
+"""Exit codes and output of each command's failure paths, through a real subprocess.
+
+0: success; 1: the command ran but something failed (a failed run); 2: a usage error (usage
+printed, no traceback) or a user error (one `error:` line, no traceback).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+SPEC = """
+[study]
+name = "codes"
+[data]
+source = "{source}"
+eval_tokens = 64
+[data.options]
+{options}
+[model]
+shapes = [{{d_model = 8, n_layers = 1, n_heads = 2}}]
+[train]
+steps = 3
+batch_size = 2
+seq_len = 16
+eval_points = 2
+"""
+
+
+def scaling(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scaling", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def assert_no_traceback(r: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    n = np.geomspace(1e3, 1e6, 8)
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"N": n, "loss": 1.5 + (2e3 / n) ** 0.4}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "power", "runs.csv", "--x", "N", "--y", "loss", "--bogus"], "No such option: --bogus"),
+    (["fit"], "Missing argument"),
+    (["fit", "power", "runs.csv", "--x", "N"], "Missing option '--y'"),
+    (["grid", "run"], "Missing argument"),
+    (["grid", "nosuch"], "No such command"),
+    (["report", "--nosuch"], "No such option"),
+])
+def test_usage_errors_print_the_usage_and_exit_2(table, args, message):
+    r = scaling(*args, cwd=table.parent)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Usage: scaling" in r.stderr and message in r.stderr
+    assert_no_traceback(r)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "power", "runs.csv", "--x", "nosuch", "--y", "loss"], "nosuch"),
+    (["fit", "power", "missing.csv", "--x", "N", "--y", "loss"], "not found"),
+    (["fit", "power", "runs.csv", "--x", "N", "--y", "loss", "--where", "N > 1e9"], "selects no rows"),
+    (["fit", "power", "runs.csv", "--x", "N", "--y", "loss", "--where", "N > 0 or @os.system('x')"], "`@`"),
+    (["fit", "nosuchlaw", "runs.csv", "--x", "N", "--y", "loss"], "nosuchlaw"),
+])
+def test_fit_errors_exit_2_with_one_error_line(table, args, message):
+    r = scaling(*args, cwd=table.parent)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith("error: ") and message in r.stderr
+    assert_no_traceback(r)
+
+
+def test_spec_errors_exit_2(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40").replace("steps = 3", "steps = 'many'"))
+    for cmd in (["grid", "plan"], ["grid", "run"], ["grid", "status"]):
+        r = scaling(*cmd, str(spec), cwd=tmp_path)
+        assert r.returncode == 2, (cmd, r.returncode, r.stderr)
+        assert r.stderr.startswith("error: ") and "bad.toml" in r.stderr and "steps" in r.stderr
+        assert_no_traceback(r)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to make the run fail")
+def test_failed_runs_exit_1_and_say_so(tmp_path):
+    # The spec is valid; the run fails when training starts (no CUDA device here).
+    spec = tmp_path / "codes.toml"
+    spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40") + 'device = "cuda"\n')
+    r = scaling("grid", "run", str(spec), cwd=tmp_path)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "1 failed" in r.stdout
+    assert_no_traceback(r)
+
+
+def test_success_exits_0(table):
+    r = scaling("fit", "power", "runs.csv", "--x", "N", "--y", "loss", "--json", cwd=table.parent)
+    assert r.returncode == 0, r.stderr
+    r = scaling("datasets", "list", cwd=table.parent)
+    assert r.returncode == 0 and "llama3_isoflops" in r.stdout
+
+
+def test_warnings_print_as_one_clean_line(tmp_path):
+    # `main()` installs the one-line format; a FitWarning raised afterwards prints no source line.
+    code = ("import sys, warnings\nfrom scaling import cli\nfrom scaling.laws.base import FitWarning\n"
+            "sys.argv = ['scaling', 'datasets', 'path', 'llama3_isoflops']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "warnings.warn('dcpt: fit did not converge; raise max_iter', FitWarning)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "warning: dcpt: fit did not converge; raise max_iter\n"

@@ -1,0 +1,149 @@
+"""Reports escape what users wrote (issue 9, item 2), open with a summary of their answers
+(item 13), flag parameters at their bounds, and say why a BLEU fit failed (item 16)."""
+
+import re
+
+import pandas as pd
+import pytest
+from conftest import (BEST_LR, cpt_runs, cpt_spec, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
+                      write_store)
+
+import scaling.report.encdec as encdec_report
+from scaling.errors import FitError, ScalingError
+from scaling.report import ReportOptions, Section, Table, build_report, markup
+from scaling.report.study import FAMILY_SECTIONS
+
+XSS = "<script>alert(1)</script>"
+OPTS = ReportOptions(bootstrap=0)
+
+
+def _summary_first(html: str) -> None:
+    summary = html.index('<section id="summary">')
+    first = html.index('<section id="s0">')
+    assert summary < first
+    assert html.index("<figure") > first if "<figure" in html else True
+
+
+def test_user_text_is_escaped_everywhere(tmp_path, monkeypatch):
+    runs = decoder_runs(budgets=[1e6], lrs=[BEST_LR])
+    runs[f"loss_{XSS}"] = runs["loss_valid"]
+    runs["label"] = XSS
+    store = write_store(tmp_path / "xss", runs)
+
+    def failing(spec, store, runs, opts):
+        raise ScalingError(f"cannot fit {XSS}")
+
+    monkeypatch.setitem(FAMILY_SECTIONS, "decoder", FAMILY_SECTIONS["decoder"] + [failing])
+    out = tmp_path / "index.html"
+    build_report(decoder_spec(name=XSS, description=XSS), store, out, OPTS)
+    html = out.read_text()
+    assert XSS not in html and "alert(1)</script>" not in html
+    assert html.count("<script>") == 1  # the report's own table sorter
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert f"<title>Study: {escaped}</title>" in html  # study name
+    assert f'<p class="sub">{escaped}' in html  # description
+    assert f"L(N) on {escaped}" in html  # eval-set name
+    assert f"<td>{escaped}</td>" in html  # a column value
+    assert f"cannot fit {escaped}" in html  # an error message
+
+
+def test_markup_escapes_its_arguments():
+    assert str(markup("<code>{}</code>", XSS)) == "<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"
+
+
+def test_tables_one_format_per_column_sortable_collapsed_and_scrolling():
+    df = pd.DataFrame({"name": ["a", "b"], "tokens_per_s": [163600.0, 9100.0], "loss": [2.0, 1.23456],
+                       "n": [1234567, 12], "tiny": [0.000123456, 0.5]})
+    html = Table(df).__html__()
+    assert "1.64e5" in html and "9.10e3" in html  # not 1.636e+05 beside 9100
+    assert ">2.000<" in html and ">1.235<" in html
+    assert "1,234,567" in html and "1.23e-4" in html and "5.00e-1" in html
+    assert 'class="scroll"' in html and 'class="sortable"' in html and 'data-v="163600.0"' in html
+    assert "<details>" not in html
+    long = Table(pd.DataFrame({"x": range(30)}), caption="runs").__html__()
+    assert long.startswith("<details><summary>runs (30 rows; click to show)</summary>")
+
+
+def test_decoder_report_opens_with_its_answers(tmp_path):
+    store = write_store(tmp_path / "d", decoder_runs(budgets=[1e6], lrs=[BEST_LR]))
+    out = tmp_path / "index.html"
+    sections = build_report(decoder_spec(), store, out, OPTS)
+    html = out.read_text()
+    _summary_first(html)
+    summary = html[html.index('<section id="summary">'):html.index('<section id="s0">')]
+    assert "L_inf at eval set valid, D = 1.0M tokens per run" in summary and "exact Bayes loss 1.5000" in summary
+    assert [s.title for s in sections][-1] == "Runs"  # the long runs table comes last
+    assert "compute C = 6·N·D, N = non-embedding parameters" in html
+
+
+def test_encdec_report_opens_with_the_split_and_flags_bounds(tmp_path):
+    store = write_store(tmp_path / "e", encdec_runs())
+    out = tmp_path / "index.html"
+    sections = build_report(encdec_spec(), store, out, OPTS)
+    html = out.read_text()
+    _summary_first(html)
+    summary = html[html.index('<section id="summary">'):html.index('<section id="s0">')]
+    assert "encoder share of non-embedding parameters at the optimum (eval set valid)" in summary
+    # the truth has pe/(pe+pd) = 1/3
+    share = [a for s in sections for a in s.answers if a.label.startswith("encoder share")][0]
+    assert share.value == pytest.approx(1 / 3, abs=0.01)
+    assert share.heldout_error is not None and share.heldout_error < 0.01
+
+
+def test_every_parameter_at_a_bound_is_flagged(tmp_path):
+    from scaling.report.fits import LawFit, fit_with_holdout, law_section
+
+    runs = decoder_runs(budgets=[1e6], lrs=[BEST_LR])
+    runs["loss_flat"] = 3.0 * runs.n_params_nonemb.astype(float) ** -0.2  # no floor: L_inf runs to its bound
+    law = fit_with_holdout("power", runs, ["n_params_nonemb"], "loss_flat", OPTS)
+    assert "L_inf" in law.at_bounds_
+    section = law_section(LawFit("L(N) on flat", law, runs, "largest:1", eval_set="flat"))
+    assert any("L_inf" in w and "at its lower bound" in w for w in section.warnings)
+    assert "at its lower bound" in section.answers[0].note
+    table = section.tables[0].__html__()
+    assert "⚠ lower bound" in table
+
+
+def test_bleu_fit_that_fails_says_why(tmp_path, monkeypatch):
+    runs = encdec_runs()
+    runs["loss_other"] = runs["loss_valid"] * 1.1
+    runs["bleu_other"] = 0.0
+    real = encdec_report.fit_with_holdout
+
+    def fit(name, *a, **k):
+        if name == "bleu_ce":
+            raise FitError("bleu_ce: no start gave a finite objective; check the data's scale")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(encdec_report, "fit_with_holdout", fit)
+    section = encdec_report.bleu_section(runs, [("loss_valid", "bleu_valid"), ("loss_other", "bleu_other")], OPTS)
+    assert section.warnings == [
+        "BLEU fit on valid failed: bleu_ce: no start gave a finite objective; check the data's scale",
+        "BLEU fit on other not made: 0 run(s) with BLEU > 0, the fit needs 3"]
+    from scaling.report import render_report
+
+    html = render_report("t", [section], tmp_path / "index.html").read_text()
+    summary = html[html.index('<section id="summary">'):html.index('<section id="s0">')]
+    assert "BLEU fit on valid failed: bleu_ce: no start gave a finite objective" in summary
+
+
+def test_cpt_report_opens_with_its_summary(tmp_path):
+    runs = cpt_runs()
+    keep = runs[(runs["extra.role"] == "base") | runs.index.isin(runs.index[-8:])]  # 8 CPT runs: too few to fit
+    store = write_store(tmp_path / "c", keep)
+    out = tmp_path / "index.html"
+    build_report(cpt_spec(), store, out, OPTS)
+    html = out.read_text()
+    _summary_first(html)
+    summary = html[html.index('<section id="summary">'):html.index('<section id="s0">')]
+    assert "8 CPT runs: too few to fit the 9-parameter law (needs 10)." in summary
+
+
+def test_sections_render_plain_text_escaped_and_markup_as_is(tmp_path):
+    from scaling.report import render_report
+
+    out = render_report("t", [Section("a", text="x < y"), Section("b", text=markup("<b>{}</b>", "<i>"))],
+                        tmp_path / "i.html")
+    html = out.read_text()
+    assert "x &lt; y" in html and "<b>&lt;i&gt;</b>" in html
+    assert re.search(r"No answers yet", html)
