@@ -57,6 +57,15 @@ CURVE_COLUMNS = [RUN_ID, STEP, TOKENS, FLOPS, EVAL_SET, LOSS]
 
 COMPUTE_CONVENTION = "6ND"
 """The compute the laws use: C = 6 * N * D with N non-embedding parameters and D training tokens."""
+_COMPUTE_WORDS = {
+    "6ND": "C = 6·N·D (N non-embedding parameters, D training tokens)",
+    "flops": "C = exact training FLOPs of the model as built (attention and output head included)",
+}
+
+
+def describe_compute(convention: str) -> str:
+    """A compute convention in words, for reports: describe_compute(law.compute_convention)."""
+    return _COMPUTE_WORDS.get(convention, convention)
 
 
 def eval_column(eval_set: str) -> str:
@@ -84,5 +93,5 @@ def c_6nd(n_params_nonemb: float, tokens: float) -> float:
 __all__ = ["BAYES_LOSS", "BAYES_PREFIX", "BLEU_PREFIX", "BUDGET_FLOPS", "COMPUTE_CONVENTION", "CURVE_COLUMNS", "C_6ND", "EVAL_SET",
            "EXTRA_PREFIX", "FLOPS", "FLOPS_PER_TOKEN", "LABEL", "LOSS", "LOSS_PREFIX", "N_PARAMS", "N_PARAMS_DEC",
            "N_PARAMS_ENC", "N_PARAMS_NONEMB", "PARENT", "RUN_ID", "SEED", "STATUS", "STEP", "STEPS", "TOKENS",
-           "TOKENS_PER_S", "TRAIN_LOSS", "WALL_TIME", "bayes_column", "bleu_column", "c_6nd", "eval_column",
+           "TOKENS_PER_S", "TRAIN_LOSS", "WALL_TIME", "bayes_column", "bleu_column", "c_6nd", "describe_compute", "eval_column",
            "loss_column"]

@@ -8,30 +8,58 @@ a traceback. Warnings print as one line each, without source lines.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import warnings
 
 import typer
+from typer.core import TyperGroup
 
-from scaling.cli.advise import advise
-from scaling.cli.data import data_app
-from scaling.cli.datasets import datasets_app
-from scaling.cli.demo import demo
-from scaling.cli.fit import fit, plot
-from scaling.cli.grid import grid_app
-from scaling.cli.report import report
 from scaling.errors import ScalingError
 
-app = typer.Typer(help="Scaling-law studies end to end: train model families, fit laws, report.",
+# Commands whose modules load torch, matplotlib or the training code are imported only when
+# run (or listed by --help): `scaling fit` starts without them. name -> (module, attribute).
+LAZY = {
+    "grid": ("scaling.cli.grid", "grid_app"),
+    "data": ("scaling.cli.data", "data_app"),
+    "datasets": ("scaling.cli.datasets", "datasets_app"),
+    "plot": ("scaling.cli.fit", "plot"),
+    "report": ("scaling.cli.report", "report"),
+    "demo": ("scaling.cli.demo", "demo"),
+    "advise": ("scaling.cli.advise", "advise"),
+}
+
+
+class _LazyGroup(TyperGroup):
+    def list_commands(self, ctx):  # noqa: ANN001 - click's signature
+        return list(dict.fromkeys([*super().list_commands(ctx), *LAZY]))
+
+    def get_command(self, ctx, name):  # noqa: ANN001
+        if name not in self.commands and name in LAZY:
+            module, attr = LAZY[name]
+            obj = getattr(importlib.import_module(module), attr)
+            if isinstance(obj, typer.Typer):
+                cmd = typer.main.get_group(obj)
+            else:
+                one = typer.Typer()
+                one.command(name)(obj)
+                cmd = typer.main.get_command(one)
+            cmd.name = name
+            self.commands[name] = cmd
+        return super().get_command(ctx, name)
+
+
+app = typer.Typer(cls=_LazyGroup, help="Scaling-law studies end to end: train model families, fit laws, report.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-app.add_typer(grid_app, name="grid")
-app.add_typer(data_app, name="data")
-app.add_typer(datasets_app, name="datasets")
-app.command()(fit)
-app.command()(plot)
-app.command()(report)
-app.command()(demo)
-app.command()(advise)
+
+
+def _register() -> None:
+    from scaling.cli.fit import fit_app
+
+    app.add_typer(fit_app, name="fit")
+
+
+_register()
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:

@@ -1,4 +1,9 @@
-"""`scaling fit LAW DATA` and `scaling plot LAW DATA`: fit a law to a table and show it."""
+"""`scaling fit LAW DATA`, `scaling fit isoflop|frontier|compare DATA` and `scaling plot LAW DATA`.
+
+`fit` is a group whose first argument is either one of its subcommands (the Chinchilla
+approaches 1 and 2, the comparison of forms) or a law name for the generic fit. Only numpy,
+scipy, pandas and the law's own module load for a fit: no torch unless the law needs it, no
+matplotlib, report or training modules."""
 
 from __future__ import annotations
 
@@ -6,12 +11,15 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
-
-from scaling.cli.progress import console
+from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from scaling.laws import get_law
+
+console = Console()
 
 
 LawName = Annotated[str, typer.Argument(help="Law: power, chinchilla, encdec, dcpt, bleu_ce, bleu_log, ...")]
@@ -22,7 +30,7 @@ Where = Annotated[Optional[str], typer.Option(help="Row filter, a pandas query, 
 Derive = Annotated[Optional[list[str]], typer.Option(
     "--derive", help="New column before filtering, e.g. 'params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)'.")]
 Loss = Annotated[str, typer.Option(help="huber or mse.")]
-Delta = Annotated[float, typer.Option(help="Huber delta.")]
+Delta = Annotated[str, typer.Option(help="Huber delta (a number), or 'auto': from the residuals of a first fit.")]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
 Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
 Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).")]
@@ -30,8 +38,23 @@ BootMethod = Annotated[str, typer.Option(help="Bootstrap: pairs (resample points
 GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per value of this column.")]
 
 
+def parse_delta(delta: str) -> float | str:
+    """--delta: a positive number or 'auto'."""
+    if delta.strip().lower() == "auto":
+        return "auto"
+    try:
+        v = float(delta)
+    except ValueError:
+        v = float("nan")
+    if not v > 0:
+        from scaling.errors import FitError
+
+        raise FitError(f"--delta {delta!r}: give a positive number or 'auto'")
+    return v
+
+
 def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, method="pairs"):
-    model = get_law(law, loss=loss, delta=delta, init=init, seed=seed).fit_and_check(df, x, y, holdout)
+    model = get_law(law, loss=loss, delta=parse_delta(str(delta)), init=init, seed=seed).fit_and_check(df, x, y, holdout)
     if bootstrap:
         model.bootstrap(bootstrap, seed=seed, method=method)
     return model
@@ -39,7 +62,7 @@ def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, me
 
 def fit(
     law: LawName, data: Data, x: X, y: Y, where: Where = None, derive: Derive = None, loss: Loss = "huber",
-    delta: Delta = 1e-3, init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0,
+    delta: Delta = "1e-3", init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0,
     bootstrap_method: BootMethod = "pairs", by: GroupBy = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
@@ -71,7 +94,8 @@ def fit(
 def _fit_quality(model) -> dict:
     """Keys added to the contract's JSON object: goodness of fit and the fixed constants."""
     out = {"r2": float(model.r2_), "aic": float(model.aic_), "bic": float(model.bic_),
-           "n_starts": int(model.n_starts_), "n_starts_best": int(model.n_starts_best_)}
+           "n_starts": int(model.n_starts_), "n_starts_best": int(model.n_starts_best_),
+           "delta": float(model.delta_), "solver": model.solver_}
     if model.const:
         out["constants"] = {k: float(v) for k, v in model.const.items()}
     return out
@@ -109,7 +133,7 @@ def _print_fit(res: dict, title: str) -> None:
 
 def plot(
     law: LawName, data: Data, x: X, y: Y, where: Where = None, derive: Derive = None, loss: Loss = "huber",
-    delta: Delta = 1e-3, init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 200,
+    delta: Delta = "1e-3", init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 200,
     bootstrap_method: BootMethod = "pairs",
     out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
@@ -134,3 +158,137 @@ def plot(
             fig.savefig(f, format=path.suffix.lstrip(".") or None, bbox_inches="tight")
     console.print("  ".join(f"{k} = {v:.6g}" for k, v in model.params_.items()) + f"  ({model.n_points_} points)")
     console.print("wrote " + ", ".join(str(p) for _, p in figures))
+
+
+# ---- `scaling fit` as a group: subcommands, else a law name for the generic fit ----
+class _FitGroup(TyperGroup):
+    """`scaling fit NAME ...`: NAME is a subcommand (isoflop, frontier, compare) or a law."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001 - click's signature
+        if not args:
+            ctx.fail("Missing argument 'LAW' (a law name, or isoflop, frontier, compare).")
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):  # noqa: ANN001
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "law", self.commands["law"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx, formatter) -> None:  # noqa: ANN001
+        formatter.write_usage("scaling fit", "[LAW | isoflop | frontier | compare] DATA [OPTIONS]")
+
+
+fit_app = typer.Typer(cls=_FitGroup, help=(
+    "Fit a law to a table (`scaling fit LAW DATA --x COL --y COL`, laws: power, chinchilla, encdec, dcpt, "
+    "bleu_ce, ...; `scaling fit LAW --help` lists its options), or run one of the commands below."))
+fit_app.command("law", hidden=True)(fit)
+
+N = Annotated[str, typer.Option("--n", help="Parameter-count column.")]
+D = Annotated[str, typer.Option("--d", help="Training-token column.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")]
+Seed = Annotated[int, typer.Option(help="Bootstrap seed.")]
+
+
+@fit_app.command("isoflop")
+def isoflop(
+    data: Data, n: N, d: D, budget: Annotated[str, typer.Option("--budget", help="Compute-budget column (FLOPs).")],
+    y: Y, bootstrap: Bootstrap = 0, seed: Seed = 0, where: Where = None, derive: Derive = None, as_json: AsJson = False,
+) -> None:
+    """Chinchilla Approach 2: per budget a parabola of loss in log N and in log D; N_opt = k_n C^a, D_opt = k_d C^b."""
+    from scaling.laws.cli_support import fit_result_json, load_table
+    from scaling.laws.isoflop import IsoFlopLaw
+
+    df = load_table(data, where, derive)
+    law = IsoFlopLaw(n_bootstrap=bootstrap, seed=seed).fit(df, n=n, d=d, budget=budget, y=y)
+    res = {**fit_result_json(law), "budgets": law.budgets_json(), "n_boot_excluded": int(law.n_boot_excluded_)}
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    _print_fit(res, title="isoflop (Approach 2)")
+    table = Table()
+    for c in ("budget", "N_opt", "D_opt", "loss_opt", "interior"):
+        table.add_column(c, justify="right")
+    for b in res["budgets"]:
+        num = [f"{b[k]:.4g}" if b[k] is not None else "–" for k in ("n_opt", "d_opt", "loss_opt")]
+        table.add_row(f"{b['budget']:.3g}", *num, "yes" if b["interior"] else f"[red]no[/red]: {b.get('reason', '')}")
+    console.print(table)
+
+
+@fit_app.command("frontier")
+def frontier(
+    data: Data, flops: Annotated[str, typer.Option("--flops", help="Cumulative training-FLOPs column.")] = "flops",
+    y: Annotated[str, typer.Option("--y", help="Loss column.")] = "loss",
+    n: Annotated[str, typer.Option("--n", help="Parameter-count column (one value per run).")] = "n_params",
+    run: Annotated[str, typer.Option("--run", help="Run-id column: one loss curve per value.")] = "run_id",
+    where: Where = None, derive: Derive = None, as_json: AsJson = False,
+) -> None:
+    """Chinchilla Approach 1: lower envelope of loss curves against compute; N_opt = k C^a from its winners."""
+    from scaling.laws.cli_support import load_table
+    from scaling.laws.frontier import ComputeFrontier
+
+    df = load_table(data, where, derive)
+    fr = ComputeFrontier(fit_loss=False).fit(df, run=run, flops=flops, loss=y, n_params=n)
+    lo, hi = fr.exponent_ci_
+    ci = [float(lo), float(hi)] if np.isfinite(lo) else None
+    res = {"law": "frontier", "params": {"a": fr.exponent_, "k": fr.coef_}, "ci95": {"a": ci} if ci else {},
+           "n_points": int(len(df)), "converged": True,
+           "winners": [{"run": str(r.run), "n_params": float(r.n_params), "c_lo": float(r.c_lo), "c_hi": float(r.c_hi),
+                        "used": bool(r.used)} for r in fr.winners_.itertuples()]}
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    console.print(f"[bold]frontier (Approach 1)[/bold]: {len(fr.winners_)} winning runs; N_opt = {fr.coef_:.4g} · C^"
+                  f"{fr.exponent_:.4f}" + (f" (95% CI {ci[0]:.4f}–{ci[1]:.4f})" if ci else ""))
+
+
+@fit_app.command("compare")
+def compare(
+    data: Data,
+    laws: Annotated[str, typer.Option("--laws", help="Comma-separated law forms, e.g. power,chinchilla.")],
+    x: X, y: Y, holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation error.")] = "largest:1",
+    budget: Annotated[Optional[str], typer.Option("--budget", help="Compute-budget column: adds Approach 2.")] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Run-id column of loss curves: adds Approach 1.")] = None,
+    flops: Annotated[str, typer.Option("--flops", help="Cumulative-FLOPs column (with --run).")] = "flops",
+    target_compute: Annotated[float, typer.Option(help="Compute for tokens per parameter (approaches).")] = 1e24,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the approaches' intervals.")] = 200,
+    seed: Seed = 0, loss: Loss = "huber", delta: Delta = "1e-3", where: Where = None, derive: Derive = None,
+    as_json: AsJson = False,
+) -> None:
+    """Rank law forms by held-out error on the largest runs, AIC and BIC (same rows); with two x
+    columns (N, D) also compare Chinchilla's approaches 1-3 where the columns allow."""
+    from scaling.laws.agreement import approach_agreement, compare_forms
+    from scaling.laws.cli_support import load_table
+
+    df = load_table(data, where, derive)
+    opts = {"loss": loss, "delta": parse_delta(delta)}
+    table = compare_forms(df, [s.strip() for s in laws.split(",") if s.strip()], x, y, holdout, opts)
+    res: dict = {"forms": json.loads(table.to_json(orient="records")), "holdout": holdout}
+    if len(x) >= 2:
+        res["approaches"] = approach_agreement(df, n=x[0], d=x[1], y=y, budget=budget, curves=df if run else None,
+                                               run=run or "run_id", flops=flops, target_compute=target_compute,
+                                               n_bootstrap=bootstrap, seed=seed, law_options=opts)
+    if as_json:
+        typer.echo(json.dumps(res, default=float))
+        return
+    t = Table(title=f"forms ranked by held-out error ({holdout})")
+    for c in ("law", "x", "held-out |rel. err|", "AIC", "BIC", "R²", "k"):
+        t.add_column(c, justify="right")
+    for r in res["forms"]:
+        t.add_row(r["law"], r["x"], f"{r['holdout_error']:.3%}", f"{r['aic']:.2f}", f"{r['bic']:.2f}", f"{r['r2']:.4f}",
+                  str(r["n_params"]))
+    console.print(t)
+    ag = res.get("approaches")
+    if ag:
+        t = Table(title=f"Chinchilla approaches at C = {ag['target_compute']:.3g}")
+        for c in ("approach", "a (N_opt ∝ C^a)", "95% CI", "tokens/param", "95% CI"):
+            t.add_column(c, justify="right")
+        for r in ag["approaches"]:
+            ci = lambda v: f"[{v[0]:.4g}, {v[1]:.4g}]" if v else "–"  # noqa: E731
+            t.add_row(f"{r['approach']} {r['method']}", f"{r['a']:.4f}", ci(r["a_ci"]), f"{r['tokens_per_param']:.4g}",
+                      ci(r["tokens_per_param_ci"]))
+        console.print(t)
+        for k, why in ag["skipped"].items():
+            console.print(f"  approach {k} skipped: {why}")
+        verdict = {True: "agree", False: "DISAGREE", None: "cannot tell (intervals missing)"}
+        console.print(f"  exponent a: {verdict[ag['agree']['a']]}; tokens per parameter: "
+                      f"{verdict[ag['agree']['tokens_per_param']]}")

@@ -3,7 +3,9 @@
 `stdlib_code`: every `.py` file under sysconfig's stdlib path, minus test folders and
 site-packages, one document per file (id = relative path). `stdlib_docs`: the pydoc help
 topics (one document per topic) plus each module's docstrings (module, classes, functions;
-one document per module), read with `ast` so nothing is imported or executed.
+one document per module), read with `ast` so nothing is imported or executed. Both split by
+file (`stdlib_split_key`): a module held out of one is held out of the other, so continual
+pre-training from docs to code (or back) never trains on its validation files' text.
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ def _stdlib_fingerprint() -> str:
     for rel in stdlib_files():
         h.update(rel.encode() + b"\x00" + (root / rel).read_bytes() + b"\x00")
     return h.hexdigest()
+
+
+def stdlib_split_key(doc_id: str) -> str:
+    """One split decision per stdlib file, shared by `stdlib_code` (id = relative path) and
+    `stdlib_docs` (id = "module:" + relative path), whatever the sources' seeds: a file whose
+    code is validation has its docstrings in validation too. pydoc topics have keys of their own."""
+    if doc_id.startswith("topic:"):
+        return doc_id
+    return "stdlib-file:" + doc_id.removeprefix("module:")
 
 
 def stdlib_code_documents() -> Documents:
@@ -99,7 +110,7 @@ def _docs_fingerprint() -> str:
     from pydoc_data.topics import topics
 
     h = hashlib.blake2b(digest_size=16)
-    h.update(b"stdlib_docs-v1" + _stdlib_fingerprint().encode())
+    h.update(b"stdlib_docs-v2" + _stdlib_fingerprint().encode())
     for name, text in sorted(topics.items()):
         h.update(name.encode() + b"\x00" + text.encode() + b"\x00")
     return h.hexdigest()
@@ -113,8 +124,8 @@ class StdlibCodeSource(TextSource):
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibCodeSource:
-        return cls("stdlib_code", "stdlib_code-v1" + _stdlib_fingerprint(), stdlib_code_documents,
-                   **cls.text_kwargs(options, tokenizer, seed))  # fmt: skip
+        return cls("stdlib_code", "stdlib_code-v2" + _stdlib_fingerprint(), stdlib_code_documents,
+                   split_key=stdlib_split_key, **cls.text_kwargs(options, tokenizer, seed))  # fmt: skip
 
 
 class StdlibDocsSource(TextSource):
@@ -126,4 +137,4 @@ class StdlibDocsSource(TextSource):
     @classmethod
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibDocsSource:
         kwargs = cls.text_kwargs(options, tokenizer, seed)
-        return cls("stdlib_docs", _docs_fingerprint(), stdlib_docs_documents, **kwargs)
+        return cls("stdlib_docs", _docs_fingerprint(), stdlib_docs_documents, split_key=stdlib_split_key, **kwargs)

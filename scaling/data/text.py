@@ -3,6 +3,8 @@
 Documents go to validation iff a hash of (split seed, document id) falls below
 `valid_fraction`, so the split does not depend on corpus order or size and a document is never
 in both splits (a corpus whose hashes put nothing in validation holds out its first document).
+Corpora drawn from the same files instead hash a shared key per file (`split_key`, no seed), so
+a file held out of one is held out of all of them.
 `max_bytes` caps each split in hashed document order, truncating the last document kept.
 Each split is one token stream (documents joined by the tokenizer's eos id). Training
 sequence i is a window at a hashed offset of the train stream; eval sets are consecutive
@@ -46,12 +48,20 @@ def _cap(docs: Documents, max_bytes: int) -> Documents:
     return kept
 
 
+SplitKey = Callable[[str], str]
+"""Document id -> the key its split is decided by. Corpora built from the same files (stdlib code
+and its docstrings) share keys, so a file is held out of both or neither, whatever their seeds."""
+
+
 def split_documents(
-    docs: Documents, valid_fraction: float, seed: int, max_bytes: int | None
+    docs: Documents, valid_fraction: float, seed: int, max_bytes: int | None, split_key: SplitKey | None = None
 ) -> tuple[Documents, Documents]:
     """(train, valid) documents split by hashed id, each in hashed order; with max_bytes, train
-    keeps its first (1 - valid_fraction)·max_bytes bytes and validation the rest (last doc cut)."""
-    u = {d[0]: _unit(seed, d[0]) for d in docs}
+    keeps its first (1 - valid_fraction)·max_bytes bytes and validation the rest (last doc cut).
+
+    The hash is of (seed, id), or of `split_key(id)` alone when given (a split shared across
+    sources and seeds)."""
+    u = {d[0]: (_unit(seed, d[0]) if split_key is None else _unit(-1, split_key(d[0]))) for d in docs}
     order = sorted(docs, key=lambda d: (u[d[0]], d[0]))
     valid = [d for d in order if u[d[0]] < valid_fraction]
     train = [d for d in order if u[d[0]] >= valid_fraction]
@@ -91,19 +101,21 @@ class TextSource(IndexedSource):
         max_bytes: int | None = None,
         bpe_vocab_size: int = 4096,
         use_cache: bool = True,
+        split_key: SplitKey | None = None,
     ) -> None:
         if not 0 <= valid_fraction < 1:
             raise SpecError(f"{name}: `valid_fraction` must be in [0, 1), got {valid_fraction}")
         if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
             raise SpecError(f"{name}: `max_bytes` must be a positive integer (omit it for no cap), got {max_bytes!r}")
         self.name, self.seed = name, int(seed)
-        split_id = f"{fingerprint}|seed={seed}|valid={valid_fraction}|max_bytes={max_bytes}"
+        split_seed = seed if split_key is None else "shared"  # a shared split does not depend on the seed
+        split_id = f"{fingerprint}|seed={split_seed}|valid={valid_fraction}|max_bytes={max_bytes}"
         docs: tuple[Documents, Documents] | None = None
 
         def split() -> tuple[Documents, Documents]:
             nonlocal docs
             if docs is None:
-                docs = split_documents(load_documents(), valid_fraction, self.seed, max_bytes)
+                docs = split_documents(load_documents(), valid_fraction, self.seed, max_bytes, split_key)
             return docs
 
         def train_texts() -> Iterator[str]:  # lazy: a cached BPE never loads the documents

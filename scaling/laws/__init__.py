@@ -1,40 +1,43 @@
-"""Scaling laws: one shared fitting engine, one module per family of laws."""
+"""Scaling laws: one shared fitting engine, one module per family of laws.
 
-from scaling.laws.base import FitWarning, Law, Param
-from scaling.laws.bleu import BleuCELaw, BleuLogLaw
-from scaling.laws.chinchilla import ChinchillaLaw
-from scaling.laws.dcpt import (DCPTAdditiveLaw, DCPTChinchillaLaw, DCPTLaw, compare_laws, loss_vs_share_curves,
-                               optimal_domain_share)
-from scaling.laws.encdec import EncDecLaw
-from scaling.laws.engine import BatchResult, EngineOptions, MultiStartResult, minimize_batched, multistart
-from scaling.laws.power import PowerLaw
-from scaling.laws.frontier import ComputeFrontier
-from scaling.laws.registry import LAWS, available_laws, get_law, law_class, register_law
+Names are imported on first use (PEP 562), so `from scaling.laws import get_law` does not load
+torch or every law module: a fit that needs neither stays fast to start."""
 
-__all__ = [
-    "LAWS",
-    "BatchResult",
-    "BleuCELaw",
-    "BleuLogLaw",
-    "ChinchillaLaw",
-    "DCPTAdditiveLaw",
-    "DCPTChinchillaLaw",
-    "DCPTLaw",
-    "EncDecLaw",
-    "ComputeFrontier",
-    "EngineOptions",
-    "FitWarning",
-    "MultiStartResult",
-    "Law",
-    "Param",
-    "PowerLaw",
-    "available_laws",
-    "compare_laws",
-    "loss_vs_share_curves",
-    "optimal_domain_share",
-    "get_law",
-    "law_class",
-    "minimize_batched",
-    "multistart",
-    "register_law",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "FitWarning": "base", "Law": "base", "Param": "base",
+    "BleuCELaw": "bleu", "BleuLogLaw": "bleu",
+    "ChinchillaLaw": "chinchilla",
+    "DCPTAdditiveLaw": "dcpt", "DCPTChinchillaLaw": "dcpt", "DCPTLaw": "dcpt", "compare_laws": "dcpt",
+    "loss_vs_share_curves": "dcpt", "optimal_domain_share": "dcpt",
+    "EncDecLaw": "encdec",
+    "BatchResult": "engine", "EngineOptions": "engine", "MultiStartResult": "engine", "minimize_batched": "engine",
+    "multistart": "engine",
+    "PowerLaw": "power",
+    "ComputeFrontier": "frontier",
+    "IsoFlopLaw": "isoflop",
+    "approach_agreement": "agreement", "compare_forms": "agreement",
+    "LAWS": "registry", "available_laws": "registry", "get_law": "registry", "law_class": "registry",
+    "register_law": "registry",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'scaling.laws' has no attribute {name!r}")
+    module = importlib.import_module(f"scaling.laws.{_WHERE[name]}")
+    if name == "LAWS":
+        module._discover()  # the full table of laws: every law module registered
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

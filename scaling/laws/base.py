@@ -12,15 +12,15 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+
+if TYPE_CHECKING:  # torch is imported only by the grid engine, bootstrap and torch formulas
+    import torch
 
 import numpy as np
 import pandas as pd
-import torch
 
 from scaling.errors import FitError
-from scaling.laws.engine import STATUS, multistart
-from scaling.laws.objective import make_objective
 from scaling.laws.validation import check_columns, goodness, holdout_mask, holdout_report, numeric_column
 
 
@@ -44,10 +44,15 @@ class Law:
     Options: loss "huber" (delta) or "mse" on residuals of log y (scale="log") or y ("linear");
     init names the start grid; n_bootstrap > 0 bootstraps after fit; fixed pins parameters;
     constants sets non-fitted constants of the formula; strict raises on non-convergence.
+    delta="auto" sets the Huber delta from the residuals of a first fit (1.345 × their MAD-based
+    sigma; see `delta_`). solver "auto" uses variable projection (scaling.laws.varpro: numpy and
+    scipy only) for laws that support it and the batched torch grid engine otherwise; "varpro"
+    or "grid" force one (init names the grid engine's start grid).
 
     Fitted: params_, theta_ (optimiser space), objective_, converged_, n_starts_,
     n_starts_best_ (screening starts ending within 1e-3 relative of the best objective),
-    n_iter_, n_points_, r2_/aic_/bic_/sigma_ (on the fit scale), at_bounds_, holdout_, x_, y_
+    n_iter_, n_points_, r2_/aic_/bic_/sigma_ (on the fit scale), at_bounds_, holdout_, x_, y_,
+    delta_ (the Huber delta used), solver_ ("varpro" or "grid")
     (after fit_and_check with a holdout: holdout_fit_, the copy fitted without the held-out rows);
     after bootstrap: ci_, boot_theta_, boot_params_, boot_converged_.
     """
@@ -63,7 +68,7 @@ class Law:
     def __init__(
         self,
         loss: Literal["huber", "mse"] = "huber",
-        delta: float = 1e-3,
+        delta: float | Literal["auto"] = 1e-3,
         init: str = "default",
         scale: Literal["log", "linear"] | None = None,
         n_bootstrap: int = 0,
@@ -72,6 +77,7 @@ class Law:
         constants: dict[str, float] | None = None,
         max_iter: int = 1000,
         strict: bool = False,
+        solver: Literal["auto", "varpro", "grid"] = "auto",
     ) -> None:
         self.loss = loss
         self.delta = delta
@@ -83,15 +89,21 @@ class Law:
         self.constants = constants
         self.max_iter = max_iter
         self.strict = strict
+        self.solver = solver
 
     # ---- formula hooks (override log_pred or pred, and init_grid) ----
     def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
         """log prediction [S, n] for optimiser-space theta[S, P] and features F[n, k]."""
-        return torch.log(self.pred(theta, F))
+        return self.pred(theta, F).log()
 
     def pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
         """Prediction [S, n] on the y scale."""
-        return torch.exp(self.log_pred(theta, F))
+        return self.log_pred(theta, F).exp()
+
+    # Optional numpy hooks. np_pred_jac(theta[P], F[n, k]) -> (prediction [n] on the y scale,
+    # its Jacobian [n, P] in optimiser space) lets predict/score run without torch; with
+    # vp_basis / vp_theta / vp_grid as well, the law is fitted by variable projection.
+    np_pred_jac: ClassVar[Callable[..., tuple[np.ndarray, np.ndarray]] | None] = None
 
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Starting points [S, P] in optimiser space for features F and fit-scale target t."""
@@ -126,6 +138,8 @@ class Law:
         self, theta: torch.Tensor, F: torch.Tensor
     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """Fit-scale prediction and its vector-Jacobian product (autograd; override for speed)."""
+        import torch
+
         th = theta.detach().requires_grad_(True)
         with torch.enable_grad():
             out = self.forward(th, F)
@@ -168,7 +182,8 @@ class Law:
 
     def get_params(self) -> dict[str, Any]:
         """Constructor options (JSON-ready), as scikit-learn's get_params."""
-        keys = ["loss", "delta", "init", "scale", "n_bootstrap", "seed", "fixed", "constants", "max_iter", "strict"]
+        keys = ["loss", "delta", "init", "scale", "n_bootstrap", "seed", "fixed", "constants", "max_iter", "strict",
+                "solver"]
         return {k: getattr(self, k) for k in keys}
 
     def clone(self, **overrides: Any) -> "Law":
@@ -188,6 +203,11 @@ class Law:
         return np.log(y) if self.fit_scale == "log" else y
 
     def _as_features(self, data: pd.DataFrame | np.ndarray) -> torch.Tensor:
+        import torch
+
+        return torch.as_tensor(self._as_features_np(data), dtype=torch.float64)
+
+    def _as_features_np(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(data, pd.DataFrame):
             X, _ = self._design(data, self.x_, None)
         else:
@@ -195,7 +215,46 @@ class Law:
             X = X[:, None] if X.ndim == 1 else X
             if X.shape[1] != self.n_inputs:
                 raise FitError(f"{self.name}: expected {self.n_inputs} input column(s), got {X.shape[1]}")
-        return torch.as_tensor(self.features(X), dtype=torch.float64)
+        return self.features(X)
+
+    # The training data in numpy (_Fn, _tn); torch views for the grid engine and bootstrap.
+    @property
+    def _F(self) -> torch.Tensor:
+        import torch
+
+        return torch.as_tensor(np.array(self._Fn, dtype=np.float64))
+
+    @_F.setter
+    def _F(self, value: Any) -> None:
+        self._Fn = np.asarray(value, dtype=np.float64)
+
+    @property
+    def _t(self) -> torch.Tensor:
+        import torch
+
+        return torch.as_tensor(np.array(self._tn, dtype=np.float64))
+
+    @_t.setter
+    def _t(self, value: Any) -> None:
+        self._tn = np.asarray(value, dtype=np.float64)
+
+    def _pred_np(self, theta: np.ndarray, F: np.ndarray) -> np.ndarray:
+        """Prediction [n] on the y scale at one theta, numpy when the law has np_pred_jac."""
+        if self.np_pred_jac is not None:
+            return self.np_pred_jac(np.asarray(theta, float), F)[0]
+        import torch
+
+        return self.pred(torch.as_tensor(np.asarray(theta, float)[None]), torch.as_tensor(F))[0].numpy()
+
+    def _forward_np(self, theta: np.ndarray, F: np.ndarray) -> np.ndarray:
+        """Prediction [n] on the fit scale."""
+        if self.np_pred_jac is None:
+            import torch
+
+            return self.forward(torch.as_tensor(np.asarray(theta, float)[None]), torch.as_tensor(F))[0].numpy()
+        p = self._pred_np(theta, F)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(p) if self.fit_scale == "log" else p
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "theta_"):
@@ -228,9 +287,9 @@ class Law:
                 f"need at least {n_free}"
             )
         self.x_, self.y_ = x, y
-        self._F = torch.as_tensor(self.features(X), dtype=torch.float64)
-        self._t = torch.as_tensor(self._target(yv), dtype=torch.float64)
-        self._fit_tensors()
+        self._Fn = self.features(X)
+        self._tn = self._target(yv)
+        self._fit_auto_delta() if isinstance(self.delta, str) else self._fit_tensors(float(self.delta))
         self.holdout_ = {}
         self.ci_ = {}
         if self.n_bootstrap:
@@ -256,33 +315,85 @@ class Law:
         lo, hi = self.bounds()
         return np.clip(grid, lo, hi)
 
-    def _fit_tensors(self) -> None:
-        theta0 = self._start_grid()
+    def _uses_varpro(self) -> bool:
+        supported = getattr(self, "vp_basis", None) is not None and self.np_pred_jac is not None
+        if self.solver == "grid":
+            return False
+        # Pinned parameters change which coefficients are free: the grid engine handles them.
+        ok = supported and not self.fixed and self.loss in ("huber", "mse")
+        if self.solver == "varpro" and not ok:
+            raise FitError(f"{self.name}: solver='varpro' needs a law with a linear form (chinchilla, power, ...) "
+                           f"and no fixed parameters; use solver='grid'")
+        if self.solver not in ("auto", "varpro"):
+            raise FitError(f"{self.name}: solver must be 'auto', 'varpro' or 'grid', got {self.solver!r}")
+        return ok
+
+    def _fit_auto_delta(self) -> None:
+        """delta="auto": a first fit with the Hoffmann delta, then delta = 1.345 × the MAD-based
+        sigma of its residuals (the usual Huber tuning), and the fit again with that delta."""
+        if self.delta != "auto":
+            raise FitError(f"{self.name}: delta must be a number or 'auto', got {self.delta!r}")
+        self._fit_tensors(1e-3, warn=False)
+        r = self._forward_np(self.theta_, self._Fn) - self._tn
+        sigma = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        self._fit_tensors(max(1.345 * sigma, 1e-12))
+
+    def _fit_tensors(self, delta: float = 1e-3, warn: bool = True) -> None:
         lo, hi = self.bounds()
-        fg = make_objective(self.forward_vjp, self._F, self._t, self.loss, self.delta)
-        res = multistart(fg, theta0, lo, hi, max_iter=self.max_iter)
+        self.delta_ = float(delta)
+        if self.init not in self.inits:
+            raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}")
+        if self._uses_varpro():
+            from scaling.laws.varpro import fit_varpro
+
+            res = fit_varpro(self, self._Fn, self._tn, delta, lo, hi, max_iter=self.max_iter)
+            self.solver_ = "varpro"
+            status = res.status
+        else:
+            from scaling.laws.engine import STATUS, multistart
+            from scaling.laws.objective import make_objective
+
+            theta0 = self._start_grid()
+            fg = make_objective(self.forward_vjp, self._F, self._t, self.loss, delta)
+            res = multistart(fg, theta0, lo, hi, max_iter=self.max_iter)
+            self.solver_ = "grid"
+            status = STATUS[res.status]
+            if not res.converged and status == "linesearch" and self.np_pred_jac is not None:
+                # The engine's absolute gradient test rejects minima on the linear scale (large
+                # gradient terms, flat valleys); judge stationarity relative to the terms instead.
+                from scaling.laws.varpro import stationary_at
+
+                res.converged = stationary_at(self, res.theta, self._Fn, self._tn, delta, lo, hi)
         if not np.isfinite(res.fun):
             raise FitError(f"{self.name}: no start gave a finite objective; check the data's scale")
-        self.theta_ = res.theta.copy()
+        self.theta_ = np.array(res.theta, dtype=float)
         self.params_ = dict(zip(self.param_names, map(float, self.to_natural(self.theta_))))
-        self.objective_ = res.fun
-        self.converged_ = res.converged
-        self.n_starts_ = res.n_starts
-        self.n_starts_best_ = res.n_starts_best
-        self.n_iter_ = res.n_iter
+        self.objective_ = float(res.fun)
+        self.converged_ = bool(res.converged)
+        self.n_starts_ = int(res.n_starts)
+        self.n_starts_best_ = int(res.n_starts_best)
+        self.n_iter_ = int(res.n_iter)
         # Parameters pinned by a bound are worth knowing about (an unidentified term, E -> 0, ...).
         free = [p.name not in (self.fixed or {}) for p in self.params]
         self.at_bounds_ = [
             p.name for p, f, v, a, b in zip(self.params, free, self.theta_, lo, hi) if f and (v <= a or v >= b)
         ]
-        self.n_points_ = int(len(self._t))
-        resid = (self.forward(torch.as_tensor(self.theta_[None]), self._F)[0] - self._t).numpy()
-        g = goodness(resid, self._t.numpy(), self._n_free())
+        self.n_points_ = int(len(self._tn))
+        resid = self._forward_np(self.theta_, self._Fn) - self._tn
+        g = goodness(resid, self._tn, self._n_free())
         self.r2_, self.aic_, self.bic_, self.sigma_ = g["r2"], g["aic"], g["bic"], g["sigma"]
+        if not warn:
+            return
+        if self.loss == "huber" and self.delta != "auto" and np.mean(np.abs(resid) > 10 * delta) > 0.5:
+            warnings.warn(
+                f"{self.name}: most residuals exceed the Huber delta {delta:g} by more than 10x, so the fit is "
+                f"effectively least absolute deviations (L1); pass delta='auto' (CLI: --delta auto) to set "
+                f"delta from the noise", FitWarning, stacklevel=3)
         if not self.converged_:
-            msg = (
-                f"{self.name} fit did not converge (best start stopped with status {STATUS[res.status]!r}, "
-                f"objective {res.fun:.6g}); raise max_iter or check the data"
+            msg = (  # one self-contained line: which law, which target, what to do
+                f"{self.name} fit of {getattr(self, 'y_', 'y')} on {', '.join(getattr(self, 'x_', ['x']))} did not converge ({status} "
+                f"after {res.n_iter} iterations, objective {res.fun:.6g}, {res.n_starts_best} of {res.n_starts} "
+                f"starts in the best basin); raise max_iter (now {self.max_iter}) or check the data"
             )
             if self.strict:
                 raise FitError(msg)
@@ -292,15 +403,14 @@ class Law:
     def predict(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Predictions on the y scale for a DataFrame with the x columns, or an array [n, k]."""
         self._check_fitted()
-        F = self._as_features(data)
-        return self.pred(torch.as_tensor(self.theta_[None]), F)[0].numpy()
+        return self._pred_np(self.theta_, self._as_features_np(data))
 
     def score(self, df: pd.DataFrame) -> float:
         """R² on the fit scale (log y for log-scale laws)."""
         self._check_fitted()
         _, yv = self._design(df, self.x_, self.y_)
         t = self._target(yv)
-        pred = self.forward(torch.as_tensor(self.theta_[None]), self._as_features(df))[0].numpy()
+        pred = self._forward_np(self.theta_, self._as_features_np(df))
         return 1.0 - float(np.sum((t - pred) ** 2) / np.sum((t - t.mean()) ** 2))
 
     def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3, ftol: float = 1e-10,

@@ -57,7 +57,7 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
     jitter[::k] = 0.0
     x0 = np.clip(base + jitter, lo, hi)
     group = torch.arange(n).repeat_interleave(k)
-    fg = make_objective(law.forward_vjp, law._F, target, law.loss, law.delta, weights=torch.as_tensor(counts), group=group)
+    fg = make_objective(law.forward_vjp, law._F, target, law.loss, getattr(law, "delta_", law.delta), weights=torch.as_tensor(counts), group=group)
     res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter, ftol=ftol))
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n, k)
     best = np.argmin(fun, axis=1)

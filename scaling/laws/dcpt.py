@@ -87,12 +87,15 @@ class _CPTForm(Law):
         if self.fit_scale != "log":
             return super().forward_vjp(theta, F)
         z, aux = self._terms(theta, F)
-        lse = torch.logsumexp(z, dim=0)
-        w = torch.exp(z - lse)  # softmax weights of the terms: d lse / d z_k
+        # Direct sum of exponentials (as ChinchillaLaw): E > 0 keeps the sum > 0, an overflow
+        # from a wild start gives inf, which the engine rejects; cheaper than logsumexp's max pass.
+        ez = torch.exp(z)  # [K, S, n]
+        total = ez.sum(0)
+        lse = torch.log(total)
         names = self.param_names
 
         def vjp(c: torch.Tensor) -> torch.Tensor:
-            q = c * w  # [K, S, n]
+            q = (c / total) * ez  # [K, S, n]: c times the softmax weights d lse / d z_k
             g = {"E": q[0].sum(-1), "A": q[1].sum(-1), "alpha": -(q[1] @ aux["lN"]),
                  "B": q[2].sum(-1), "beta": -(q[2] @ aux["lD"])}
             if self.has_eta:
@@ -105,33 +108,69 @@ class _CPTForm(Law):
 
         return lse, vjp
 
-    # ---- starts: exponents on a small grid, each coefficient set so its term is a given
-    # fraction of the loss at the median point (scale-free, so any data's units work) ----
+    def __init__(self, *args, max_iter: int = 5000, **kwargs) -> None:
+        # Nine parameters, two of them (E and the r term at small gamma) nearly interchangeable:
+        # the polish needs more iterations than a five-parameter law's default 1000.
+        super().__init__(*args, max_iter=max_iter, **kwargs)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """As declared, except E's, which is scale-free: 1e-3 x min(loss) <= E <= max(loss).
+
+        Every other term is positive, so E cannot exceed the losses; its floor stands for
+        E = 0 (indistinguishable at any noise level), so a fit at the floor is reported in
+        `at_bounds_` as E -> 0 (E absorbed by the other terms), in whatever units the loss is."""
+        lo, hi = super().bounds()
+        if "E" in self.param_names and "E" not in (self.fixed or {}) and hasattr(self, "_t"):
+            y = np.exp(self._t.numpy()) if self.fit_scale == "log" else self._t.numpy()
+            j = self.param_names.index("E")
+            lo[j], hi[j] = np.log(1e-3 * y.min()), np.log(y.max())
+        return lo, hi
+
+    # ---- starts: exponents on a grid, each coefficient set so its term is a given fraction of
+    # the loss at the median point (scale-free, so any data's units work). 2,916 starts for
+    # dcpt (972 without eta, 54 for the Chinchilla variant): the batched engine screens them
+    # together, and the best basin holds many starts instead of one of 96 ----
     GRID: ClassVar[dict[str, tuple[float, ...]]] = {
+        "alpha": (0.2, 0.5, 1.0), "beta": (0.2, 0.5, 1.0), "eta": (0.0, 0.3, 1.0), "gamma": (0.2, 0.6, 1.5),
+        "eps": (0.01, 0.1, 1.0), "fE": (0.3, 0.6, 0.9), "fA": (0.1, 0.3), "fB": (0.15,), "fC": (0.1, 0.3),
+    }
+    COARSE: ClassVar[dict[str, tuple[float, ...]]] = {
         "alpha": (0.3, 0.8), "beta": (0.2, 0.6), "eta": (0.0, 0.3, 1.0), "gamma": (0.2, 0.8), "eps": (0.02, 0.3),
         "fE": (0.4, 0.8), "fA": (0.15,), "fB": (0.15,), "fC": (0.15,),
     }
+    """init="coarse": 96 starts (the grid before 2,916), for quick looks; it can miss the best basin."""
+    inits = ("default", "fine", "coarse")
+    FINE_EXTRA = 2048
+    """init="fine": the default grid plus this many scrambled-Sobol starts over the same ranges."""
 
-    def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _start_values(self, v: dict[str, float], F: np.ndarray, t: np.ndarray) -> list[float]:
         y = np.exp(t)
         lN, lD, r = np.median(F[:, 0]), np.median(F[:, 1]), F[:, 2]
         lr = np.log(np.median(r[r > 0])) if (r > 0).any() else 0.0
         r_med = float(np.median(r))
-        names = [k for k in self.GRID if k in self.param_names or k[1:] in self.param_names]
-        rows = []
-        for combo in itertools.product(*(self.GRID[k] for k in names)):
-            v = dict(zip(names, combo))
-            ymed, ymin = float(np.median(y)), float(y.min())
-            val = {"E": np.log(v["fE"] * ymin), "alpha": v["alpha"], "beta": v["beta"],
-                   "A": np.log(v["fA"] * ymed) + v["alpha"] * lN}
-            val["B"] = np.log(v["fB"] * ymed) + v["beta"] * lD - v.get("eta", 0.0) * lr
-            if self.has_eta:
-                val["eta"] = v["eta"]
-            if self.has_r_term:
-                val.update(gamma=v["gamma"], eps=np.log(v["eps"]),
-                           C=np.log(v["fC"] * ymed) + v["gamma"] * np.log(r_med + v["eps"]))
-            rows.append([val[k] for k in self.param_names])
-        return np.array(rows, dtype=float)
+        ymed, ymin = float(np.median(y)), float(y.min())
+        val = {"E": np.log(v["fE"] * ymin), "alpha": v["alpha"], "beta": v["beta"],
+               "A": np.log(v["fA"] * ymed) + v["alpha"] * lN}
+        val["B"] = np.log(v["fB"] * ymed) + v["beta"] * lD - v.get("eta", 0.0) * lr
+        if self.has_eta:
+            val["eta"] = v["eta"]
+        if self.has_r_term:
+            val.update(gamma=v["gamma"], eps=np.log(v["eps"]),
+                       C=np.log(v["fC"] * ymed) + v["gamma"] * np.log(r_med + v["eps"]))
+        return [val[k] for k in self.param_names]
+
+    def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
+        axes = self.COARSE if self.init == "coarse" else self.GRID
+        names = [k for k in axes if k in self.param_names or k[1:] in self.param_names]
+        combos = [dict(zip(names, c)) for c in itertools.product(*(axes[k] for k in names))]
+        if self.init == "fine":
+            from scipy.stats import qmc
+
+            u = qmc.Sobol(len(names), scramble=True, seed=self.seed).random(self.FINE_EXTRA)
+            lo = np.array([min(self.GRID[k]) for k in names])
+            hi = np.array([max(self.GRID[k]) for k in names])
+            combos += [dict(zip(names, row)) for row in lo + u * (hi - lo)]
+        return np.array([self._start_values(v, F, t) for v in combos], dtype=float)
 
 
 @register_law

@@ -12,15 +12,30 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import DataError, FitError
+from scaling.schema import COMPUTE_CONVENTION, TOKENS
 from scaling.laws.validation import check_columns, numeric_column
+
+COMPUTE_CHOICES = (COMPUTE_CONVENTION, "flops")
 
 
 class ComputeFrontier:
-    """Envelope of loss against compute across model sizes, and N_opt(C) as a power law."""
+    """Envelope of loss against compute across model sizes, and N_opt(C) as a power law.
 
-    def __init__(self, n_grid: int = 200, fit_loss: bool = True) -> None:
+    `compute` chooses the convention: "6ND" (default) takes C = 6 · N · D from each curve's
+    `tokens` and the run's size N, the convention of `ChinchillaLaw.optimal_allocation`, so the
+    frontier's N_opt(C) and the law's are comparable; "flops" takes the curves' exact FLOPs
+    column (output head and attention included). `compute_convention` names the one used
+    (`scaling.schema.describe_compute` puts it in words)."""
+
+    def __init__(self, n_grid: int = 200, fit_loss: bool = True, compute: str = COMPUTE_CONVENTION) -> None:
         self.n_grid = n_grid
         self.fit_loss = fit_loss
+        self.compute = compute
+
+    @property
+    def compute_convention(self) -> str:
+        """"6ND" or "flops": what C means on this frontier's axes (`describe_compute` says it in words)."""
+        return self.compute
 
     def fit(
         self,
@@ -30,9 +45,14 @@ class ComputeFrontier:
         loss: str = "loss",
         n_params: str = "n_params",
         sizes: pd.Series | dict | None = None,
+        tokens: str = TOKENS,
     ) -> "ComputeFrontier":
-        """curves: one row per (run, evaluation) with cumulative FLOPs, loss and the run's size
-        (column `n_params`, or `sizes` mapping run id -> parameters, e.g. the runs table's column)."""
+        """curves: one row per (run, evaluation) with cumulative tokens (for "6ND") or FLOPs (for
+        "flops"), loss and the run's size (column `n_params`, or `sizes` mapping run id ->
+        parameters, e.g. the runs table's `n_params_nonemb`). `envelope_["flops"]` holds C in
+        the frontier's convention."""
+        if self.compute not in COMPUTE_CHOICES:
+            raise FitError(f"frontier: compute={self.compute!r}; expected one of {', '.join(COMPUTE_CHOICES)}")
         if sizes is not None:
             check_columns(curves, [run], "frontier")
             mapped = curves[run].map(pd.Series(sizes) if isinstance(sizes, dict) else sizes)
@@ -40,10 +60,14 @@ class ComputeFrontier:
                 missing = list(pd.unique(curves.loc[mapped.isna(), run]))[:5]
                 raise DataError(f"frontier: no size given for run(s) {missing}")
             curves = curves.assign(**{n_params: mapped.to_numpy(float)})
-        check_columns(curves, [run, flops, loss, n_params], "frontier")
-        c = numeric_column(curves, flops, "frontier", positive=True)
+        six_nd = self.compute == COMPUTE_CONVENTION
+        check_columns(curves, [run, tokens if six_nd else flops, loss, n_params], "frontier")
         y = numeric_column(curves, loss, "frontier", positive=True)
         n = numeric_column(curves, n_params, "frontier", positive=True)
+        if six_nd:
+            c = 6.0 * n * numeric_column(curves, tokens, "frontier", positive=True)
+        else:
+            c = numeric_column(curves, flops, "frontier", positive=True)
         runs = curves[run].to_numpy()
         ids = pd.unique(runs)
         if len(ids) < 2:

@@ -6,12 +6,15 @@ Fitted in log space as log L = LSE(e, alpha (log x0 - log x)) with L_inf = e^e.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from scaling.laws.base import Law, Param
 from scaling.laws.registry import register_law
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_law
@@ -27,10 +30,31 @@ class PowerLaw(Law):
     n_inputs = 1
 
     def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        import torch
+
         e, lx0, al = theta.T
         lx = F[:, 0]
         z = torch.stack([e[:, None].expand(-1, len(lx)), al[:, None] * (lx0[:, None] - lx)])
         return torch.logsumexp(z, dim=0)
+
+    # ---- numpy form: L = L_inf + s x^-alpha with s = x0^alpha (variable projection) ----
+    def np_pred_jac(self, theta: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e, lx0, al = theta
+        u = lx0 - F[:, 0]
+        term = np.exp(al * u)
+        E = np.full_like(term, np.exp(e))
+        return E + term, np.stack([E, al * term, u * term], 1)
+
+    def vp_basis(self, nl: np.ndarray, F: np.ndarray) -> np.ndarray:
+        return np.stack([np.ones((len(nl), len(F))), np.exp(-nl[:, :1] * F[:, 0])], -1)
+
+    def vp_theta(self, nl: np.ndarray, coef: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.column_stack([np.log(coef[:, 0]), np.log(coef[:, 1]) / nl[:, 0], nl[:, 0]])
+
+    def vp_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.geomspace(0.005, 0.1, 15, endpoint=False), np.linspace(0.1, 2.0, 40),
+                               np.linspace(2.2, 4.0, 6)])[:, None]
 
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         # For each (L_inf, alpha) pick x0 so the curve passes near the median point; the

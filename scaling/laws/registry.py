@@ -43,7 +43,14 @@ def available_laws() -> list[str]:
 
 
 def law_class(name: str) -> type["Law"]:
-    """The Law subclass registered under `name`."""
+    """The Law subclass registered under `name` (its own module first: importing every law
+    module would load torch for laws that do not need it)."""
+    if name not in LAWS and name.isidentifier():
+        try:
+            importlib.import_module(f"scaling.laws.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"scaling.laws.{name}":
+                raise
     if name not in LAWS:
         _discover()
     if name not in LAWS:

@@ -240,7 +240,7 @@ def cell_bootstrap(law: SelectLaw, df: pd.DataFrame, cells: list[str], n: int = 
     jitter[::k] = 0.0
     x0 = np.clip(base + jitter, lo, hi)
     group = torch.arange(n).repeat_interleave(k)
-    fg = make_objective(law.forward_vjp, law._F, law._t, law.loss, law.delta, weights=torch.as_tensor(counts), group=group)
+    fg = make_objective(law.forward_vjp, law._F, law._t, law.loss, getattr(law, "delta_", law.delta), weights=torch.as_tensor(counts), group=group)
     res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter, ftol=1e-10))
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n, k)
     rows = np.arange(n) * k + np.argmin(fun, axis=1)

@@ -14,7 +14,7 @@ import pandas as pd
 from scaling.errors import FitError
 from scaling.laws import get_law
 from scaling.laws.base import Law
-from scaling.report.render import Answer, Section, Table, column_format, join
+from scaling.report.render import Answer, Section, Table, column_format, join, signed_pct
 
 COMPUTE_CONVENTION = "compute C = 6·N·D, N = non-embedding parameters, D = training tokens"
 """How the report names `scaling.schema.COMPUTE_CONVENTION` (the runs table's `c_6nd` column)."""
@@ -190,9 +190,9 @@ def law_section(fit: LawFit) -> Section:
     note = ""
     if fit.bayes is not None and "L_inf" in law.params_:
         rel = law.params_["L_inf"] / fit.bayes - 1
-        note = f"exact Bayes loss {fit.bayes:.4f}: {rel:+.2%}"
+        note = f"exact Bayes loss {fit.bayes:.4f}: {signed_pct(rel)}"
         text.append(f"Compared: L_inf at {fit.budget or 'the budget of these runs'}, the limit N → ∞ at this budget "
-                    f"(E + B/D^β in a law of N and D), against the exact Bayes loss {fit.bayes:.4f}: {rel:+.2%}. "
+                    f"(E + B/D^β in a law of N and D), against the exact Bayes loss {fit.bayes:.4f}: {signed_pct(rel)}. "
                     f"It estimates the Bayes loss only as D → ∞ too.")
     text += [f"Points: {n}." for n in fit.notes]
     answers = []

@@ -45,6 +45,11 @@ def join(parts: Sequence[Any], sep: str = "<br>") -> Markup:
 # ------------------------------------------------------------------ number formatting
 
 
+def signed_pct(rel: float, digits: int = 2) -> str:
+    """+1.23% / -0.40%; a difference that rounds to zero reads +0.00%, never -0.00%."""
+    return f"{round(rel, digits + 2) + 0.0:+.{digits}%}"
+
+
 def sci(v: float, digits: int = 3) -> str:
     """1.636e+05 -> '1.64e5' (no '+', no leading zeros in the exponent)."""
     mant, exp = f"{v:.{digits - 1}e}".split("e")

@@ -20,7 +20,8 @@ from scaling.plots.curves import plot_curves
 from scaling.report.fits import (COMPUTE_CONVENTION, LawFit, ReportOptions, answer, fit_summary, fit_warnings,
                                  fit_with_holdout, figures, law_section, params_table)
 from scaling.report.grouping import C_6ND, SIZE, TOKENS, budget_table, size_groups, tokens_label
-from scaling.report.render import Answer, Section, Table, join, markup, render_report, sci
+from scaling.report.render import Answer, Section, Table, join, markup, render_report, sci, signed_pct
+from scaling.schema import describe_compute
 from scaling.store import Store
 
 __all__ = ["FAMILY_SECTIONS", "LawFit", "ReportOptions", "build_report", "decoder_sections", "eval_set_columns",
@@ -99,9 +100,9 @@ def chinchilla_section(fit: LawFit, runs: pd.DataFrame) -> Section:
     note = ""
     if fit.bayes is not None:
         rel = law.params_["E"] / fit.bayes - 1
-        note = f"exact Bayes loss {fit.bayes:.4f}: {rel:+.2%}"
+        note = f"exact Bayes loss {fit.bayes:.4f}: {signed_pct(rel)}"
         text.append(f"Compared: E of L(N, D), the loss as both N and D → ∞, against the exact Bayes loss "
-                    f"{fit.bayes:.4f}: {rel:+.2%}.")
+                    f"{fit.bayes:.4f}: {signed_pct(rel)}.")
     answers = [answer(law, "E", f"E of L(N, D) ({where})", note),
                answer(law, "alpha", f"size exponent alpha of L(N, D) ({where})", digits=3),
                answer(law, "beta", f"data exponent beta of L(N, D) ({where})", digits=3)]
@@ -147,13 +148,14 @@ def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame) -> list[Section]
     first[C_6ND] = 6.0 * first.run_id.map(sizes).astype(float) * first.tokens.astype(float)
     title = "Compute-efficient frontier"
     try:
-        frontier = ComputeFrontier().fit(first, flops=C_6ND, sizes=sizes)
+        frontier = ComputeFrontier().fit(first, sizes=sizes)
     except ScalingError as e:
         return [Section(title, text=f"Not available: {e}", warnings=[f"frontier not fitted: {e}"])]
     lo, hi = getattr(frontier, "exponent_ci_", (math.nan, math.nan))
-    text = (f"The envelope of loss against training compute across sizes ({COMPUTE_CONVENTION}); along it the "
+    text = (f"The envelope of loss against training compute across sizes ; along it the "
             f"compute-optimal non-embedding size grows as N_opt ∝ C^{frontier.exponent_:.3f} (95% CI "
-            f"{lo:.3f}–{hi:.3f}). With one token budget per size the frontier is read off the learning curves.")
+            f"{lo:.3f}–{hi:.3f}). With one token budget per size the frontier is read off the learning curves. "
+            f"Compute: {describe_compute(frontier.compute_convention)}.")
     warnings = []
     if frontier.loss_law_ is not None:
         warnings = fit_warnings(frontier.loss_law_, "frontier loss law L(C)")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from scaling import schema
 from scaling.data import EvalSet, LMSource, build_source
 from scaling.model import DecoderConfig, DecoderLM, count_params, flops_per_token
 from scaling.train.run_config import RunConfig
@@ -120,8 +121,8 @@ class LMTask:
 
     def counts(self) -> dict[str, float]:
         c = count_params(self.config)
-        return {"n_params": c.total, "n_params_nonemb": c.nonemb,
-                "flops_per_token": flops_per_token(self.config, self.seq_len)}
+        return {schema.N_PARAMS: c.total, schema.N_PARAMS_NONEMB: c.nonemb,
+                schema.FLOPS_PER_TOKEN: flops_per_token(self.config, self.seq_len)}
 
     def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.source.train_batch(step, self.batch_size, self.seq_len, self.run.seed)

@@ -10,11 +10,16 @@ from scaling.laws.frontier import ComputeFrontier
 E, A, B, AL, BE = 1.8, 480.0, 2100.0, 0.35, 0.37
 
 
+HEAD = 5e7  # output-head weights: in the exact FLOPs, not in the laws' non-embedding N
+
+
 def curves() -> pd.DataFrame:
+    """Curves whose `flops` column is exact (head included) and whose N is non-embedding."""
     rows = []
     for i, n in enumerate(np.logspace(7, 10, 19)):
         d = np.logspace(7, 12, 60)
-        rows.append(pd.DataFrame({"run_id": f"r{i}", "flops": 6 * n * d, "loss": E + A / n**AL + B / d**BE, "n_params": n}))
+        rows.append(pd.DataFrame({"run_id": f"r{i}", "tokens": d, "flops": 6 * (n + HEAD) * d,
+                                  "loss": E + A / n**AL + B / d**BE, "n_params": n}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -47,7 +52,11 @@ def test_sizes_from_a_mapping():
 def test_frontier_errors():
     df = curves()
     with pytest.raises(DataError, match="not found"):
-        ComputeFrontier().fit(df, flops="C")
+        ComputeFrontier(compute="flops").fit(df, flops="C")
+    with pytest.raises(DataError, match="not found"):
+        ComputeFrontier().fit(df.drop(columns="tokens"))
+    with pytest.raises(FitError, match="compute='6nd'; expected one of 6ND, flops"):
+        ComputeFrontier(compute="6nd").fit(df)
     one = df[df["run_id"] == "r0"]
     with pytest.raises(FitError, match="at least 2 runs"):
         ComputeFrontier().fit(one)
@@ -55,3 +64,34 @@ def test_frontier_errors():
     bad.loc[0, "n_params"] = 5.0
     with pytest.raises(DataError, match="several 'n_params' values"):
         ComputeFrontier().fit(bad)
+
+
+def test_frontier_and_chinchilla_allocation_share_the_6nd_convention():
+    """The default frontier reads C = 6 N D off tokens and non-embedding N, as the Chinchilla
+    allocation does; on the exact FLOPs (head included) it would place N_opt elsewhere."""
+    from scaling.laws.chinchilla import ChinchillaLaw
+    from scaling.schema import describe_compute
+
+    df = curves()
+    fr = ComputeFrontier(n_grid=300, fit_loss=False).fit(df)
+    assert fr.compute_convention == ChinchillaLaw.compute_convention == "6ND"
+    assert "non-embedding" in describe_compute(fr.compute_convention)
+    C = np.array([1e19, 1e20])
+    n_law, d_law = ChinchillaLaw._allocation(E, A, B, AL, BE, C)  # of the law the curves come from
+    assert 6 * n_law * d_law == pytest.approx(C)
+    assert np.log(fr.predict_n_opt(C)) == pytest.approx(np.log(n_law), abs=0.25)
+    exact = ComputeFrontier(n_grid=300, fit_loss=False, compute="flops").fit(df)
+    assert exact.compute_convention == "flops"
+    # the head's FLOPs shift small models' compute most: the exact-FLOPs exponent is off
+    assert abs(exact.exponent_ - BE / (AL + BE)) > 0.02 > abs(fr.exponent_ - BE / (AL + BE))
+
+
+def test_report_frontier_section_names_the_convention():
+    from scaling.report.study import frontier_sections
+
+    df = curves()
+    runs = df.groupby("run_id", as_index=False).first()[["run_id", "n_params"]].rename(columns={"n_params": "n_params_nonemb"})
+    runs["status"] = "done"
+    (section,) = frontier_sections(df.drop(columns="n_params").assign(eval_set="valid"), runs)
+    assert "C = 6·N·D (N non-embedding parameters, D training tokens)" in section.text
+    assert section.figures

@@ -1,0 +1,145 @@
+"""Telling fits apart: Chinchilla's three approaches side by side, and law forms ranked.
+
+`approach_agreement` fits whichever approaches the columns allow (1: the compute frontier of
+loss curves, needs run and FLOPs columns; 2: IsoFLOP parabolas, needs a budget column; 3: the
+parametric L(N, D)) and reports for each the allocation exponent a (N_opt ∝ C^a) and tokens per
+parameter at a target compute, with 95% intervals, and whether the intervals overlap.
+`compare_forms` ranks law forms by held-out error on the largest runs, AIC and BIC, all on the
+same rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import FitError, ScalingError
+
+Q = (0.025, 0.975)
+
+
+def _interval(v: np.ndarray | None) -> list[float] | None:
+    if v is None:
+        return None
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    return [float(x) for x in np.quantile(v, Q)] if len(v) >= 2 else None
+
+
+def _overlap(cis: list[list[float] | None]) -> bool | None:
+    """Do all intervals share a point? None when fewer than two approaches have one."""
+    cis = [c for c in cis if c is not None]
+    if len(cis) < 2:
+        return None
+    return bool(max(c[0] for c in cis) <= min(c[1] for c in cis))
+
+
+def approach_agreement(df: pd.DataFrame, n: str, d: str, y: str, budget: str | None = None,
+                       curves: pd.DataFrame | None = None, run: str = "run_id", flops: str = "flops",
+                       target_compute: float = 1e24, n_bootstrap: int = 200, seed: int = 0,
+                       law_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Approaches 1-3 where the data allow; one row each and the verdict.
+
+    Returns {"target_compute", "approaches": [{"approach", "method", "a", "a_ci", "tokens_per_param",
+    "tokens_per_param_ci", "n_budgets"/"n_points"}], "skipped": {approach: why}, "agree": {"a",
+    "tokens_per_param"}}. Tokens per parameter use C = 6 N D where the approach gives only N_opt."""
+    C = float(target_compute)
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+
+    # Approach 1: lower envelope of loss curves against compute.
+    if curves is not None:
+        from scaling.laws.frontier import ComputeFrontier
+
+        try:
+            fr = ComputeFrontier(fit_loss=False).fit(curves, run=run, flops=flops, loss=y, n_params=n)
+            lo, hi = fr.exponent_ci_
+            n_opt = float(fr.predict_n_opt(C))
+            tpp = C / (6.0 * n_opt**2)
+            # The exponent's interval, pivoting at the centre of the fitted budgets, gives tpp's at C.
+            tpp_ci = None
+            if np.isfinite(lo) and np.isfinite(hi):
+                c_mid = float(np.exp(np.log(fr.winners_.loc[fr.winners_.used, "c_mid"]).mean()))
+                n_mid = float(fr.predict_n_opt(c_mid))
+                ends = sorted(C / (6.0 * (n_mid * (C / c_mid) ** e) ** 2) for e in (lo, hi))
+                tpp_ci = [float(ends[0]), float(ends[1])]
+            rows.append({"approach": 1, "method": "compute frontier (lower envelope)", "a": fr.exponent_,
+                         "a_ci": None if not np.isfinite(lo) else [float(lo), float(hi)], "tokens_per_param": tpp,
+                         "tokens_per_param_ci": tpp_ci, "n_points": int(len(curves))})
+        except ScalingError as e:
+            skipped["1"] = str(e)
+    else:
+        skipped["1"] = "no loss curves (run and FLOPs columns) given"
+
+    # Approach 2: IsoFLOP parabolas.
+    if budget is not None:
+        from scaling.laws.isoflop import IsoFlopLaw
+
+        try:
+            iso = IsoFlopLaw(n_bootstrap=n_bootstrap, seed=seed).fit(df, n=n, d=d, budget=budget, y=y)
+            rows.append({"approach": 2, "method": "IsoFLOP profiles", "a": iso.params_["a"],
+                         "a_ci": _interval(None if iso.boot_params_ is None else iso.boot_params_["a"].to_numpy()),
+                         "tokens_per_param": float(iso.tokens_per_param(C)),
+                         "tokens_per_param_ci": _interval(iso.boot_tokens_per_param(C)),
+                         "n_budgets": int(iso.budgets_.interior.sum())})
+        except ScalingError as e:
+            skipped["2"] = str(e)
+    else:
+        skipped["2"] = "no compute-budget column given"
+
+    # Approach 3: the parametric fit L(N, D) = E + A/N^alpha + B/D^beta.
+    from scaling.laws.chinchilla import ChinchillaLaw
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            law = ChinchillaLaw(**(law_options or {})).fit(df, x=[n, d], y=y)
+            if n_bootstrap:
+                law.bootstrap(n_bootstrap, seed=seed)
+        n_opt, d_opt = law.optimal_allocation(C)
+        a_ci = tpp_ci = None
+        bp = getattr(law, "boot_params_", None)
+        if bp is not None:
+            a_ci = _interval((bp.beta / (bp.alpha + bp.beta)).to_numpy())
+            nb, db = law._allocation(*(bp[k].to_numpy() for k in ("E", "A", "B", "alpha", "beta")), C)
+            tpp_ci = _interval(db / nb)
+        rows.append({"approach": 3, "method": "parametric L(N, D)", "a": law.allocation_exponents()["a"], "a_ci": a_ci,
+                     "tokens_per_param": float(d_opt / n_opt), "tokens_per_param_ci": tpp_ci,
+                     "n_points": int(law.n_points_)})
+    except ScalingError as e:
+        skipped["3"] = str(e)
+
+    return {"target_compute": C, "approaches": rows, "skipped": skipped,
+            "agree": {"a": _overlap([r["a_ci"] for r in rows]),
+                      "tokens_per_param": _overlap([r["tokens_per_param_ci"] for r in rows])}}
+
+
+def compare_forms(df: pd.DataFrame, laws: list[str], x: list[str], y: str, holdout: str = "largest:1",
+                  law_options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per law form: held-out mean |relative error| (fitted without the `holdout` rows),
+    AIC, BIC, R² and parameters of the fit on all rows, ranked by held-out error. Every law sees
+    the same rows; a law with k inputs takes the first k of `x`."""
+    from scaling.laws.registry import law_class
+
+    if not laws:
+        raise FitError("compare: name at least one law, e.g. --laws power,chinchilla")
+    rows = []
+    for name in laws:
+        klass = law_class(name)
+        if len(x) < klass.n_inputs:
+            raise FitError(f"compare: law {name!r} takes {klass.n_inputs} x column(s) but --x gave {len(x)}: {x}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            law = klass(**(law_options or {})).fit_and_check(df, x[: klass.n_inputs], y, holdout)
+        h = law.holdout_ or {}
+        rows.append({"law": name, "x": ",".join(x[: klass.n_inputs]), "holdout_error": h.get("mean_abs_rel_error", np.nan),
+                     "holdout_max_error": h.get("max_abs_rel_error", np.nan), "aic": law.aic_, "bic": law.bic_,
+                     "r2": law.r2_, "n_params": law._n_free(), "n_points": law.n_points_,
+                     "converged": bool(law.converged_), "params": dict(law.params_)})
+    out = pd.DataFrame(rows).sort_values("holdout_error", kind="stable").reset_index(drop=True)
+    for k in ("holdout_error", "aic", "bic"):
+        out[f"rank_{k}"] = out[k].rank(method="min").astype(int)
+    return out

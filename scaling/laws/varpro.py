@@ -1,0 +1,203 @@
+"""Variable projection: search only a law's exponents, solve its linear coefficients inside.
+
+A law whose prediction is `basis(nl, x) @ coef` once its nonlinear parameters `nl` (exponents)
+are fixed (chinchilla: [1, N^-alpha, D^-beta] @ [E, A, B]; power: [1, x^-alpha] @ [L_inf,
+x0^alpha]) is profiled on a grid of `nl`: for each grid point the best non-negative
+coefficients are found by iteratively reweighted non-negative least squares (Gauss-Newton
+steps for residuals of log y, Huber weights for the Huber loss), batched over the whole grid.
+The best few distinct grid points are then polished in all parameters with scipy's L-BFGS-B on
+the exact objective. numpy/scipy only: a fit that needs no torch does not import it.
+
+A law opts in by implementing `vp_basis`, `vp_theta`, `vp_grid` and `np_pred_jac` (see
+`scaling.laws.chinchilla`); `Law.solver` chooses between this and the batched grid engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from scaling.laws.base import Law
+
+N_INNER = 6  # reweighting / Gauss-Newton sweeps of the inner solve
+N_POLISH = 4  # distinct grid optima polished in all parameters
+RIDGE = 1e-12  # relative ridge on the (column-normalised) Gram matrix: degenerate exponents
+
+
+@dataclass
+class VarProResult:
+    theta: np.ndarray  # [P] optimiser space
+    fun: float
+    converged: bool
+    status: str  # scipy's message of the best polish
+    n_iter: int
+    n_starts: int  # grid points profiled
+    n_starts_best: int  # grid points whose profiled objective is within 1e-3 of the best one
+
+
+# ---- objective (numpy twin of scaling.laws.objective) ----
+def rho(r: np.ndarray, loss: str, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-residual loss and derivative: Huber (0.5 r² inside delta) or squared error."""
+    if loss == "huber":
+        d = np.clip(r, -delta, delta)
+        return d * (r - 0.5 * d), d
+    return r * r, 2.0 * r
+
+
+def objective(law: "Law", theta: np.ndarray, F: np.ndarray, t: np.ndarray, delta: float) -> tuple[float, np.ndarray]:
+    """Objective and gradient at one optimiser-space theta[P], on the law's fit scale."""
+    p, J = law.np_pred_jac(theta, F)
+    if law.fit_scale == "log":
+        if not (p > 0).all():
+            return np.inf, np.full(len(theta), np.nan)
+        r = np.log(p) - t
+        f, d = rho(r, law.loss, delta)
+        g = (d / p) @ J
+    else:
+        f, d = rho(p - t, law.loss, delta)
+        g = d @ J
+    fs = float(f.sum())
+    return (fs, g) if np.isfinite(fs) else (np.inf, np.full(len(theta), np.nan))
+
+
+# ---- batched non-negative least squares for a few coefficients ----
+def nnls_small(G: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """argmin_{c >= 0} c'Gc - 2h'c for each row of G[B, m, m], h[B, m] (m <= 5).
+
+    The solution is the unconstrained solution on its support, so the best feasible candidate
+    over all supports is exact; with m coefficients that is 2^m - 1 small batched solves."""
+    B, m = h.shape
+    best = np.zeros((B, m))
+    best_q = np.zeros(B)  # c = 0
+    eye = np.eye(m)
+    scale = np.trace(G, axis1=1, axis2=2)[:, None, None] / m
+    Gr = G + RIDGE * scale * eye
+    for k in range(1, m + 1):
+        for S in itertools.combinations(range(m), k):
+            S = list(S)
+            c = np.linalg.solve(Gr[:, S][:, :, S], h[:, S, None])[..., 0]
+            q = np.einsum("bi,bij,bj->b", c, G[:, S][:, :, S], c) - 2.0 * np.einsum("bi,bi->b", h[:, S], c)
+            take = (c >= 0).all(-1) & (q < best_q)
+            if take.any():
+                best[take] = 0.0
+                best[np.ix_(np.nonzero(take)[0], S)] = c[take]
+                best_q[take] = q[take]
+    return best
+
+
+def _wnnls(Phi: np.ndarray, w: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Non-negative c minimising sum_n w (Phi c - z)² per grid row; Phi[G, n, m], w, z [G, n]."""
+    s = np.sqrt(np.einsum("gnm,gn->gm", Phi * Phi, w)).clip(1e-300)  # column norms
+    A = Phi / s[:, None, :]
+    Aw = A * w[..., None]
+    G = np.einsum("gni,gnj->gij", Aw, A)
+    h = np.einsum("gni,gn->gi", Aw, z)
+    return nnls_small(G, h) / s
+
+
+def profile(law: "Law", nl: np.ndarray, F: np.ndarray, t: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Best coefficients [G, m] and objective [G] for each row of nl [G, q]."""
+    Phi = law.vp_basis(nl, F)  # [G, n, m], prediction = Phi @ coef on the y scale
+    G, n, _ = Phi.shape
+    log = law.fit_scale == "log"
+    y = np.exp(t) if log else t
+    ones = np.ones((G, n))
+    # First solve: relative least squares for log residuals (log p - log y ≈ (p - y) / y).
+    coef = _wnnls(Phi, ones / (y * y) if log else ones, np.broadcast_to(y, (G, n)))
+    for _ in range(N_INNER if (log or law.loss == "huber") else 0):
+        p = np.einsum("gnm,gm->gn", Phi, coef)
+        if log:
+            pos = p > 0
+            r = np.where(pos, np.log(np.where(pos, p, 1.0)), -50.0) - t
+            pp = np.where(pos, p, y)
+        else:
+            r = p - t
+        w = ones if law.loss == "mse" else np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300))
+        if log:
+            # Gauss-Newton: log(Phi c') ≈ log p + Phi (c' - c) / p, i.e. rows Phi / p, target 1 - r.
+            coef = _wnnls(Phi, w / (pp * pp), pp * (1.0 - r))
+        else:
+            coef = _wnnls(Phi, w, np.broadcast_to(t, (G, n)))
+    p = np.einsum("gnm,gm->gn", Phi, coef)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (np.log(p) - t) if log else (p - t)
+    f = rho(r, law.loss, delta)[0].sum(-1)
+    return coef, np.where(np.isfinite(f), f, np.inf)
+
+
+def _pick(nl: np.ndarray, f: np.ndarray, k: int) -> list[int]:
+    """Best grid points, at least two grid steps apart (per coordinate, in rank units)."""
+    ranks = np.stack([np.unique(c, return_inverse=True)[1] for c in nl.T], 1)
+    out: list[int] = []
+    for i in np.argsort(f, kind="stable"):
+        if not np.isfinite(f[i]):
+            break
+        if all(np.abs(ranks[i] - ranks[j]).max() > 2 for j in out):
+            out.append(int(i))
+            if len(out) == k:
+                break
+    return out
+
+
+def stationary(theta: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray, gscale: np.ndarray) -> bool:
+    """Each |pg_j| <= 1e-6 × sum_n |term_nj| of g_j: the gradient has cancelled to a millionth of
+    its own terms. Absolute tests fail on the linear scale, where terms are large and a flat
+    valley stops the line search before |g| reaches an absolute threshold."""
+    pg = theta - np.clip(theta - g, lo, hi)
+    return bool(np.all(np.isfinite(pg)) and np.all(np.abs(pg) <= 1e-6 * np.maximum(gscale, 1e-300)))
+
+
+def stationary_at(law: "Law", theta: np.ndarray, F, t, delta: float, lo, hi) -> bool:
+    """`stationary` at theta for the law's objective (numpy form)."""
+    f, g = objective(law, theta, F, t, delta)
+    return bool(np.isfinite(f)) and stationary(theta, g, lo, hi, grad_scale(law, theta, F, t, delta))
+
+
+def grad_scale(law: "Law", theta: np.ndarray, F: np.ndarray, t: np.ndarray, delta: float) -> np.ndarray:
+    """Per parameter, the sum of |terms| of its gradient: what rounding errors in it are relative to."""
+    p, J = law.np_pred_jac(theta, F)
+    if law.fit_scale == "log":
+        d = rho(np.log(np.abs(p) + 1e-300) - t, law.loss, delta)[1] / p
+    else:
+        d = rho(p - t, law.loss, delta)[1]
+    return np.abs(d) @ np.abs(J)
+
+
+def polish(law: "Law", theta0: np.ndarray, F, t, delta: float, lo, hi, max_iter: int):
+    """scipy L-BFGS-B on all parameters from theta0, to tight tolerances."""
+    from scipy.optimize import minimize
+
+    res = minimize(lambda th: objective(law, th, F, t, delta), np.clip(theta0, lo, hi), jac=True, method="L-BFGS-B",
+                   bounds=list(zip(lo, hi)), options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-14, "maxls": 50})
+    return res
+
+
+def fit_varpro(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.ndarray, hi: np.ndarray,
+               max_iter: int = 1000) -> VarProResult:
+    """Profile the law's exponent grid, then polish the best distinct candidates."""
+    nl = np.atleast_2d(law.vp_grid(F, t))
+    coef, f = profile(law, nl, F, t, delta)
+    picks = _pick(nl, f, N_POLISH)
+    if not picks:
+        return VarProResult(np.clip(law.vp_theta(nl[:1], coef[:1])[0], lo, hi), np.inf, False, "no finite start",
+                            0, len(f), 0)
+    starts = np.clip(law.vp_theta(nl[picks], coef[picks]), lo, hi)
+    best = None
+    for th in starts:
+        res = polish(law, th, F, t, delta, lo, hi, max_iter)
+        if best is None or res.fun < best.fun:
+            best = res
+    theta = np.asarray(best.x, float)
+    fun, _ = objective(law, theta, F, t, delta)
+    # scipy stops on a relative decrease of f (converged) or on a line search that cannot improve
+    # a stationary point (also converged); only max_iter or a non-stationary point is a failure.
+    conv = bool(np.isfinite(fun)) and (
+        (best.success and best.nit < max_iter) or stationary_at(law, theta, F, t, delta, lo, hi))
+    ref = float(f[picks[0]])
+    n_best = max(1, int(np.sum(f <= ref + 1e-3 * abs(ref) + 1e-14)))
+    msg = best.message if isinstance(best.message, str) else best.message.decode()
+    return VarProResult(theta, float(fun), conv, msg, int(best.nit), len(f), n_best)

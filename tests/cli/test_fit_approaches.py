@@ -1,0 +1,105 @@
+"""`scaling fit isoflop | frontier | compare` and `--delta auto` through the CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scaling.cli import app
+from scaling.datasets import load_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def llama3_csv(tmp_path_factory):
+    p = tmp_path_factory.mktemp("iso") / "llama3.csv"
+    df = load_dataset("llama3_isoflops")
+    df[df.condition == "raw_loss"].to_csv(p, index=False)
+    return p
+
+
+def test_isoflop_json_contract(llama3_csv):
+    r = runner.invoke(app, ["fit", "isoflop", str(llama3_csv), "--n", "params", "--d", "tokens", "--budget", "budget",
+                            "--y", "loss", "--bootstrap", "50", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert res["law"] == "isoflop" and set(res["params"]) == {"a", "b", "k_n", "k_d"}
+    assert res["params"]["b"] == pytest.approx(0.53, abs=0.02) and res["params"]["k_d"] == pytest.approx(0.29, rel=0.1)
+    assert set(res["ci95"]) == {"a", "b", "k_n", "k_d"}
+    assert len(res["budgets"]) == 10
+    for b in res["budgets"]:
+        assert {"budget", "n_opt", "d_opt", "loss_opt", "interior"} <= set(b) and b["interior"] is True
+    assert {"objective", "converged", "n_points", "holdout"} <= set(res)
+
+
+def test_isoflop_refusal_is_a_clean_error(tmp_path):
+    p = tmp_path / "flat.csv"
+    pd.DataFrame({"N": [1e8, 2e8, 4e8] * 2, "D": [1e9] * 6, "C": [1e18] * 3 + [1e19] * 3,
+                  "loss": [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]}).to_csv(p, index=False)
+    r = runner.invoke(app, ["fit", "isoflop", str(p), "--n", "N", "--d", "D", "--budget", "C", "--y", "loss"])
+    assert r.exit_code != 0
+    assert "interior minimum" in str(r.exception)
+
+
+def _curves():
+    """Loss curves L = 1.5 + 400 N^-0.3 + 1e3 D^-0.3 for 10 sizes, C from 6 N D."""
+    rows = []
+    for N in np.geomspace(1e6, 3e8, 10):
+        D = np.geomspace(1e7, 1e11, 40)
+        rows.append(pd.DataFrame({"run_id": f"r{N:.0f}", "n_params": N, "flops": 6 * N * D,
+                                  "loss": 1.5 + 400 * N**-0.3 + 1e3 * D**-0.3, "tokens": D}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_frontier_command(tmp_path):
+    p = tmp_path / "curves.csv"
+    _curves().to_csv(p, index=False)
+    r = runner.invoke(app, ["fit", "frontier", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    # Equal exponents: N_opt ∝ C^0.5 exactly on the envelope of this surface.
+    assert res["params"]["a"] == pytest.approx(0.5, abs=0.05)
+    assert sum(w["used"] for w in res["winners"]) >= 3
+
+
+def test_compare_ranks_forms_and_approaches(tmp_path):
+    p = tmp_path / "curves.csv"
+    df = _curves()
+    df.to_csv(p, index=False)
+    r = runner.invoke(app, ["fit", "compare", str(p), "--laws", "power,chinchilla", "--x", "n_params", "--x", "tokens",
+                            "--y", "loss", "--run", "run_id", "--bootstrap", "30", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    forms = res["forms"]
+    # The data are an exact chinchilla surface: it must extrapolate best and win on AIC/BIC.
+    assert forms[0]["law"] == "chinchilla" and forms[0]["holdout_error"] < 1e-4
+    assert forms[0]["rank_aic"] == 1 and forms[0]["rank_bic"] == 1
+    ag = res["approaches"]
+    by = {a["approach"]: a for a in ag["approaches"]}
+    assert set(by) == {1, 3} and "2" in ag["skipped"]
+    assert by[3]["a"] == pytest.approx(0.5, abs=1e-4)
+    assert by[1]["a"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_delta_auto_cli(tmp_path):
+    rng = np.random.default_rng(0)
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e10, 7), np.geomspace(1e9, 1e12, 7)))
+    loss = (1.7 + 400 / N**0.34 + 1500 / D**0.28) * np.exp(rng.normal(0, 0.02, N.size))
+    p = tmp_path / "noisy.csv"
+    pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(p, index=False)
+    base = ["fit", "chinchilla", str(p), "--x", "N", "--x", "D", "--y", "loss", "--json"]
+    r = runner.invoke(app, base + ["--delta", "auto"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)["delta"]
+    from scaling.laws import get_law
+
+    df = pd.read_csv(p)
+    assert d == pytest.approx(get_law("chinchilla", delta="auto").fit(df, x=["N", "D"], y="loss").delta_, rel=1e-9)
+    first = get_law("chinchilla").fit(df, x=["N", "D"], y="loss")
+    res = np.log(first.predict(df)) - np.log(df["loss"])
+    assert d == pytest.approx(1.345 * 1.4826 * np.median(np.abs(res - np.median(res))), rel=1e-6)
+    r = runner.invoke(app, base + ["--delta", "-1"])
+    assert r.exit_code != 0 and "positive number or 'auto'" in str(r.exception)

@@ -1,0 +1,33 @@
+"""`scaling fit` starts without torch, matplotlib, the report or the training code."""
+
+import json
+import subprocess
+import sys
+
+from scaling.datasets import load_dataset
+
+PROBE = """
+import json, sys
+from typer.testing import CliRunner
+import scaling.cli
+r = CliRunner().invoke(scaling.cli.app, sys.argv[1:])
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'matplotlib')
+               or m.startswith(('scaling.report', 'scaling.train', 'scaling.plots', 'scaling.model')))
+print(json.dumps({"exit": r.exit_code, "out": r.output, "heavy": heavy}))
+"""
+
+
+def _probe(*args):
+    p = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_fit_imports_no_torch_or_matplotlib(tmp_path):
+    csv = tmp_path / "chin.csv"
+    load_dataset("chinchilla_epoch")[["N", "D", "loss"]].to_csv(csv, index=False)
+    r = _probe("fit", "chinchilla", str(csv), "--x", "N", "--x", "D", "--y", "loss", "--init", "hoffmann", "--json")
+    assert r["exit"] == 0, r["out"]
+    assert json.loads(r["out"])["solver"] == "varpro"
+    assert r["heavy"] == []
+    r = _probe("fit", "isoflop", str(csv), "--n", "N", "--d", "D", "--budget", "N", "--y", "loss")
+    assert r["heavy"] == []  # an error path (budgets without minima) loads nothing heavy either
