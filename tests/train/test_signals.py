@@ -37,6 +37,7 @@ except Preempted as p:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
 def test_signal_writes_checkpoint_at_once(tmp_path: Path, signum):
     run = expand(spec_from_dict(RAW))[0]
