@@ -3,7 +3,10 @@
 Both models have the same shapes (embedding, learned positions, pre-norm GELU blocks, final
 LayerNorm, untied head), train with AdamW on the same random batches, and are timed in
 alternating rounds so machine drift hits both alike; figures are medians over rounds. MFU is
-measured against this machine's fp32 GEMM rate, timed in the same run.
+measured against this machine's fp32 GEMM rate, timed in the same run. With compile on
+(the default, first shape only: inductor takes a minute or two per shape on a small CPU), a
+third contender is ours under `torch.compile` (the forward, as `[train] compile = true` does),
+reported as the compile on/off ratio.
 
     python bench/train_throughput.py            # table
     python bench/train_throughput.py --json     # one JSON object
@@ -20,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from scaling.kernels import linear_cross_entropy
 from scaling.model import DecoderConfig, DecoderLM, count_params, flops_per_token, init_weights
 
 SHAPES = [  # (d_model, n_layers, n_heads, seq_len, batch)
@@ -84,12 +88,22 @@ def make_step(model: nn.Module, loss_fn):
     return step
 
 
-def bench_shape(d_model, n_layers, n_heads, seq_len, batch, *, rounds, steps, warmup, peak) -> dict:
+def compiled_loss(model: DecoderLM):
+    """The training loop's path with `[train] compile = true`: compiled forward, loss kernel outside."""
+    forward = torch.compile(model)
+    return lambda idx, t: linear_cross_entropy(forward(idx).flatten(0, 1), model.head.weight, t.flatten())
+
+
+def bench_shape(d_model, n_layers, n_heads, seq_len, batch, *, rounds, steps, warmup, peak, compile=False) -> dict:
     cfg = DecoderConfig(VOCAB, d_model, n_layers, n_heads, max_seq_len=seq_len)
     torch.manual_seed(0)
     ours, stock = DecoderLM(cfg), StockLM(cfg)
     assert sum(p.numel() for p in stock.parameters()) == count_params(cfg).total  # same model size
     steps_by_name = {"ours": make_step(ours, ours.loss), "stock": make_step(stock, stock.loss)}
+    if compile:
+        torch.manual_seed(0)
+        ours_c = DecoderLM(cfg)
+        steps_by_name["ours_compiled"] = make_step(ours_c, compiled_loss(ours_c))
     g = torch.Generator().manual_seed(1)
     batches = [torch.randint(0, VOCAB, (batch, seq_len + 1), generator=g) for _ in range(4)]
     batches = [(b[:, :-1].contiguous(), b[:, 1:].contiguous()) for b in batches]
@@ -119,6 +133,8 @@ def bench_shape(d_model, n_layers, n_heads, seq_len, batch, *, rounds, steps, wa
         tps = tokens / statistics.median(ts)
         out[f"{name}_tokens_per_s"] = tps
         out[f"{name}_mfu"] = tps * fpt / peak
+    if compile:
+        out["compile_ratio_on_over_off"] = statistics.median(a / b for a, b in zip(wall["ours"], wall["ours_compiled"]))
     out["round_ratios"] = [b / a for a, b in zip(wall["ours"], wall["stock"])]
     out["ratio_ours_over_stock"] = statistics.median(out["round_ratios"])
     # CPU seconds used by this process: less sensitive to other processes on the machine.
@@ -132,10 +148,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=11, help="timed rounds (one turn of each model)")
     ap.add_argument("--steps", type=int, default=1, help="training steps per model per round")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--compile", choices=["first", "all", "none"], default="first",
+                    help="shapes that also time ours under torch.compile")
     args = ap.parse_args()
     peak = gemm_flops_per_s()
     results = [
-        bench_shape(*s, rounds=args.rounds, steps=args.steps, warmup=args.warmup, peak=peak) for s in SHAPES
+        bench_shape(*s, rounds=args.rounds, steps=args.steps, warmup=args.warmup, peak=peak,
+                    compile=args.compile == "all" or (args.compile == "first" and i == 0))
+        for i, s in enumerate(SHAPES)
     ]
     summary = {
         "threads": torch.get_num_threads(),
@@ -158,6 +178,10 @@ def main() -> None:
             f"{r['ours_mfu']:>9.1%} {r['stock_mfu']:>10.1%} {r['ratio_ours_over_stock']:>6.3f} "
             f"{r['cpu_ratio_ours_over_stock']:>9.3f}"
         )
+    for r in results:
+        if "compile_ratio_on_over_off" in r:
+            print(f"compile on/off (d_model {r['d_model']}): {r['compile_ratio_on_over_off']:.3f} "
+                  f"(ours_compiled {r['ours_compiled_tokens_per_s']:,.0f} tok/s; > 1 means compiled is faster)")
     print("ratio: median over rounds of stock/ours step time (wall clock); cpu ratio: the same in "
           "process CPU time. MFU counts full (non-causal) attention FLOPs.")
 

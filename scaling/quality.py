@@ -22,27 +22,37 @@ def greedy_decode(model: Any, src: torch.Tensor, max_len: int, bos_id: int, eos_
     """Greedy decoding for an `EncoderDecoder`-like model (needs `encode`, `decode`, `head`).
 
     Returns, per source row, the generated tokens up to (not including) EOS, at most `max_len`
-    of them. Recomputes the decoder over the whole prefix each step: fine at these sizes."""
+    of them. `src` may live anywhere (eval sets stay on the CPU); each batch and every tensor
+    decoding makes live on the model's device. Recomputes the decoder over the whole prefix
+    each step: fine at these sizes."""
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise SpecError(f"`max_len` must be a positive integer, got {max_len!r}")
     limit = getattr(getattr(model, "cfg", None), "max_tgt_len", max_len)
     max_len = min(max_len, limit)  # the decoder cannot read inputs longer than its positions
     was_training = model.training
     model.eval()
+    device = _model_device(model)
     out: list[list[int]] = []
     try:
         for start in range(0, src.shape[0], batch_size):
-            out.extend(_greedy_batch(model, src[start : start + batch_size], max_len, bos_id, eos_id))
+            batch = src[start : start + batch_size].to(device, non_blocking=True)
+            out.extend(_greedy_batch(model, batch, max_len, bos_id, eos_id))
     finally:
         model.train(was_training)
     return out
 
 
+def _model_device(model: Any) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 def _greedy_batch(model: Any, src: torch.Tensor, max_len: int, bos_id: int, eos_id: int) -> list[list[int]]:
+    """One batch; `src` is already on the model's device, and so is everything made here."""
     memory, pad = model.encode(src)
     B = src.shape[0]
-    ys = torch.full((B, 1), bos_id, dtype=torch.long, device=src.device)
-    done = torch.zeros(B, dtype=torch.bool, device=src.device)
+    ys = torch.full((B, 1), bos_id, dtype=torch.long, device=memory.device)
+    done = torch.zeros(B, dtype=torch.bool, device=memory.device)
     for _ in range(max_len):
         logits = model.head(model.decode(memory, pad, ys)[:, -1])  # (B, V)
         nxt = logits.argmax(-1).masked_fill(done, eos_id)

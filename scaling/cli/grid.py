@@ -66,6 +66,7 @@ def run(
                                                           "--budget FLOPs (from the study's finished runs and "
                                                           "its spec's candidates), then train.")] = False,
     budget: Annotated[float, typer.Option(help="FLOPs for --advise.")] = 0.0,
+    nproc_per_run: Annotated[int, typer.Option("--nproc-per-run", help="DDP processes per run (0: the spec's train.nproc).")] = 0,
 ) -> None:
     """Train every run that is not finished; finished runs are never retrained, unfinished ones resume."""
     s = load_spec(spec)
@@ -93,7 +94,15 @@ def run(
         ex, threads = local_executor(workers)
     else:
         raise ScalingError(f"--executor must be 'local' or 'slurm', got {executor!r}")
-    counts = run_study(runs, store, ex, make_reporter(console), threads=threads)
+    if nproc_per_run < 0 or any(int(r.train["batch_size"]) % max(1, nproc_per_run) for r in runs):
+        raise ScalingError(f"--nproc-per-run must be >= 0 and divide every run's [train] batch_size, got {nproc_per_run}")
+    from scaling.train.signals import PREEMPTED_EXIT_CODE, Preempted
+
+    try:
+        counts = run_study(runs, store, ex, make_reporter(console), threads=threads, nproc=nproc_per_run)
+    except Preempted as p:  # checkpointed on SIGTERM/SIGUSR1: the next `grid run` resumes it
+        console.print(f"{s.name}: stopped, {p}; run `scaling grid run` again to resume")
+        raise typer.Exit(PREEMPTED_EXIT_CODE)
     console.print(f"{s.name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f"; store: {store.root}")
     if detach:
         console.print(f"detached: `scaling grid status {spec}` shows the jobs; `scaling grid run {spec} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import Literal
 
 import torch
@@ -50,6 +51,7 @@ def linear_cross_entropy(
     return_lse: bool = False,
     impl: Literal["auto", "triton", "chunked", "torch"] = "auto",
     filter_eps: float | None = None,
+    check_targets: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of `softcap(hidden @ weight.T + bias)` against `targets`, in fp32.
 
@@ -61,8 +63,36 @@ def linear_cross_entropy(
     all logits fit in one small chunk it runs them unchunked), "torch" (reference,
     materialises the logits), "auto" (triton on CUDA, chunked elsewhere). `filter_eps`
     (Triton only) skips backward tiles whose gradient entries are all below it; off by default.
+
+    Under autocast (e.g. `torch.autocast("cuda", dtype=torch.bfloat16)`) hidden, weight and
+    bias are cast to the autocast dtype first, as `F.linear` would be, so the kernels run on
+    tensor cores; the loss and lse stay fp32 and the grads reach fp32 parameters in fp32.
+    `check_targets=False` skips the range check of `targets`, which costs a host sync (for
+    training loops that check their batches on the host).
     """
-    checked = check_inputs(hidden, weight, targets, bias, ignore_index, reduction, softcap, impl)
+    hidden, weight, bias = _autocast_inputs(hidden, weight, bias)
+    checked = check_inputs(hidden, weight, targets, bias, ignore_index, reduction, softcap, impl, check_targets)
+    h2, t1 = checked.hidden, checked.targets
+    dev = h2.device.type
+    off = torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else nullcontext()
+    with off:  # the kernels choose their own precisions
+        return _dispatch(checked, weight, bias, ignore_index, reduction, softcap, return_lse, impl, filter_eps)
+
+
+def _autocast_inputs(hidden, weight, bias):
+    """Cast the floating inputs to the autocast dtype when autocast is on for their device."""
+    if not isinstance(hidden, torch.Tensor) or not torch.amp.is_autocast_available(hidden.device.type) \
+            or not torch.is_autocast_enabled(hidden.device.type):
+        return hidden, weight, bias
+    dtype = torch.get_autocast_dtype(hidden.device.type)
+
+    def cast(t):
+        return t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != dtype else t
+
+    return cast(hidden), cast(weight), cast(bias)
+
+
+def _dispatch(checked, weight, bias, ignore_index, reduction, softcap, return_lse, impl, filter_eps):
     h2, t1 = checked.hidden, checked.targets
     chosen = _resolve_impl(impl, h2.device)
     if filter_eps is not None and chosen != "triton":

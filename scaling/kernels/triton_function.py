@@ -11,6 +11,7 @@ class TritonLinearCrossEntropy(torch.autograd.Function):
     """Per-token loss (0 where ignored) and lse of softcap(hidden @ weight.T + bias)."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")  # backward replays forward's autocast state
     def forward(  # type: ignore[override]
         ctx,
         hidden: torch.Tensor,
@@ -31,6 +32,7 @@ class TritonLinearCrossEntropy(torch.autograd.Function):
         return loss, lse
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_loss: torch.Tensor | None, grad_lse: torch.Tensor | None):  # type: ignore[override]
         hidden, weight, bias, kernel_t, lse = ctx.saved_tensors
         valid = kernel_t >= 0

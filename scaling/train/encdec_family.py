@@ -115,9 +115,13 @@ class EncDecTask:
         tokens = sum(self._step_counts[k][0] for k in range(steps))
         return tokens, float(sum(self._step_counts[k][1] for k in range(steps)))
 
-    def train_loss(self, step: int) -> torch.Tensor:
+    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         src, tgt_in, tgt_out = self.source.train_batch(step, self.batch_size, self.run.seed)
         self._count(step, src, tgt_out)
+        return src, tgt_in, tgt_out
+
+    def train_loss(self, step: int) -> torch.Tensor:
+        src, tgt_in, tgt_out = self.train_batch(step)
         return self.model.loss(src.to(self.device), tgt_in.to(self.device), tgt_out.to(self.device), impl=self.loss_impl)
 
     def evaluate(self) -> dict[str, float]:

@@ -25,11 +25,49 @@ import torch
 from scaling.lock import RunLock, RunLocked
 from scaling.store import Store, atomic_write_bytes
 from scaling.train.grid import get_family
-from scaling.train.loop import ProgressFn, build_row, resolve_device, train_run
+from scaling.train.loop import ProgressFn, build_row, train_run
+from scaling.train.placement import place, threads_per_worker
 from scaling.train.run_config import RunConfig
 
-Payload = tuple[dict[str, Any], str, int]
-"""(run config as dict, study folder, torch threads): all a worker needs, picklable."""
+Payload = tuple[dict[str, Any], str, int] | tuple[dict[str, Any], str, int, dict[str, Any]]
+"""(run config as dict, study folder, torch threads[, options]): all a worker needs, picklable.
+Options: `keep_final` (other runs continue from this one), `nproc` (DDP processes, overrides
+`[train] nproc`)."""
+
+_slot = 0
+"""This process's worker slot (0..W-1 in a local pool): which GPU(s) it trains on."""
+
+
+def _options(payload: Payload) -> dict[str, Any]:
+    return dict(payload[3]) if len(payload) > 3 else {}
+
+
+def run_nproc(run: RunConfig, options: dict[str, Any]) -> int:
+    return int(options.get("nproc") or run.train.get("nproc") or 1)
+
+
+def train_rank(payload: Payload, rank: int = 0, nproc: int = 1, progress: ProgressFn | None = None,
+               should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Build the run's task on this process's device and train it (rank of nproc under DDP).
+
+    With `should_stop` (a Slurm job's signal flag) the caller owns the signals: the loop catches
+    none itself and checkpoints, returning `unfinished`, when it says so."""
+    config, root, threads = payload[:3]
+    options = _options(payload)
+    run = RunConfig.from_dict(config)
+    if threads > 0:
+        torch.set_num_threads(max(1, threads // nproc))
+    device = place(run.train.get("device", "auto"), slot=_slot, rank=rank, nproc=nproc)
+    dist = None
+    if nproc > 1:
+        from scaling.train import ddp
+
+        ddp.check_batch(int(run.train["batch_size"]), nproc)
+        dist = ddp.init_from_env(device)
+    task = get_family(run.family).build_task(run, device)
+    extra: dict[str, Any] = {"should_stop": should_stop, "signals": ()} if should_stop is not None else {}
+    return train_run(run, task, Store(root), progress=progress, keep_final=bool(options.get("keep_final")),
+                     dist=dist, **extra)
 
 
 def execute_run(payload: Payload, progress: ProgressFn | None = None,
@@ -41,7 +79,7 @@ def execute_run(payload: Payload, progress: ProgressFn | None = None,
     retrained (a Slurm job requeued after its run finished starts again). `should_stop` is polled
     between steps: when it says so the run checkpoints and returns `unfinished`.
     """
-    config, root, threads = payload
+    config, root, threads = payload[:3]
     run = RunConfig.from_dict(config)
     store = Store(root)
     lock = RunLock(store.run_dir(run.run_id), on_break=lambda m: print(f"scaling: {m}", file=sys.stderr, flush=True))
@@ -53,15 +91,15 @@ def execute_run(payload: Payload, progress: ProgressFn | None = None,
         done = store.result(run.run_id)
         if done is not None and done.get("status") in ("done", "diverged"):
             return done
-        if threads > 0:
-            torch.set_num_threads(threads)
-        return _train_or_record(run, store, progress, should_stop)
+        return _train_or_record(payload, run, store, progress, should_stop)
     finally:
         lock.release()
 
 
-def _train_or_record(run: RunConfig, store: Store, progress: ProgressFn | None,
+def _train_or_record(payload: Payload, run: RunConfig, store: Store, progress: ProgressFn | None,
                      should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    """Train in this process (or on its DDP processes); a failure is recorded, never raised. A
+    preemption (`signals.Preempted`) is not a failure and propagates."""
     error_path = store.run_dir(run.run_id) / "error.txt"
     t0 = time.perf_counter()
     steps = {"n": 0}
@@ -72,10 +110,15 @@ def _train_or_record(run: RunConfig, store: Store, progress: ProgressFn | None,
             progress(run_id, step, total, loss)
 
     try:
-        family = get_family(run.family)
-        task = family.build_task(run, resolve_device(run.train.get("device", "auto")))
-        kwargs = {"should_stop": should_stop} if should_stop is not None else {}
-        row = train_run(run, task, store, progress=counting, **kwargs)
+        nproc = run_nproc(run, _options(payload))
+        if nproc > 1:
+            from scaling.train import ddp
+
+            ddp.check_batch(int(run.train["batch_size"]), nproc)
+            ddp.launch(payload, nproc)
+            row = store.result(run.run_id) or {"run_id": run.run_id, "status": store.status(run.run_id)}
+        else:
+            row = train_rank(payload, progress=counting, should_stop=should_stop)
         if row.get("status") != "unfinished":
             error_path.unlink(missing_ok=True)  # an old failure's traceback must not outlive a success
         return row
@@ -113,9 +156,13 @@ def _exit_with_parent(parent: int) -> None:
 _step_queue: Any = None
 
 
-def _init_worker(q: Any) -> None:
-    global _step_queue
+def _init_worker(q: Any, slots: Any = None) -> None:
+    global _step_queue, _slot
     _step_queue = q
+    if slots is not None:  # first come, first served: worker k of W takes slot k
+        with slots.get_lock():
+            _slot = slots.value
+            slots.value += 1
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
@@ -125,7 +172,8 @@ def _pool_worker(payload: Payload) -> dict[str, Any]:
 
 
 class LocalPoolExecutor:
-    """A pool of `workers` processes on this machine; cores are shared out among them."""
+    """A pool of `workers` processes on this machine; cores are shared out among them and, on a
+    node with GPUs, worker k trains on GPU k mod G (`placement.place`)."""
 
     def __init__(self, workers: int):
         self.workers = max(1, workers)
@@ -146,7 +194,9 @@ class LocalPoolExecutor:
         if drainer:
             drainer.start()
         try:
-            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+            slots = ctx.Value("i", 0)
+            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(q, slots)) as pool:
                 futures = [pool.submit(_pool_worker, p) for p in payloads]
                 for f in as_completed(futures):
                     on_done(f.result())
@@ -180,7 +230,7 @@ class SubmititExecutor:
 
 
 def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return threads_per_worker(workers)
 
 
 def local_executor(workers: int) -> tuple[Executor, int]:
@@ -203,9 +253,13 @@ def pending(runs: list[RunConfig], store: Store) -> list[RunConfig]:
 
 
 def run_study(runs: list[RunConfig], store: Store, executor: Executor, reporter: StudyReporter | None = None,
-              threads: int = 0) -> dict[str, int]:
-    """Train what is pending, parents first; returns counts of run statuses afterwards."""
+              threads: int = 0, nproc: int = 0) -> dict[str, int]:
+    """Train what is pending, parents first; returns counts of run statuses afterwards.
+
+    `nproc` > 0 trains every run on that many DDP processes (else `[train] nproc`). Only runs
+    that others continue from keep their final weights."""
     todo = pending(runs, store)
+    parents = {r.parent for r in runs if r.parent}
     if reporter:
         reporter.start(todo, len(runs) - len(todo))
     store.root.mkdir(parents=True, exist_ok=True)
@@ -224,7 +278,8 @@ def run_study(runs: list[RunConfig], store: Store, executor: Executor, reporter:
                 elif reporter:  # the parent is still training elsewhere (a detached Slurm job, another process)
                     reporter.finished({"run_id": r.run_id, "label": r.label, "status": "waiting",
                                        "error": f"parent run {r.parent} is not finished yet; run again later"})
-            payloads = [(r.to_dict(), str(store.root), threads or 0) for r in ready]
+            payloads = [(r.to_dict(), str(store.root), threads or 0,
+                         {"keep_final": r.run_id in parents, "nproc": nproc}) for r in ready]
 
             def done(row: dict[str, Any]) -> None:
                 store.rebuild()

@@ -178,10 +178,10 @@ class SlurmRun(Checkpointable):
             caught.append(early)
         for name in SIGNALS:
             signal.signal(getattr(signal, name), lambda signum, frame: caught.append(signal.Signals(signum).name))
-        config, root, threads = payload
+        config, root, threads = payload[:3]
         threads = threads or job_threads()
         torch.set_num_threads(threads)
-        row = execute_run((config, root, threads), should_stop=lambda: bool(caught))
+        row = execute_run((config, root, threads, *payload[3:]), should_stop=lambda: bool(caught))
         if not caught or row.get("status") != "unfinished":
             return row
         run_dir = Store(root).run_dir(row["run_id"])

@@ -25,6 +25,10 @@ EVAL_BATCH = 64
 
 class Task(Protocol):
     model: nn.Module
+    """Maps a batch's inputs (all its tensors but the last) to final hidden states (..., D) and
+    has `head` (V, D): the loop applies the head through `linear_cross_entropy`."""
+    loss_impl: str
+    """`impl` of `linear_cross_entropy` ("auto" picks Triton on CUDA)."""
     tokens_per_step: int
     bayes: dict[str, float | None]
     """Exact Bayes loss per eval set, where the source knows it."""
@@ -33,8 +37,9 @@ class Task(Protocol):
         """n_params, n_params_nonemb, flops_per_token and any family-specific counts."""
         ...
 
-    def train_loss(self, step: int) -> torch.Tensor:
-        """Mean loss on the training batch of `step`; the batch depends only on (step, seed)."""
+    def train_batch(self, step: int) -> tuple[torch.Tensor, ...]:
+        """The global training batch of `step` as CPU tensors with rows aligned, targets last
+        (-100 ignored); it depends only on (step, seed)."""
         ...
 
     def evaluate(self) -> dict[str, float]:
@@ -119,8 +124,12 @@ class LMTask:
         return {schema.N_PARAMS: c.total, schema.N_PARAMS_NONEMB: c.nonemb,
                 schema.FLOPS_PER_TOKEN: flops_per_token(self.config, self.seq_len)}
 
+    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.source.train_batch(step, self.batch_size, self.seq_len, self.run.seed)
+
     def train_loss(self, step: int) -> torch.Tensor:
-        x, y = self.source.train_batch(step, self.batch_size, self.seq_len, self.run.seed)
+        """Mean loss on the batch of `step` (the loop itself goes through `train_batch`)."""
+        x, y = self.train_batch(step)
         return self.model.loss(x.to(self.device), y.to(self.device), impl=self.loss_impl)
 
     def evaluate(self) -> dict[str, float]:

@@ -1,0 +1,131 @@
+"""One run on K processes with `torch.distributed` (DDP), launched as `torchrun` would.
+
+`launch` starts K processes with torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT); each joins the process group from it (NCCL on GPUs, gloo on the
+CPU), builds the task on its own device (see `placement.place`) and trains rows
+rank·B/K .. (rank+1)·B/K of every global batch of B rows, so the global batch and the
+curve are the single-process ones. DDP averages the gradients; each rank's loss is its
+summed token losses divided by the global token count times K, so the average is exactly
+the full-batch mean even where ranks hold different numbers of targets (padding).
+Rank 0 alone writes the store. SIGTERM / SIGUSR1 sent to the launcher are passed on to the
+ranks, which agree on the step to stop at (`DistContext.agree`) and checkpoint there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from scaling.errors import SpecError
+from scaling.train.signals import DEFAULT_SIGNALS, PREEMPTED_EXIT_CODE, Preempted
+
+
+@dataclass
+class DistContext:
+    """This process's place in the run's process group."""
+
+    rank: int
+    world_size: int
+    control: Any
+    """A gloo group for host-side agreement (flags, barriers) that never syncs the GPU."""
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def agree(self, flag: int) -> int:
+        """The largest `flag` over all ranks (a CPU all-reduce)."""
+        t = torch.tensor([flag], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
+        return int(t)
+
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        """All-reduce (sum) `t` in place over the training group."""
+        dist.all_reduce(t)
+        return t
+
+    def barrier(self) -> None:
+        dist.barrier(group=self.control)
+
+
+def init_from_env(device: torch.device) -> DistContext:
+    """Join the process group torchrun's variables describe (NCCL for CUDA devices, else gloo)."""
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend, init_method="env://")
+    control = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
+    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), control=control)
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def check_batch(batch_size: int, nproc: int, micro_batch_size: int | None = None) -> None:
+    if batch_size % nproc:
+        raise SpecError(f"[train] `batch_size` ({batch_size}) must be divisible by `nproc` ({nproc}): "
+                        f"each of the {nproc} processes trains an equal share of every batch")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, payload: Any, nproc: int, port: int) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
+                      LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from scaling.train.executors import train_rank
+
+    try:
+        train_rank(payload, rank, nproc)
+    except Preempted:
+        sys.exit(PREEMPTED_EXIT_CODE)
+    finally:
+        shutdown()
+
+
+def launch(payload: Any, nproc: int) -> None:
+    """Train the payload's run on `nproc` local processes; raise if any of them failed.
+
+    Raises `Preempted` when the ranks stopped on a signal (their checkpoint is written)."""
+    import torch.multiprocessing as tmp
+
+    ctx = tmp.start_processes(_rank_main, args=(payload, nproc, _free_port()), nprocs=nproc,
+                              join=False, start_method="spawn")
+    received: list[int] = []
+
+    def forward(signum, frame):  # pass preemption on; the ranks checkpoint and exit
+        received.append(signum)
+        for p in ctx.processes:
+            if p.is_alive():
+                os.kill(p.pid, signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, forward) for s in DEFAULT_SIGNALS}
+    try:
+        while not ctx.join(timeout=1.0):
+            pass
+    except tmp.ProcessExitedException as e:
+        if e.exit_code == PREEMPTED_EXIT_CODE:
+            raise Preempted(received[0] if received else signal.SIGTERM, -1) from None
+        raise
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+__all__ = ["DistContext", "check_batch", "init_from_env", "launch", "shutdown"]

@@ -1,0 +1,90 @@
+"""SIGUSR1 / SIGTERM: the training process checkpoints at once and stops; the run resumes from there."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from scaling.config import spec_from_dict
+from scaling.store import Store
+from scaling.train import expand, get_family
+from scaling.train.loop import train_run
+from scaling.train.signals import PREEMPTED_EXIT_CODE, PreemptFlag
+
+RAW = {
+    "study": {"name": "sig"},
+    "data": {"source": "zipf_facts", "eval_tokens": 200, "options": {"n_symbols": 8, "n_keys": 12}},
+    "model": {"shapes": [{"d_model": 16, "n_layers": 1, "n_heads": 2}]},
+    "train": {"steps": 100000, "batch_size": 4, "seq_len": 9, "eval_points": 2, "checkpoint_every": 100000},
+}
+SCRIPT = """
+import json, sys
+from scaling.config import spec_from_dict
+from scaling.train.executors import execute_run
+from scaling.train.signals import Preempted, PREEMPTED_EXIT_CODE
+run = __import__("scaling.train", fromlist=["expand"]).expand(spec_from_dict(json.loads(sys.argv[1])))[0]
+try:
+    execute_run((run.to_dict(), sys.argv[2], 1), progress=lambda r, s, t, l: print("step", s, flush=True))
+except Preempted as p:
+    print("preempted", p.step, flush=True)
+    sys.exit(PREEMPTED_EXIT_CODE)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
+def test_signal_writes_checkpoint_at_once(tmp_path: Path, signum):
+    run = expand(spec_from_dict(RAW))[0]
+    store = Store(tmp_path / "sig")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(RAW), str(store.root)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:  # wait until it trains (well before any periodic checkpoint)
+        if line.startswith("step") and int(line.split()[1]) >= 30:
+            break
+    assert not store.checkpoint_path(run.run_id).exists()
+    proc.send_signal(signum)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == PREEMPTED_EXIT_CODE, out
+    stopped = int(out.split("preempted")[1].split()[0])
+    state = torch.load(store.checkpoint_path(run.run_id), weights_only=True)
+    assert state["step"] == stopped and 30 <= stopped < 100000
+    assert store.status(run.run_id) == "unfinished"  # not failed: it resumes from the checkpoint
+
+
+def test_preempted_run_resumes_to_the_uninterrupted_result(tmp_path):
+    raw = {k: dict(v) for k, v in RAW.items()}
+    raw["train"] = {**RAW["train"], "steps": 20}
+    run = expand(spec_from_dict(raw))[0]
+    family = get_family("decoder")
+    straight = train_run(run, family.build_task(run, torch.device("cpu")), Store(tmp_path / "a"))
+    store = Store(tmp_path / "b")
+
+    def signal_at_10(run_id, step, total, loss):
+        if step == 10:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    from scaling.train.signals import Preempted
+
+    with pytest.raises(Preempted) as info:
+        train_run(run, family.build_task(run, torch.device("cpu")), store, progress=signal_at_10)
+    assert info.value.step == 11  # the signal lands during step 10's report; the next step finishes first
+    assert torch.load(store.checkpoint_path(run.run_id), weights_only=True)["step"] == 11
+    resumed = train_run(run, family.build_task(run, torch.device("cpu")), store)
+    assert resumed["loss"] == pytest.approx(straight["loss"], rel=1e-6)
+    assert not store.final_weights_path(run.run_id).exists()  # no child continues from it
+
+
+def test_flag_restores_previous_handlers():
+    before = signal.getsignal(signal.SIGUSR1)
+    with PreemptFlag() as flag:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.01)
+        assert flag.requested == signal.SIGUSR1
+    assert signal.getsignal(signal.SIGUSR1) is before
