@@ -125,7 +125,8 @@ def _train_or_record(payload: Payload, run: RunConfig, store: Store, progress: P
     except Exception as e:  # a failing run must not take the study down with it
         atomic_write_bytes(error_path, traceback.format_exc().encode())
         # the steps and time it really ran (this attempt), so a failure is not mistaken for an instant crash
-        row = build_row(run, {"flops_per_token": float("nan")}, {}, {}, {}, "failed", steps["n"], 0,
+        row = build_row(run, {"flops_per_token": float("nan")}, {}, {}, {}, "failed",
+                        getattr(e, "steps_done", steps["n"]), 0,
                         time.perf_counter() - t0, float("nan"))
         row["error"] = f"{type(e).__name__}: {e}"
         store.write_result(run.run_id, row, [])

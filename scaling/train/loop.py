@@ -204,38 +204,42 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
         return bad
 
     model.train()
-    with PreemptFlag(signals) as flag:
-        while step < total:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, train)
-            pending.append((step, train_step(step)))
-            step += 1
-            steps_this_call += 1
-            stopping = step < total and ((stop_after is not None and steps_this_call >= stop_after)
-                                         or (should_stop is not None and bool(should_stop())))
-            preempt = flag.requested if dist is None else dist.agree(flag.requested or 0) or None
-            if step in evals or step % every == 0 or step % LOG_EVERY == 0 or step == total or stopping or preempt:
-                bad = flush()
-                if bad is not None:
-                    status, step = "diverged", bad
-                    break
-                if progress is not None:
-                    progress(run_id, step, total, last_loss)
-            if step in evals:
-                losses = record(step)
-                if not all(math.isfinite(v) for v in losses.values()):
-                    status = "diverged"
-                    break
-            if preempt:
-                checkpoint()
-                if dist is not None:
-                    dist.barrier()  # no rank leaves before rank 0's checkpoint is on disk
-                raise Preempted(preempt, step, run_id)
-            if step % every == 0 and step < total:
-                checkpoint()
-            if stopping:
-                checkpoint()
-                return {"run_id": run_id, "status": "unfinished", "step": step}
+    try:
+        with PreemptFlag(signals) as flag:
+            while step < total:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total, train)
+                pending.append((step, train_step(step)))
+                step += 1
+                steps_this_call += 1
+                stopping = step < total and ((stop_after is not None and steps_this_call >= stop_after)
+                                             or (should_stop is not None and bool(should_stop())))
+                preempt = flag.requested if dist is None else dist.agree(flag.requested or 0) or None
+                if step in evals or step % every == 0 or step % LOG_EVERY == 0 or step == total or stopping or preempt:
+                    bad = flush()
+                    if bad is not None:
+                        status, step = "diverged", bad
+                        break
+                    if progress is not None:
+                        progress(run_id, step, total, last_loss)
+                if step in evals:
+                    losses = record(step)
+                    if not all(math.isfinite(v) for v in losses.values()):
+                        status = "diverged"
+                        break
+                if preempt:
+                    checkpoint()
+                    if dist is not None:
+                        dist.barrier()  # no rank leaves before rank 0's checkpoint is on disk
+                    raise Preempted(preempt, step, run_id)
+                if step % every == 0 and step < total:
+                    checkpoint()
+                if stopping:
+                    checkpoint()
+                    return {"run_id": run_id, "status": "unfinished", "step": step}
+    except Exception as e:  # the executor records a failure with the steps really run
+        e.steps_done = step  # type: ignore[attr-defined]
+        raise
 
     wall = wall_before + time.perf_counter() - t0
     final = _last_losses(curves)
