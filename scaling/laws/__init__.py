@@ -7,7 +7,7 @@ from scaling.laws.dcpt import (DCPTAdditiveLaw, DCPTChinchillaLaw, DCPTLaw, comp
                                optimal_domain_share)
 from scaling.laws.encdec import EncDecLaw
 from scaling.laws.engine import BatchResult, EngineOptions, MultiStartResult, minimize_batched, multistart
-from scaling.laws.power import PowerLaw
+from scaling.laws.power import PowerLaw, PowerLawNoConst
 from scaling.laws.frontier import ComputeFrontier
 from scaling.laws.registry import LAWS, available_laws, get_law, law_class, register_law
 
@@ -28,6 +28,7 @@ __all__ = [
     "Law",
     "Param",
     "PowerLaw",
+    "PowerLawNoConst",
     "available_laws",
     "compare_laws",
     "loss_vs_share_curves",

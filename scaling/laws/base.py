@@ -431,16 +431,28 @@ class Law:
         return 1.0 - float(np.sum((t - pred) ** 2) / np.sum((t - t.mean()) ** 2))
 
     def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3, ftol: float = 1e-10,
-                  method: str = "pairs") -> "Law":
+                  method: str = "pairs", cluster: np.ndarray | pd.Series | None = None) -> "Law":
         """Refit n resampled data sets (vectorised; `starts` per replicate: the best fit and jitters
-        around it; `ftol` relative stopping tolerance; `method` "pairs" or "residual", see
-        `scaling.laws.bootstrap.run_bootstrap`); fills ci_ (95%) and boot_params_."""
+        around it; `ftol` relative stopping tolerance; `method` "pairs" or "residual"; `cluster` one
+        label per fitted row to resample whole clusters, see `scaling.laws.bootstrap.run_bootstrap`);
+        fills ci_ (95%), boot_params_ and boot_n_excluded_ (replicates that did not converge)."""
         from scaling.laws.bootstrap import run_bootstrap
 
         self._check_fitted()
         if not hasattr(self, "_F"):
             raise FitError(f"{self.name}: bootstrap needs the training data; refit this law (loaded laws keep none)")
-        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol, method=method)
+        labels = None if cluster is None else np.asarray(cluster)
+        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol, method=method, cluster=labels)
+        return self
+
+    def profile(self, level: float = 0.95) -> "Law":
+        """Profile-likelihood intervals (see `scaling.laws.profile`): fills ci_ and profile_."""
+        from scaling.laws.profile import profile_intervals
+
+        self._check_fitted()
+        self.profile_ = profile_intervals(self, level)
+        self.ci_ = {k: (v["lo"], v["hi"]) for k, v in self.profile_.items()}
+        self.ci_method_ = "profile"
         return self
 
     def predict_interval(
