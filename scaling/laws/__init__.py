@@ -1,6 +1,8 @@
 """Scaling laws: one shared fitting engine, one module per family of laws."""
 
 from scaling.laws.base import FitWarning, Law, Param
+from scaling.laws.broken import BrokenPowerLaw
+from scaling.laws.data_constrained import MUENNIGHOFF_2023, DataConstrainedLaw
 from scaling.laws.bleu import BleuCELaw, BleuLogLaw
 from scaling.laws.chinchilla import ChinchillaLaw
 from scaling.laws.dcpt import (DCPTAdditiveLaw, DCPTChinchillaLaw, DCPTLaw, compare_laws, loss_vs_share_curves,
@@ -15,6 +17,9 @@ __all__ = [
     "LAWS",
     "BatchResult",
     "BleuCELaw",
+    "BrokenPowerLaw",
+    "DataConstrainedLaw",
+    "MUENNIGHOFF_2023",
     "BleuLogLaw",
     "ChinchillaLaw",
     "DCPTAdditiveLaw",

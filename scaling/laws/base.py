@@ -470,6 +470,16 @@ class Law:
 
         return leave_one_out(self, df, group, x, y)
 
+    @classmethod
+    def with_params(cls, values: dict[str, float], x: list[str], y: str, **options: Any) -> "Law":
+        """A law set to published parameter values (no data), to predict or compare with."""
+        law = cls(**options)
+        law.x_, law.y_ = list(x), y
+        law.theta_ = law.to_theta(values)
+        law.params_ = {k: float(values[k]) for k in law.param_names}
+        law.ci_, law.holdout_ = {}, {}
+        return law
+
     # ---- persistence ----
     def to_json(self) -> dict[str, Any]:
         """Everything needed to predict again, JSON-ready."""
