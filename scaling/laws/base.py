@@ -386,7 +386,7 @@ class Law:
         res = multistart(fg, theta0, lo, hi, max_iter=self.max_iter)
         if not np.isfinite(res.fun):
             raise FitError(f"{self.name}: no start gave a finite objective; check the data's scale")
-        self._screen, self._box = res.screen, (lo, hi)  # per-start outcomes, for the fit manifest
+        self._screen, self._box, self._theta0 = res.screen, (lo, hi), theta0  # for the fit manifest
         res.theta = self._from_free(res.theta)
         lo, hi = self.bounds()
         self.theta_ = res.theta.copy()
