@@ -8,7 +8,7 @@ a = beta / (alpha + beta), tokens per parameter and the predicted loss at a targ
     objective   log-Huber delta 1e-4 / 1e-3 / 1e-2; log-MSE; log-MAE; Huber on raw loss; mean not sum
     init        the law's full grid; best point of the grid only; random starts
     counting    N from another column (e.g. without embeddings); C = exact FLOPs instead of 6ND
-    points      drop the k highest losses; drop early checkpoints (first half of each run)
+    points      drop the k highest losses; drop early checkpoints (step <= half the run's last)
     range       smallest sizes removed (N > 25% quantile); largest sizes only (N >= median)
 
 Axes whose columns are absent (counting, checkpoints) or whose law lacks the terms (alpha,
@@ -90,7 +90,7 @@ def choices(law: "Law", df: pd.DataFrame, x: list[str], y: str, drop_k: int = 5,
     if drop_k > 0 and len(df) > drop_k:
         out.append(Choice("points", f"drop {drop_k} highest loss", rows=lambda d: d.sort_values(y).iloc[:-drop_k]))
     if run and step and {run, step} <= set(df.columns):
-        late = lambda d: d[d[step] >= 0.5 * d.groupby(run)[step].transform("max")]  # noqa: E731
+        late = lambda d: d[d[step] > 0.5 * d.groupby(run)[step].transform("max")]  # noqa: E731
         out.append(Choice("points", "drop early checkpoints", rows=late))
     n = df[x[0]].astype(float)
     out += [
