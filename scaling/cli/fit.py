@@ -151,6 +151,7 @@ def _sensitivity(model, df, x, y, target, weight, as_json: bool) -> None:
     fmt = lambda v: "–" if v is None or v != v else f"{v:.4g}"  # noqa: E731 - None/NaN as a dash
     for r in table.to_dict("records"):
         ps = r["error"] or ", ".join(f"{k}={v:.4g}" for k, v in (r["params"] or {}).items())
+        ps += "" if r["converged"] in (True, None) else " (not converged)"
         out.add_row(r["axis"], r["choice"], ps, fmt(r["a"]), fmt(r["tokens_per_param"]), fmt(r["loss_at_target"]))
     console.print(out)
     for k, v in spread(table).items():

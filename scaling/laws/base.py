@@ -255,7 +255,7 @@ class Law:
         self.x_, self.y_ = x, y
         self._F = torch.as_tensor(self.features(X), dtype=torch.float64)
         self._t = torch.as_tensor(self._target(yv), dtype=torch.float64)
-        self._w = None if w is None else torch.as_tensor(w, dtype=torch.float64)
+        self._w = None if w is None else torch.tensor(w, dtype=torch.float64)
         self.weight_ = weight if isinstance(weight, str) else (None if w is None else "array")
         self._fit_tensors()
         self.holdout_ = {}

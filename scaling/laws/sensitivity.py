@@ -17,13 +17,15 @@ beta) are skipped. A choice whose refit fails keeps its row, with the error and 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from scaling.errors import FitError, ScalingError
+from scaling.errors import ScalingError
+from scaling.laws.base import FitWarning
 
 if TYPE_CHECKING:
     from scaling.laws.base import Law
@@ -102,7 +104,7 @@ def choices(law: "Law", df: pd.DataFrame, x: list[str], y: str, drop_k: int = 5,
 
 def sensitivity(law: "Law", df: pd.DataFrame, x: list[str], y: str, target_compute: float | None = None,
                 weight: str | None = None, **columns: Any) -> pd.DataFrame:
-    """One row per choice (COLUMNS plus n_points and error); `columns` are choices()'s n_alt,
+    """One row per choice (COLUMNS plus n_points, converged and error); `columns` are choices()'s n_alt,
     flops, run, step, drop_k. The target compute defaults to `default_target_compute`."""
     x = [x] if isinstance(x, str) else list(x)
     if target_compute is None and law.n_inputs == 2 and hasattr(law, "optimal_allocation"):
@@ -111,10 +113,12 @@ def sensitivity(law: "Law", df: pd.DataFrame, x: list[str], y: str, target_compu
     for c in choices(law, df, x, y, **columns):
         part = c.rows(df) if c.rows else df
         row: dict[str, Any] = {"axis": c.axis, "choice": c.choice, "params": None, "a": None,
-                               "tokens_per_param": None, "loss_at_target": None, "n_points": len(part), "error": None}
+                               "tokens_per_param": None, "loss_at_target": None, "n_points": len(part), "converged": None, "error": None}
         try:
-            m = law.clone(n_bootstrap=0, **c.options).fit(part, c.x or x, y, weight=weight)
-            row["params"] = dict(m.params_)
+            with warnings.catch_warnings():  # non-convergence is recorded in the row instead
+                warnings.simplefilter("ignore", FitWarning)
+                m = law.clone(n_bootstrap=0, **c.options).fit(part, c.x or x, y, weight=weight)
+            row["params"], row["converged"] = dict(m.params_), bool(m.converged_)
             row.update(answers(m, target_compute, c.flops_per_nd or 6.0))
         except ScalingError as e:  # a choice the data cannot support is a finding, not a crash
             row["error"] = str(e)
@@ -147,7 +151,3 @@ def sensitivity_json(table: pd.DataFrame) -> dict[str, Any]:
     C = table.attrs.get("target_compute")
     return {"sensitivity": rows, "target_compute": None if C is None else float(C)}
 
-
-def check_sensitivity_law(law: "Law") -> None:
-    if not law.params:
-        raise FitError(f"{law.name}: no parameters to refit")
