@@ -53,13 +53,21 @@ def test_cluster_bootstrap_fix_tie_weight_and_manifest(table, tmp_path):
 
 
 def test_sensitivity_json_is_exactly_the_contract(table):
-    out = json.loads(_run([str(table), "--sensitivity", "--target-compute", "1e22", "--json"]))
+    # The power law keeps this fast; chinchilla's table (a, tokens per parameter) is tested in
+    # tests/laws/test_sensitivity.py.
+    r = CliRunner().invoke(app, ["fit", "power", str(table), "--x", "N", "--y", "loss", "--sensitivity",
+                                 "--target-compute", "1e22", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
     assert set(out) == {"sensitivity", "target_compute"} and out["target_compute"] == 1e22
-    assert {r["axis"] for r in out["sensitivity"]} >= {"form", "objective", "init", "points", "range"}
-    for r in out["sensitivity"]:
-        assert set(r) == {"axis", "choice", "params", "a", "tokens_per_param", "loss_at_target"}
-    text = _run([str(table), "--sensitivity", "--target-compute", "1e22"])
-    assert "alpha = beta" in text and "spread of tokens_per_param" in text
+    assert {r["axis"] for r in out["sensitivity"]} == {"form", "objective", "init", "points", "range"}
+    for row in out["sensitivity"]:
+        assert list(row) == ["axis", "choice", "params", "a", "tokens_per_param", "loss_at_target"]
+        assert set(row["params"]) == {"L_inf", "x0", "alpha"} and row["a"] is None
+    r = CliRunner().invoke(app, ["fit", "power", str(table), "--x", "N", "--y", "loss", "--sensitivity"])
+    assert r.exit_code == 0, r.output
+    assert "log-Huber delta=0.0001" in r.output and "largest sizes only" in r.output
+    assert "alpha = beta" not in r.output  # one exponent: no tied form
 
 
 def test_bad_fix_and_ci_are_user_errors(table):
