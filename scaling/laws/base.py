@@ -28,6 +28,22 @@ class FitWarning(UserWarning):
     """A fit finished without meeting its convergence test."""
 
 
+def point_weights(df: pd.DataFrame, weight: str | np.ndarray | None, law: str) -> np.ndarray | None:
+    """Per-row weights from a column name or an array (finite, >= 0, not all 0), or None."""
+    if weight is None:
+        return None
+    if isinstance(weight, str):
+        check_columns(df, [weight], law)
+        w = numeric_column(df, weight, law, positive=False)
+    else:
+        w = np.asarray(weight, dtype=float).ravel()
+        if len(w) != len(df):
+            raise FitError(f"{law}: {len(w)} weights for {len(df)} rows; give one weight per row")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or not (w > 0).any():
+        raise FitError(f"{law}: weights must be finite and >= 0 with at least one > 0 (weight {weight!r})")
+    return w
+
+
 @dataclass(frozen=True)
 class Param:
     """A fitted parameter. Bounds are in the optimiser's space (log space when log=True)."""
@@ -78,6 +94,9 @@ class Law:
         max_iter: int = 1000,
         strict: bool = False,
         solver: Literal["auto", "varpro", "grid"] = "auto",
+        tied: dict[str, str] | None = None,
+        reduction: Literal["sum", "mean"] = "sum",
+        asymmetry: float = 10.0,
     ) -> None:
         self.loss = loss
         self.delta = delta
@@ -90,6 +109,9 @@ class Law:
         self.max_iter = max_iter
         self.strict = strict
         self.solver = solver
+        self.tied = tied  # {"beta": "alpha"}: beta is fitted equal to alpha
+        self.reduction = reduction  # objective summed or averaged over points
+        self.asymmetry = asymmetry  # loss="asymmetric": weight on over-predictions
 
     # ---- formula hooks (override log_pred or pred, and init_grid) ----
     def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
@@ -183,7 +205,7 @@ class Law:
     def get_params(self) -> dict[str, Any]:
         """Constructor options (JSON-ready), as scikit-learn's get_params."""
         keys = ["loss", "delta", "init", "scale", "n_bootstrap", "seed", "fixed", "constants", "max_iter", "strict",
-                "solver"]
+                "solver", "tied", "reduction", "asymmetry"]
         return {k: getattr(self, k) for k in keys}
 
     def clone(self, **overrides: Any) -> "Law":
@@ -261,11 +283,14 @@ class Law:
             raise FitError(f"{self.name} law is not fitted yet: call fit(df, x=..., y=...) first")
 
     # ---- fitting ----
-    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "Law":
+    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
+            weight: str | np.ndarray | None = None) -> "Law":
         """Fit from the whole start grid. With `holdout` (grammar in scaling.laws.validation, e.g.
         "largest:1", 0.2, "N>1e9") the law is fitted on the remaining rows and holdout_ reports the
-        relative error on the held-out ones."""
+        relative error on the held-out ones. `weight` (a column name or an array, one value >= 0 per
+        row) weights each point's term of the objective."""
         x = [x] if isinstance(x, str) else list(x)
+        w = point_weights(df, weight, self.name)
         if holdout is not None and str(holdout).lower() not in ("", "none"):
             check_columns(df, x + [y], self.name)
             mask, info = holdout_mask(df, holdout, x[0])
@@ -275,7 +300,7 @@ class Law:
                     f"holdout {holdout!r} leaves {(~mask).sum()} training point(s); the {self.name} law "
                     f"needs at least {n_free}: hold out fewer"
                 )
-            self.fit(df[~mask], x, y)
+            self.fit(df[~mask], x, y, weight=None if w is None else w[~mask])
             test = df[mask]
             self.holdout_ = holdout_report(self.predict(test), self._design(test, x, y)[1], info, int((~mask).sum()))
             return self
@@ -289,6 +314,13 @@ class Law:
         self.x_, self.y_ = x, y
         self._Fn = self.features(X)
         self._tn = self._target(yv)
+        if w is None:
+            self._w = None
+        else:
+            import torch
+
+            self._w = torch.tensor(w, dtype=torch.float64)
+        self.weight_ = weight if isinstance(weight, str) else (None if w is None else "array")
         self._fit_auto_delta() if isinstance(self.delta, str) else self._fit_tensors(float(self.delta))
         self.holdout_ = {}
         self.ci_ = {}
@@ -296,34 +328,141 @@ class Law:
             self.bootstrap(self.n_bootstrap, seed=self.seed)
         return self
 
-    def fit_and_check(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "Law":
+    def fit_and_check(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
+                      weight: str | np.ndarray | None = None) -> "Law":
         """Fit on all rows; with `holdout`, `holdout_` reports how a copy fitted without the
         held-out rows predicts them (the extrapolation check beside the reported parameters)."""
-        held = self.clone().fit(df, x, y, holdout=holdout) if holdout else None
-        self.fit(df, x, y)
+        held = self.clone().fit(df, x, y, holdout=holdout, weight=weight) if holdout else None
+        self.fit(df, x, y, weight=weight)
         self.holdout_ = held.holdout_ if held is not None else {}
         self.holdout_fit_ = held  # the fit that never saw the held-out rows: what a check figure draws
         return self
 
     def _n_free(self) -> int:
-        return len(self.params) - len(self.fixed or {})
+        tie = self._tie_matrix()
+        n = len(self.params) if tie is None else tie.shape[1]
+        return n - len({self._tie_root(k) for k in (self.fixed or {})})
+
+    # ---- tied parameters: the optimiser works on one coordinate per group of tied parameters ----
+    def _tie_root(self, name: str) -> str:
+        seen = {name}
+        while name in (self.tied or {}):
+            name = self.tied[name]
+            if name in seen:
+                raise FitError(f"{self.name}: tied parameters form a cycle through {name!r}")
+            seen.add(name)
+        return name
+
+    def _tie_matrix(self) -> np.ndarray | None:
+        """T [P, Q] with full theta = T @ free theta (None without ties)."""
+        if not self.tied:
+            return None
+        names = self.param_names
+        for k, v in self.tied.items():
+            for n in (k, v):
+                if n not in names:
+                    raise FitError(f"{self.name}: tied parameter {n!r} unknown; parameters are {names}")
+            if self.params[names.index(k)].log != self.params[names.index(v)].log:
+                raise FitError(f"{self.name}: cannot tie {k} to {v}: one is fitted on a log scale, the other not")
+        roots = [self._tie_root(n) for n in names]
+        groups = list(dict.fromkeys(roots))
+        T = np.zeros((len(names), len(groups)))
+        for i, r in enumerate(roots):
+            T[i, groups.index(r)] = 1.0
+        return T
+
+    def _to_free(self, theta: np.ndarray) -> np.ndarray:
+        """Full optimiser-space theta [..., P] -> free coordinates [..., Q] (first of each tied group)."""
+        T = self._tie_matrix()
+        return theta if T is None else theta[..., np.argmax(T, axis=0)]
+
+    def _from_free(self, th: np.ndarray) -> np.ndarray:
+        T = self._tie_matrix()
+        return th if T is None else th @ T.T
+
+    def _free_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.bounds()
+        T = self._tie_matrix()
+        if T is None:
+            return lo, hi
+        # A group's box is the intersection of its members' boxes.
+        big = np.where(T > 0, 1.0, np.nan)
+        return np.nanmax(big * lo[:, None], axis=0), np.nanmin(big * hi[:, None], axis=0)
+
+    def _objective(self, target: torch.Tensor | None = None, weights: torch.Tensor | None = None,
+                   group: torch.Tensor | None = None, forward_vjp=None, delta: float | None = None):
+        """The fit's objective on free coordinates: point weights, reduction and ties applied.
+        `weights[R, n]` with `group` (start -> row) are per-replicate weights (bootstrap counts)."""
+        import torch
+
+        from scaling.laws.objective import make_objective
+
+        target = self._t if target is None else target
+        w0 = getattr(self, "_w", None)
+        n = len(self._t)
+        scale = 1.0 / float(n if w0 is None else w0.sum()) if self.reduction == "mean" else 1.0
+        if self.reduction not in ("sum", "mean"):
+            raise FitError(f"{self.name}: reduction must be 'sum' or 'mean', got {self.reduction!r}")
+        if weights is None and (w0 is not None or scale != 1.0):
+            weights, group = (torch.ones(1, n, dtype=torch.float64) if w0 is None else w0[None]), "one"
+        if weights is not None:
+            weights = weights * (1.0 if w0 is None else w0) * scale
+        fv = forward_vjp or self.forward_vjp
+        delta = float(getattr(self, "delta_", 1e-3) if delta is None else delta)  # the delta the fit used (auto)
+        T = self._tie_matrix()
+        if T is not None:
+            Tt = torch.as_tensor(T, dtype=torch.float64)
+
+            def fv_free(th, F, _fv=fv):
+                out, vjp = _fv(th @ Tt.T, F)
+                return out, lambda c: vjp(c) @ Tt
+
+            fv = fv_free
+        if isinstance(group, str):  # one weight row shared by every start
+            fg_one = make_objective(fv, self._F, target, self.loss, delta, weights=weights,
+                                    group=None, asymmetry=self.asymmetry)
+
+            def fg(theta, idx):
+                return fg_one(theta, torch.zeros_like(idx))
+
+            return fg
+        return make_objective(fv, self._F, target, self.loss, delta, weights=weights, group=group,
+                              asymmetry=self.asymmetry)
 
     def _start_grid(self) -> np.ndarray:
-        if self.init not in self.inits:
-            raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}")
+        import torch
+
+        init, _, arg = str(self.init).partition(":")
+        lo, hi = self._free_bounds()
+        if init == "random":
+            # Uniform in the optimiser's box (finite bounds); a seeded sample of `arg` starts.
+            k = int(arg or 256)
+            return np.random.default_rng(self.seed).uniform(lo, hi, size=(k, len(lo)))
+        name = (arg or "default") if init == "best" else self.init
+        if name not in self.inits:
+            raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}, "
+                           "'random[:K]' or 'best[:GRID]'")
         grid = np.atleast_2d(self.init_grid(self._F.numpy(), self._t.numpy())).astype(float)
-        lo, hi = self.bounds()
-        return np.clip(grid, lo, hi)
+        grid = np.unique(np.clip(self._to_free(grid), lo, hi), axis=0) if self.tied else np.clip(grid, lo, hi)
+        if init == "best":
+            # Best-of-grid: one start, the grid point with the lowest objective.
+            with torch.no_grad():
+                f, _ = self._objective()(torch.as_tensor(grid), torch.arange(len(grid)))
+            grid = grid[[int(torch.argmin(torch.where(torch.isfinite(f), f, torch.inf)))]]
+        return grid
 
     def _uses_varpro(self) -> bool:
         supported = getattr(self, "vp_basis", None) is not None and self.np_pred_jac is not None
         if self.solver == "grid":
             return False
-        # Pinned parameters change which coefficients are free: the grid engine handles them.
-        ok = supported and not self.fixed and self.loss in ("huber", "mse")
+        # Pinned or tied parameters, point weights, a mean objective and the start options
+        # random/best change what is fitted or searched: the grid engine handles them.
+        ok = (supported and not self.fixed and not self.tied and getattr(self, "_w", None) is None
+              and self.reduction == "sum" and self.loss in ("huber", "mse") and self.init in self.inits)
         if self.solver == "varpro" and not ok:
-            raise FitError(f"{self.name}: solver='varpro' needs a law with a linear form (chinchilla, power, ...) "
-                           f"and no fixed parameters; use solver='grid'")
+            raise FitError(f"{self.name}: solver='varpro' needs a law with a linear form (chinchilla, power, ...), "
+                           f"no fixed or tied parameters, no weights and a summed huber or mse objective; "
+                           f"use solver='grid'")
         if self.solver not in ("auto", "varpro"):
             raise FitError(f"{self.name}: solver must be 'auto', 'varpro' or 'grid', got {self.solver!r}")
         return ok
@@ -341,8 +480,10 @@ class Law:
     def _fit_tensors(self, delta: float = 1e-3, warn: bool = True) -> None:
         lo, hi = self.bounds()
         self.delta_ = float(delta)
-        if self.init not in self.inits:
-            raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}")
+        if self.init not in self.inits and str(self.init).partition(":")[0] not in ("random", "best"):
+            raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}, "
+                           "'random[:K]' or 'best[:GRID]'")
+        self._screen = None  # per-start screening results (grid engine), for the fit manifest
         if self._uses_varpro():
             from scaling.laws.varpro import fit_varpro
 
@@ -351,14 +492,16 @@ class Law:
             status = res.status
         else:
             from scaling.laws.engine import STATUS, multistart
-            from scaling.laws.objective import make_objective
 
             theta0 = self._start_grid()
-            fg = make_objective(self.forward_vjp, self._F, self._t, self.loss, delta)
-            res = multistart(fg, theta0, lo, hi, max_iter=self.max_iter)
+            flo, fhi = self._free_bounds()
+            res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter)
+            self._screen, self._box, self._theta0 = res.screen, (flo, fhi), theta0
+            res.theta = self._from_free(res.theta)
             self.solver_ = "grid"
             status = STATUS[res.status]
-            if not res.converged and status == "linesearch" and self.np_pred_jac is not None:
+            plain = not self.tied and getattr(self, "_w", None) is None and self.reduction == "sum"
+            if not res.converged and status == "linesearch" and self.np_pred_jac is not None and plain:
                 # The engine's absolute gradient test rejects minima on the linear scale (large
                 # gradient terms, flat valleys); judge stationarity relative to the terms instead.
                 from scaling.laws.varpro import stationary_at
@@ -374,7 +517,8 @@ class Law:
         self.n_starts_best_ = int(res.n_starts_best)
         self.n_iter_ = int(res.n_iter)
         # Parameters pinned by a bound are worth knowing about (an unidentified term, E -> 0, ...).
-        free = [p.name not in (self.fixed or {}) for p in self.params]
+        pinned = {self._tie_root(k) for k in (self.fixed or {})}
+        free = [self._tie_root(p.name) not in pinned for p in self.params]
         self.at_bounds_ = [
             p.name for p, f, v, a, b in zip(self.params, free, self.theta_, lo, hi) if f and (v <= a or v >= b)
         ]
@@ -414,16 +558,28 @@ class Law:
         return 1.0 - float(np.sum((t - pred) ** 2) / np.sum((t - t.mean()) ** 2))
 
     def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3, ftol: float = 1e-10,
-                  method: str = "pairs") -> "Law":
+                  method: str = "pairs", cluster: np.ndarray | pd.Series | None = None) -> "Law":
         """Refit n resampled data sets (vectorised; `starts` per replicate: the best fit and jitters
-        around it; `ftol` relative stopping tolerance; `method` "pairs" or "residual", see
-        `scaling.laws.bootstrap.run_bootstrap`); fills ci_ (95%) and boot_params_."""
+        around it; `ftol` relative stopping tolerance; `method` "pairs" or "residual"; `cluster` one
+        label per fitted row to resample whole clusters, see `scaling.laws.bootstrap.run_bootstrap`);
+        fills ci_ (95%), boot_params_ and boot_n_excluded_ (replicates that did not converge)."""
         from scaling.laws.bootstrap import run_bootstrap
 
         self._check_fitted()
         if not hasattr(self, "_F"):
             raise FitError(f"{self.name}: bootstrap needs the training data; refit this law (loaded laws keep none)")
-        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol, method=method)
+        labels = None if cluster is None else np.asarray(cluster)
+        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol, method=method, cluster=labels)
+        return self
+
+    def profile(self, level: float = 0.95) -> "Law":
+        """Profile-likelihood intervals (see `scaling.laws.profile`): fills ci_ and profile_."""
+        from scaling.laws.profile import profile_intervals
+
+        self._check_fitted()
+        self.profile_ = profile_intervals(self, level)
+        self.ci_ = {k: (v["lo"], v["hi"]) for k, v in self.profile_.items()}
+        self.ci_method_ = "profile"
         return self
 
     def predict_interval(
@@ -440,6 +596,16 @@ class Law:
         from scaling.laws.bootstrap import leave_one_out
 
         return leave_one_out(self, df, group, x, y)
+
+    @classmethod
+    def with_params(cls, values: dict[str, float], x: list[str], y: str, **options: Any) -> "Law":
+        """A law set to published parameter values (no data), to predict or compare with."""
+        law = cls(**options)
+        law.x_, law.y_ = list(x), y
+        law.theta_ = law.to_theta(values)
+        law.params_ = {k: float(values[k]) for k in law.param_names}
+        law.ci_, law.holdout_ = {}, {}
+        return law
 
     # ---- persistence ----
     def to_json(self) -> dict[str, Any]:
@@ -465,6 +631,8 @@ class Law:
             "sigma": self.sigma_,
             "holdout": self.holdout_,
             "boot_theta": None if boot is None else boot.tolist(),
+            "bootstrap": getattr(self, "boot_info_", None),
+            "weight": getattr(self, "weight_", None),
         }
 
     @classmethod
@@ -480,6 +648,8 @@ class Law:
         law.ci_ = {k: tuple(v) for k, v in d.get("ci95", {}).items()}
         for k in ["objective", "converged", "n_points", "n_starts", "n_starts_best", "r2", "aic", "bic", "sigma", "holdout"]:
             setattr(law, k + "_", d[k])
+        if d.get("bootstrap") is not None:
+            law.boot_info_ = dict(d["bootstrap"])
         if d.get("boot_theta") is not None:
             law.boot_theta_ = np.array(d["boot_theta"], float)
             law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)

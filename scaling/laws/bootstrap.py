@@ -1,7 +1,10 @@
 """Uncertainty and validation around a fitted law: vectorised bootstrap, intervals, leave-one-out.
 
 The bootstrap resamples points with replacement; a resample is a vector of counts, so every
-replicate is the same objective with different per-point weights. All replicates × a few
+replicate is the same objective with different per-point weights. With `cluster` (one label per
+fitted row, e.g. the run id of each checkpoint) whole clusters are resampled, since the points of
+one run are correlated. Replicates whose best start did not converge are excluded from the
+intervals and counted (`boot_n_excluded_`, and `to_json()["bootstrap"]`). All replicates × a few
 starts (the best fit and small jitters around it) go through the batched optimiser at once.
 """
 
@@ -15,7 +18,6 @@ import torch
 
 from scaling.errors import FitError
 from scaling.laws.engine import EngineOptions, minimize_batched
-from scaling.laws.objective import make_objective
 
 if TYPE_CHECKING:
     from scaling.laws.base import Law
@@ -25,9 +27,21 @@ if TYPE_CHECKING:
 BOOT_FTOL = 1e-10
 
 
+def cluster_counts(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Counts [n, points]: each replicate draws as many clusters as there are, with replacement,
+    and every point counts as often as its cluster was drawn."""
+    _, inv = np.unique(np.asarray(labels), return_inverse=True)
+    k = int(inv.max()) + 1
+    if k < 2:
+        raise FitError("cluster bootstrap needs at least 2 clusters; the cluster column has one value")
+    drawn = rng.multinomial(k, np.full(k, 1.0 / k), size=n).astype(np.float64)  # [n, clusters]
+    return drawn[:, inv]
+
+
 def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float = 0.95, ftol: float = BOOT_FTOL,
-                  method: Literal["pairs", "residual"] = "pairs") -> None:
-    """Fill law.boot_theta_ [n, P], boot_params_ (DataFrame), ci_ and boot_converged_.
+                  method: Literal["pairs", "residual"] = "pairs", cluster: np.ndarray | None = None) -> None:
+    """Fill law.boot_theta_ [kept, P], boot_params_ (DataFrame), ci_, boot_converged_ (fraction of
+    replicates that converged), boot_n_excluded_ and boot_info_.
 
     "pairs" resamples points (robust to a wrong functional form, but with few points many
     resamples cannot pin every parameter down); "residual" keeps the design and adds resampled,
@@ -41,7 +55,14 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
     rng = np.random.default_rng(seed)
     n_pts = law.n_points_
     target = law._t
-    if method == "pairs":
+    if cluster is not None:
+        cluster = np.asarray(cluster)
+        if len(cluster) != n_pts:
+            raise FitError(f"{law.name}: {len(cluster)} cluster labels for {n_pts} fitted points")
+        if method != "pairs":
+            raise FitError("cluster bootstrap resamples clusters of points: use method='pairs'")
+        counts = cluster_counts(cluster, n, rng)
+    elif method == "pairs":
         counts = rng.multinomial(n_pts, np.full(n_pts, 1.0 / n_pts), size=n).astype(np.float64)
     else:
         counts = np.ones((n, n_pts))
@@ -49,21 +70,30 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
         resid = (target - fitted).numpy()
         resid = (resid - resid.mean()) * np.sqrt(n_pts / max(n_pts - law._n_free(), 1))
         target = fitted[None] + torch.as_tensor(rng.choice(resid, size=(n, n_pts), replace=True))
-    lo, hi = law.bounds()
+    lo, hi = law._free_bounds()
     k = max(int(starts), 1)
-    base = np.repeat(law.theta_[None], n * k, axis=0)
+    base = np.repeat(law._to_free(law.theta_)[None], n * k, axis=0)
     # Jitter every start but the first of each replicate, so each has the exact best fit too.
     jitter = rng.normal(0.0, 0.05, size=base.shape) * (np.abs(base) + 0.1)
     jitter[::k] = 0.0
     x0 = np.clip(base + jitter, lo, hi)
     group = torch.arange(n).repeat_interleave(k)
-    fg = make_objective(law.forward_vjp, law._F, target, law.loss, getattr(law, "delta_", law.delta), weights=torch.as_tensor(counts), group=group)
+    fg = law._objective(target=target, weights=torch.as_tensor(counts), group=group)
     res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter, ftol=ftol))
     fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n, k)
     best = np.argmin(fun, axis=1)
     rows = np.arange(n) * k + best
-    law.boot_theta_ = res.theta[rows]
-    law.boot_converged_ = float(np.mean(res.converged[rows]))
+    ok = res.converged[rows] & np.isfinite(fun[np.arange(n), best])
+    if ok.sum() < 2:
+        raise FitError(f"{law.name}: only {int(ok.sum())} of {n} bootstrap replicates converged; raise max_iter "
+                       "or check the fit")
+    # Non-converged replicates would put optimiser noise into the intervals: drop and count them.
+    law.boot_theta_ = law._from_free(res.theta[rows][ok])
+    law.boot_converged_ = float(np.mean(ok))
+    law.boot_n_excluded_ = int(n - ok.sum())
+    law.boot_info_ = {"n": int(n), "n_excluded": law.boot_n_excluded_, "method": method, "seed": int(seed),
+                      "clustered": cluster is not None,
+                      "n_clusters": None if cluster is None else int(len(np.unique(cluster)))}
     law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
     law.boot_method_ = method
     q = [(1 - level) / 2, (1 + level) / 2]

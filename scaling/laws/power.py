@@ -72,3 +72,28 @@ class PowerLaw(Law):
             lx0 = lx[i] + np.log(gap) / al + off
             grid.append((np.log(l_inf), lx0, al))
         return np.array(grid, dtype=float)
+
+
+@register_law
+class PowerLawNoConst(Law):
+    """L(x) = (x0/x)^alpha, a pure power law without an irreducible term; one x column.
+
+    Linear in log space (log L = alpha log x0 - alpha log x), so with loss="mse" it is least
+    squares on the log-log line."""
+
+    name = "power_noconst"
+    params = (
+        Param("x0", -200.0, 300.0, log=True),
+        Param("alpha", 1e-4, 5.0),
+    )
+    n_inputs = 1
+
+    def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        lx0, al = theta.T
+        return al[:, None] * (lx0[:, None] - F[:, 0])
+
+    def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # Through the median point for each exponent.
+        lx = F[:, 0]
+        i = int(np.argsort(lx)[len(lx) // 2])
+        return np.array([(lx[i] + t[i] / al, al) for al in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)], dtype=float)

@@ -1,0 +1,77 @@
+"""`scaling fit` with --ci profile, --cluster, --weight, --fix/--tie, --sensitivity, --save manifest."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scaling.cli import app
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, N in enumerate(np.geomspace(1e7, 3e9, 8)):
+        for step in (1, 2, 3):
+            D = N * 6.0 * step
+            rows.append({"run_id": f"r{i}", "N": N, "D": D, "w": 1.0 + step,
+                         "loss": (1.7 + 400 / N**0.34 + 410 / D**0.28) * np.exp(rng.normal(0, 0.003))})
+    path = tmp_path_factory.mktemp("t") / "runs.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _run(args):
+    r = CliRunner().invoke(app, ["fit", "chinchilla", *args, "--x", "N", "--x", "D", "--y", "loss"])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_profile_ci_and_allocation_in_json(table):
+    out = json.loads(_run([str(table), "--ci", "profile", "--target-compute", "1e22", "--json"]))
+    assert out["ci_method"] == "profile"
+    for k, (lo, hi) in out["ci95"].items():
+        assert lo < out["params"][k] < hi
+    a = out["allocation_ci95"]
+    assert a["C"] == 1e22 and a["N_opt"]["lo"] < a["N_opt"]["value"] < a["N_opt"]["hi"]
+    assert out["warnings"] == []
+
+
+def test_cluster_bootstrap_fix_tie_weight_and_manifest(table, tmp_path):
+    save = tmp_path / "fit.json"
+    out = json.loads(_run([str(table), "--bootstrap", "40", "--cluster", "run_id", "--fix", "E=1.7", "--tie",
+                           "beta=alpha", "--weight", "w", "--save", str(save), "--json"]))
+    assert out["params"]["E"] == 1.7 and out["params"]["alpha"] == out["params"]["beta"]
+    assert out["bootstrap"]["clustered"] and out["bootstrap"]["n_clusters"] == 8
+    assert out["bootstrap"]["n"] == 40 and out["bootstrap"]["n_excluded"] >= 0
+    m = json.loads((tmp_path / "fit.manifest.json").read_text())
+    assert m["objective"]["weight"] == "w" and m["form"]["tied"] == {"beta": "alpha"}
+    assert m["uncertainty"]["bootstrap"]["clustered"] and m["source"] == str(table)
+
+
+def test_sensitivity_json_is_exactly_the_contract(table):
+    # The power law keeps this fast; chinchilla's table (a, tokens per parameter) is tested in
+    # tests/laws/test_sensitivity.py.
+    r = CliRunner().invoke(app, ["fit", "power", str(table), "--x", "N", "--y", "loss", "--sensitivity",
+                                 "--target-compute", "1e22", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert set(out) == {"sensitivity", "target_compute"} and out["target_compute"] == 1e22
+    assert {r["axis"] for r in out["sensitivity"]} == {"form", "objective", "init", "points", "range"}
+    for row in out["sensitivity"]:
+        assert list(row) == ["axis", "choice", "params", "a", "tokens_per_param", "loss_at_target"]
+        assert set(row["params"]) == {"L_inf", "x0", "alpha"} and row["a"] is None
+    r = CliRunner().invoke(app, ["fit", "power", str(table), "--x", "N", "--y", "loss", "--sensitivity"])
+    assert r.exit_code == 0, r.output
+    assert "log-Huber delta=0.0001" in r.output and "largest sizes only" in r.output
+    assert "alpha = beta" not in r.output  # one exponent: no tied form
+
+
+def test_bad_fix_and_ci_are_user_errors(table):
+    r = CliRunner().invoke(app, ["fit", "chinchilla", str(table), "--x", "N", "--x", "D", "--y", "loss", "--fix", "E"])
+    assert r.exit_code != 0 and "NAME=VALUE" in str(r.output) + str(r.exception)
+    r = CliRunner().invoke(app, ["fit", "chinchilla", str(table), "--x", "N", "--x", "D", "--y", "loss", "--ci", "wald"])
+    assert r.exit_code != 0 and "--ci" in str(r.output) + str(r.exception)
