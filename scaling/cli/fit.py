@@ -270,7 +270,7 @@ class _FitGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx, formatter) -> None:  # noqa: ANN001
-        formatter.write_usage("scaling fit", "[LAW | isoflop | frontier | compare] DATA [OPTIONS]")
+        formatter.write_usage("scaling fit", "[LAW | isoflop | frontier | compare | select] DATA [OPTIONS]")
 
 
 fit_app = typer.Typer(cls=_FitGroup, help=(
@@ -334,6 +334,60 @@ def frontier(
         return
     console.print(f"[bold]frontier (Approach 1)[/bold]: {len(fr.winners_)} winning runs; N_opt = {fr.coef_:.4g} · C^"
                   f"{fr.exponent_:.4f}" + (f" (95% CI {ci[0]:.4f}–{ci[1]:.4f})" if ci else ""))
+
+
+@fit_app.command("select")
+def select(
+    data: Data,
+    variant: Annotated[str, typer.Option("--variant", help="Column naming each run's selection (method and keep share).")],
+    baseline: Annotated[str, typer.Option("--baseline", help="Its value for the unfiltered data (m = 1).")],
+    x: X, y: Y,
+    unique_tokens: Annotated[Optional[str], typer.Option(help="Column of unique tokens per run (repetition: "
+                                                              "effective data as Muennighoff et al.).")] = None,
+    cell: Annotated[Optional[list[str]], typer.Option("--cell", help="Columns of a (size, seed) cell for the paired "
+                                                                     "bootstrap (default: the first x, and seed if present).")] = None,
+    compute: Annotated[Optional[str], typer.Option(help="Budgets (FLOPs, comma-separated) for CM(C); default 1x to "
+                                                        "1000x the largest run's 6ND.")] = None,
+    bootstrap: Bootstrap = 0, seed: Seed = 0, where: Where = None, derive: Derive = None, as_json: AsJson = False,
+) -> None:
+    """Data selection: L_v(N, D) = E_v + A/N^alpha + B/(m_v D')^beta jointly over variants; each
+    variant's data multiplier m and compute multiplier CM(C) against the baseline, with paired
+    (size, seed) cell-bootstrap intervals and P(CM < 1)."""
+    from scaling.errors import DataError
+    from scaling.laws.cli_support import fit_result_json, load_table
+    from scaling.laws.select import SelectLaw, cell_bootstrap, multiplier_summary
+
+    df = load_table(data, where, derive)
+    law = SelectLaw(variant=variant, baseline=baseline, unique_tokens=unique_tokens, seed=seed).fit(df, x=x, y=y)
+    cells = list(cell or [x[0]] + (["seed"] if "seed" in df.columns else []))
+    if bootstrap:
+        cell_bootstrap(law, df, cells, n=bootstrap, seed=seed)
+    if compute:
+        try:
+            budgets = [float(v) for v in compute.split(",") if v.strip()]
+        except ValueError:
+            raise DataError(f"--compute must be comma-separated FLOPs, got {compute!r}") from None
+    else:
+        top = float((6.0 * df[x[0]].astype(float) * df[x[1]].astype(float)).max())
+        budgets = list(np.geomspace(top, 1000 * top, 4))
+    unique = None
+    if unique_tokens:
+        unique = {str(v): float(g[unique_tokens].max()) for v, g in df.groupby(df[variant].astype(str))}
+    res = {**fit_result_json(law), **multiplier_summary(law, budgets, unique=unique), "variants": law.variants_,
+           "baseline": str(baseline), "cells": cells, "n_boot_excluded": int(getattr(law, "boot_excluded_", 0))}
+    if as_json:
+        typer.echo(json.dumps(res, default=float))
+        return
+    _print_fit(res, title="select (joint over variants)")
+    t = Table(title="compute multiplier CM(C) against the baseline")
+    for c in ("variant", "m", "m 95%", "C", "CM", "CM 95%", "P(CM<1)"):
+        t.add_column(c, justify="right")
+    for v, rows in res["cm"].items():
+        m = res["multiplier"][v]
+        for r in rows:
+            t.add_row(v, f"{m['m']:.3g}", f"[{m['ci95'][0]:.3g}, {m['ci95'][1]:.3g}]", f"{r['compute']:.3g}",
+                      f"{r['cm']:.3g}", f"[{r['ci95'][0]:.3g}, {r['ci95'][1]:.3g}]", f"{r['p_below_1']:.2f}")
+    console.print(t)
 
 
 @fit_app.command("compare")

@@ -104,3 +104,29 @@ def test_bad_input_names_the_column():
         get_law("select", variant="variant", baseline="none").fit(df, x=["N", "D"], y="loss")
     with pytest.raises(DataError, match="variant column 'method' not found"):
         get_law("select", variant="method", baseline="base").fit(df, x=["N", "D"], y="loss")
+
+
+def test_cli_json_contract(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from scaling.cli import app
+
+    df = make_runs(noise=0.003, seed=5)
+    df.to_csv(tmp_path / "sel.csv", index=False)
+    r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "sel.csv"), "--variant", "variant", "--baseline",
+                                 "base", "--x", "N", "--x", "D", "--y", "loss", "--cell", "N", "--cell", "tpp",
+                                 "--bootstrap", "40", "--compute", "1e20,1e22", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["law"] == "select" and {"E_base", "m_oracle", "m_dsir", "alpha"} <= set(out["params"])
+    assert set(out["multiplier"]) == {"oracle", "dsir"}
+    m = out["multiplier"]["oracle"]
+    assert m["ci95"][0] < 2.0 < m["ci95"][1]
+    rows = out["cm"]["oracle"]
+    assert [row["compute"] for row in rows] == [1e20, 1e22]
+    assert set(rows[0]) == {"compute", "cm", "ci95", "p_below_1"}
+    r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "sel.csv"), "--variant", "variant", "--baseline",
+                                 "nope", "--x", "N", "--x", "D", "--y", "loss"])
+    assert r.exit_code != 0 and "baseline 'nope'" in str(r.exception)
