@@ -35,13 +35,14 @@ class EncDecLaw(Law):
     )
     n_inputs = 2
 
-    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "EncDecLaw":
+    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
+            weight: str | np.ndarray | None = None) -> "EncDecLaw":
         const = self.const
         if "Ne0" not in const or "Nd0" not in const:
             X, _ = self._design(df, [x] if isinstance(x, str) else list(x), None)
             ref = np.exp(np.log(X).mean(axis=0))  # geometric means of Ne and Nd
             self.constants = {"Ne0": float(ref[0]), "Nd0": float(ref[1]), **(self.constants or {})}
-        super().fit(df, x, y, holdout)
+        super().fit(df, x, y, holdout, weight=weight)
         self.reference_ = {"Ne0": self.const["Ne0"], "Nd0": self.const["Nd0"]}
         return self
 

@@ -89,9 +89,10 @@ class SelectLaw(Law):
                             f"(values: {', '.join(values)}); set --baseline to the unfiltered variant")
         return [base] + sorted(v for v in values if v != base)
 
-    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "SelectLaw":
+    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
+            weight: str | np.ndarray | None = None) -> "SelectLaw":
         self.variants_ = self._variants_from(df)
-        super().fit(df, x, y, holdout=holdout)
+        super().fit(df, x, y, holdout=holdout, weight=weight)
         self.multiplier_ = {v: (1.0 if i == 0 else self.params_[f"m_{v}"]) for i, v in enumerate(self.variants_)}
         return self
 

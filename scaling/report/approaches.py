@@ -7,12 +7,11 @@ the numbers come from `scaling.laws.agreement.approach_agreement`.
 
 from __future__ import annotations
 
-import html
 
 import pandas as pd
 
 from scaling.errors import ScalingError
-from scaling.report.render import Section, table_html
+from scaling.report.render import Section, Table, join
 
 VERDICT = {True: "agree (95% intervals overlap)", False: "disagree (95% intervals do not overlap)",
            None: "cannot be judged (fewer than two approaches with intervals)"}
@@ -47,6 +46,6 @@ def approaches_sections(runs: pd.DataFrame, n: str, d: str, y: str, budget: str 
         return [Section("Chinchilla approaches", text="not available: " + "; ".join(ag["skipped"].values()))]
     text = (f"Compute-optimal allocation by each approach the data allow. Exponent a: {VERDICT[ag['agree']['a']]}; "
             f"tokens per parameter: {VERDICT[ag['agree']['tokens_per_param']]}.")
-    skipped = "".join(f"<li>approach {html.escape(k)}: {html.escape(v)}</li>" for k, v in ag["skipped"].items())
-    tables = [table_html(agreement_table(ag))] + ([f"<ul>{skipped}</ul>"] if skipped else [])
-    return [Section("Chinchilla approaches", text=text, tables=tables, fit=ag)]
+    skipped = [f"approach {k} not shown: {v}" for k, v in ag["skipped"].items()]
+    return [Section("Chinchilla approaches", text=join([text, *skipped]),
+                    tables=[Table(agreement_table(ag), caption="Approaches 1-3 side by side")], fit=ag)]

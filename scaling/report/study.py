@@ -117,13 +117,44 @@ def chinchilla_section(fit: LawFit, runs: pd.DataFrame) -> Section:
                           float(d_opt / n_opt), ci, None, f"N_opt = {sci(float(n_opt))}, D_opt = {sci(float(d_opt))}", 3))
     figs = figures(fit, ax_x=SIZE)
     figs.append((f"Iso-loss contours of L(N, D) over {COMPUTE_CONVENTION}; red: compute-optimal N", plot_isoloss(law, fit.data)))
-    return Section(fit.title, text=join(text), tables=[params_table(law)], figures=figs, fit=fit, answers=answers,
+    tables = [params_table(law)]
+    if getattr(law, "boot_params_", None) is not None:
+        from scaling.plots.allocation import plot_allocation
+
+        figs.append(("N_opt and D/N against compute with the bootstrap's 95% band (dashed: beyond the largest run)",
+                     plot_allocation(law, float(np.nanmin(c)), 100 * c_max, data_max_compute=c_max)))
+    tables.append(sensitivity_table(law, fit, 100 * c_max))
+    return Section(fit.title, text=join(text), tables=tables, figures=figs, fit=fit, answers=answers,
                    warnings=fit_warnings(law))
+
+
+def sensitivity_table(law, fit: LawFit, target: float) -> Table:
+    """The (Mis)Fitting checklist beside the main fit: the same data refitted under each fitting choice."""
+    from scaling.laws.sensitivity import sensitivity, spread
+
+    table = sensitivity(law, fit.data, list(law.x_), law.y_, target_compute=target)
+    rows = pd.DataFrame({"axis": table["axis"], "choice": table["choice"],
+                         "a = beta/(alpha+beta)": table["a"], "tokens/param at C": table["tokens_per_param"],
+                         "loss at C": table["loss_at_target"],
+                         "params / error": [e or ", ".join(f"{k}={v:.4g}" for k, v in (p or {}).items())
+                                            for p, e in zip(table["params"], table["error"])]})
+    spreads = "; ".join(f"{k} {v['min']:.3g}–{v['max']:.3g}" for k, v in spread(table).items())
+    return Table(rows, caption=f"Sensitivity to fitting choices at C = {sci(target)} FLOPs (spread: {spreads})")
 
 
 def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
     sections = [law_section(f) for f in size_fits(runs, opts)]
-    sections += [chinchilla_section(f, runs) for f in budget_fits(runs, opts)]
+    chinchilla = budget_fits(runs, opts)
+    sections += [chinchilla_section(f, runs) for f in chinchilla]
+    if chinchilla:  # Approaches 1-3 side by side where the study varies the token budget
+        from scaling.report.approaches import approaches_sections
+
+        f = chinchilla[0]
+        budget = "train.flops" if "train.flops" in runs.columns and runs["train.flops"].notna().any() else None
+        c_max = float(np.nanmax(6.0 * f.data[SIZE].astype(float) * f.data[TOKENS].astype(float)))
+        sections += approaches_sections(runs[runs.status == "done"] if "status" in runs else runs, SIZE, TOKENS,
+                                        f"loss_{f.eval_set}", budget=budget, target_compute=100 * c_max,
+                                        n_bootstrap=opts.bootstrap, seed=opts.seed)
     curves = store.curves()
     if not curves.empty:
         sections.append(Section("Learning curves", figures=[

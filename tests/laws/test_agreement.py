@@ -40,6 +40,6 @@ def test_report_section():
 
     df = _isoflop_surface()
     (sec,) = approaches_sections(df, n="N", d="D", y="loss", budget="C", n_bootstrap=30)
-    assert sec.title == "Chinchilla approaches" and "IsoFLOP profiles" in sec.tables[0]
+    assert sec.title == "Chinchilla approaches" and "IsoFLOP profiles" in sec.tables[0].__html__()
     assert "agree" in sec.text
     assert approaches_sections(df, n="params", d="D", y="loss") == []
