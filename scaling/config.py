@@ -35,7 +35,9 @@ class DataSection:
     """Source kind, see `scaling.data.build_source` (or `build_pair_source` for encdec)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Options of the source; unknown options are rejected by the source."""
-    tokenizer: Literal["byte", "bpe"] = "byte"
+    tokenizer: str = "byte"
+    """`byte`, `bpe` (trained on the source's training split) or the path of a local tokenizer.json
+    (GPT-2, Llama, ...; nothing is downloaded)."""
     eval_tokens: int = 65536
     """Tokens (LM) or pairs (encdec) in each eval set."""
     seed: int = 0
