@@ -22,11 +22,21 @@ capacity signal an encoder/decoder size study needs. The symbols of a target wor
 (p(c1|x,..) · p(c2|c1,x,..) = lexicon(s_t)[y_t]), so each pair's total log-loss is that of its
 words and the per-token Bayes loss divides it by k·L + 1 tokens instead of L + 1.
 
-Token layout (k = 1: vocab_size = n_words + 3, a token per word; k >= 2: n_symbols + 3, a
-token per symbol): 0 pad, 1 bos, 2 eos, 3 + word (or symbol). src = x + [eos] + pads;
-tgt_in = [bos] + y + pads; tgt_out = y + [eos] + (-100)s; all of length k·max_len + 1.
+Agreement markers (`agreement_classes` = S >= 2): every source word has a class in {0..S-1}
+(a random per-word table), and each target word is followed by a marker token giving the class
+of the source word *before* the one it translates (after it, for a sentence's first word; 0 in a
+one-word sentence). The marker is a deterministic function of the source, so it costs 0 nats at
+the Bayes loss, but a model that has not learnt a word's class pays up to log S for it. The
+natural place for that table is the encoder (self-attention to the neighbour, then an MLP
+lookup), so the encoder has capacity to spend, as the decoder does on the lexicon. The word
+world (lexicon, order, codes) is the same with or without markers.
 
-Eval sets; each `bayes_loss` is the mean over its target tokens (EOS included) of
+Token layout (k = 1: vocab_size = n_words + 3, a token per word; k >= 2: n_symbols + 3, a
+token per symbol; markers add S tokens after those): 0 pad, 1 bos, 2 eos, 3 + word (or symbol).
+src = x + [eos] + pads; tgt_in = [bos] + y + pads; tgt_out = y + [eos] + (-100)s, where y has
+k tokens per word, k + 1 with markers; lengths k·max_len + 1 (source), (k [+ 1])·max_len + 1.
+
+Eval sets; each `bayes_loss` is the mean over its target tokens (EOS and markers included) of
 -log p(y_t | x, y_<t) under the *training* channel, i.e. the loss of a perfectly trained model:
   * "src_original": sources from the source-language generator, targets through the channel
     (the training distribution; `bayes_loss_expected` is its expectation).
