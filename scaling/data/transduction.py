@@ -22,11 +22,26 @@ capacity signal an encoder/decoder size study needs. The symbols of a target wor
 (p(c1|x,..) · p(c2|c1,x,..) = lexicon(s_t)[y_t]), so each pair's total log-loss is that of its
 words and the per-token Bayes loss divides it by k·L + 1 tokens instead of L + 1.
 
-Token layout (k = 1: vocab_size = n_words + 3, a token per word; k >= 2: n_symbols + 3, a
-token per symbol): 0 pad, 1 bos, 2 eos, 3 + word (or symbol). src = x + [eos] + pads;
-tgt_in = [bos] + y + pads; tgt_out = y + [eos] + (-100)s; all of length k·max_len + 1.
+Agreement markers (`agreement_classes` = S >= 2): every source word has a class in {0..S-1}
+(a random per-word table), and each target word is followed by a marker token giving the class
+of the source word *before* the one it translates (after it, for a sentence's first word; 0 in a
+one-word sentence). The marker is a deterministic function of the source, so it costs 0 nats at
+the Bayes loss, but a model that has not learnt a word's class pays up to log S for it. The
+natural place for that table is the encoder (self-attention to the neighbour, then an MLP
+lookup), so the encoder has capacity to spend, as the decoder does on the lexicon. The word
+world (lexicon, order, codes) is the same with or without markers. Measured (S = 4 on the
+runs/encdec-synthetic.toml world, 1 layer per side, batch 128, AdamW 1e-2, 2,000 steps; Bayes
+0.152): (encoder, decoder) width 16/16 0.827, 64/16 0.961, 16/64 0.491, 64/64 0.521; marker nll
+0.475 / 0.548 / 0.288 / 0.296: at one learning rate a wider encoder does not help. With the
+encoder's lr scaled by 16/width (EncDecConfig.enc_lr_width = 16) it does: 600 steps, decoder 64,
+encoder 16 / 32 / 48 / 64: 0.713 / 0.614 / 0.561 / 0.578 (runs/encdec-synthetic.toml's grid).
 
-Eval sets; each `bayes_loss` is the mean over its target tokens (EOS included) of
+Token layout (k = 1: vocab_size = n_words + 3, a token per word; k >= 2: n_symbols + 3, a
+token per symbol; markers add S tokens after those): 0 pad, 1 bos, 2 eos, 3 + word (or symbol).
+src = x + [eos] + pads; tgt_in = [bos] + y + pads; tgt_out = y + [eos] + (-100)s, where y has
+k tokens per word, k + 1 with markers; lengths k·max_len + 1 (source), (k [+ 1])·max_len + 1.
+
+Eval sets; each `bayes_loss` is the mean over its target tokens (EOS and markers included) of
 -log p(y_t | x, y_<t) under the *training* channel, i.e. the loss of a perfectly trained model:
   * "src_original": sources from the source-language generator, targets through the channel
     (the training distribution; `bayes_loss_expected` is its expectation).
@@ -85,6 +100,7 @@ class TransductionSource(PairSourceBase):
         "target_zipf_exponent": 1.0,
         "symbols_per_word": 1,
         "n_symbols": 0,
+        "agreement_classes": 0,
     }
     EVAL_NAMES: ClassVar[tuple[str, ...]] = ("src_original", "tgt_original", "src_uniform")
 
@@ -113,15 +129,23 @@ class TransductionSource(PairSourceBase):
             raise SpecError(f"transduction: `n_symbols` must be >= 2 with `symbols_per_word` >= 2, got {n_sym}")
         if k_sym > 1 and W > n_sym**k_sym:
             raise SpecError(f"transduction: `n_words` must be <= n_symbols**symbols_per_word = {n_sym**k_sym}, got {W}")
+        n_agree = o["agreement_classes"]
+        if n_agree == 1 or n_agree < 0:
+            raise SpecError(f"transduction: `agreement_classes` must be 0 (off) or >= 2, got {n_agree}")
         self.options, self.seed, self.name = o, int(seed), name
+        self.agreement_classes = n_agree
         self.n_words, self.min_len, self.max_len = W, o["min_len"], o["max_len"]
         self.symbols_per_word = k_sym
         n_tokens = W if k_sym == 1 else n_sym
-        self.vocab_size, self.pad_id, self.bos_id, self.eos_id = n_tokens + OFFSET, PAD, BOS, EOS
-        self.max_src_len = self.max_tgt_len = k_sym * self.max_len + 1
+        self.marker_offset = OFFSET + n_tokens  # agreement marker c is token marker_offset + c
+        self.vocab_size, self.pad_id, self.bos_id, self.eos_id = n_tokens + n_agree + OFFSET, PAD, BOS, EOS
+        self.tokens_per_word = k_sym + (1 if n_agree else 0)  # target tokens per word
+        self.max_src_len = k_sym * self.max_len + 1
+        self.max_tgt_len = self.tokens_per_word * self.max_len + 1
 
         # Word-level options only, so the word-token world (symbols_per_word = 1) keeps its seed.
-        word_opts = sorted((k, v) for k, v in o.items() if k not in ("symbols_per_word", "n_symbols"))
+        word_opts = sorted((k, v) for k, v in o.items()
+                           if k not in ("symbols_per_word", "n_symbols", "agreement_classes"))
         rng = np.random.default_rng(stream_key("transduction/world", self.seed, *word_opts))
         main = rng.permutation(W)
         n_alt = rng.integers(0, K + 1, W)
@@ -151,6 +175,13 @@ class TransductionSource(PairSourceBase):
             self.modifier = (crng.random(n_sym) < o["modifier_frac"])[self.src_code[:, 0]]
         else:
             self.src_code = self.tgt_code = np.arange(W)[:, None]
+        if n_agree:
+            # A per-word table (not a symbol rule): knowing the class of a source word is
+            # memorisation, which source-side self-attention plus the encoder's MLP can hold.
+            arng = np.random.default_rng(stream_key("transduction/agreement", self.seed, n_agree, *word_opts))
+            self.agree_class = arng.integers(0, n_agree, W)
+        else:
+            self.agree_class = np.zeros(W, dtype=np.int64)
         self.src_cdf = _zipf_cdf(np.arange(W), o["zipf_exponent"])
         self.tgt_cdf_words = rng.permutation(W)  # target word at each target-side Zipf rank
         self.tgt_cdf = _zipf_cdf(np.arange(W), o["target_zipf_exponent"])
@@ -166,23 +197,34 @@ class TransductionSource(PairSourceBase):
         mean_len = (self.min_len + self.max_len) / 2
         # Token-averaged expectation: E[sum of word entropies] / E[tokens incl. EOS]. The symbols of
         # a target word telescope: their conditional log-probabilities sum to the word's.
-        self.bayes_loss_expected = float(mean_len * (p_src @ self.entropy) / (k_sym * mean_len + 1))
+        self.bayes_loss_expected = float(mean_len * (p_src @ self.entropy) / (self.tokens_per_word * mean_len + 1))
 
     # ------------------------------------------------------------ the channel
 
-    def reorder(self, words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """R: swap each position pair (2i, 2i+1) inside the sentence whose words differ in class."""
+    def reorder(self, words: np.ndarray, lengths: np.ndarray, carry: np.ndarray | None = None):
+        """R: swap each position pair (2i, 2i+1) inside the sentence whose words differ in class.
+        With `carry` (an array shaped like `words`), also return it permuted the same way."""
+        swap = self._swaps(words, lengths)
+        out = _apply_swaps(words, swap)
+        return out if carry is None else (out, _apply_swaps(carry, swap))
+
+    def _swaps(self, words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         n, M = words.shape
         Me = M + (M % 2)
         a = np.full((n, Me), -1, dtype=np.int64)
         a[:, :M] = words
         left, right = a[:, 0::2], a[:, 1::2]
         inside = (2 * np.arange(Me // 2) + 1)[None, :] < lengths[:, None]
-        swap = inside & (self.modifier[np.maximum(left, 0)] != self.modifier[np.maximum(right, 0)])
-        out = a.copy()
-        out[:, 0::2] = np.where(swap, right, left)
-        out[:, 1::2] = np.where(swap, left, right)
-        return out[:, :M]
+        return inside & (self.modifier[np.maximum(left, 0)] != self.modifier[np.maximum(right, 0)])
+
+    def agreement(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Agreement class of each source position (source order): the class of the preceding
+        source word, and of the following one for the first word (0 for one-word sentences)."""
+        cls = self.agree_class[np.maximum(x, 0)]
+        out = np.zeros_like(cls)
+        out[:, 1:] = cls[:, :-1]
+        out[:, 0] = np.where(lengths > 1, cls[:, 1] if x.shape[1] > 1 else 0, 0)
+        return np.where(x >= 0, out, -1)
 
     def lexicon_logprob(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:
         """log p(target word y | source word s), elementwise (-inf where impossible)."""
@@ -205,7 +247,7 @@ class TransductionSource(PairSourceBase):
             else:
                 x = np.minimum((u1 * self.n_words).astype(np.int64), self.n_words - 1)
             x = np.where(inside, x, -1)
-            s = self.reorder(x, lengths)
+            s, a = self.reorder(x, lengths, self.agreement(x, lengths))
             sc = np.maximum(s, 0)
             j = np.minimum((u2[..., None] >= self.cum[sc]).sum(-1), self.cand.shape[1] - 1)
             y = self.cand[sc, j]
@@ -216,31 +258,36 @@ class TransductionSource(PairSourceBase):
             pick = np.minimum((u2 * self.pre_count[y]).astype(np.int64), self.pre_count[y] - 1)
             s = np.where(inside, self.pre_words[self.pre_start[y] + pick], -1)
             x = self.reorder(s, lengths)  # R is an involution, so R(x) = s
+            _, a = self.reorder(x, lengths, self.agreement(x, lengths))
             logp = self.lexicon_logprob(np.maximum(s, 0), y)
         else:
             raise SpecError(f"transduction: unknown origin `{origin}`; expected one of {', '.join(self.EVAL_NAMES)}")
         y = np.where(inside, y, -1)
         logp = np.where(inside, logp, 0.0)
-        return {"x": x, "y": y, "lengths": lengths, "logp": logp}
+        return {"x": x, "y": y, "lengths": lengths, "logp": logp, "agree": np.where(inside, a, -1)}
 
     def to_tensors(self, pairs: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y, lengths = pairs["x"], pairs["y"], pairs["lengths"]
         k = self.symbols_per_word
-        if k > 1:  # words -> their symbol codes, sentence by sentence
-            x = np.where(x[..., None] >= 0, self.src_code[np.maximum(x, 0)], -1).reshape(len(x), -1)
-            y = np.where(y[..., None] >= 0, self.tgt_code[np.maximum(y, 0)], -1).reshape(len(y), -1)
-            lengths = k * lengths
-        n, M = x.shape
+        n = len(x)
+        # token ids (-1 = none): word codes on each side, then the agreement marker after each target word
+        xs = np.where(x[..., None] >= 0, self.src_code[np.maximum(x, 0)] + OFFSET, -1).reshape(n, -1)
+        yt = np.where(y[..., None] >= 0, self.tgt_code[np.maximum(y, 0)] + OFFSET, -1)
+        if self.agreement_classes:
+            marker = np.where(y >= 0, pairs["agree"] + self.marker_offset, -1)
+            yt = np.concatenate([yt, marker[..., None]], axis=-1)
+        yt = yt.reshape(n, -1)
+        src_len, tgt_len = k * lengths, self.tokens_per_word * lengths
         rows = np.arange(n)
-        src = np.full((n, M + 1), PAD, dtype=np.int64)
-        src[:, :M] = np.where(x >= 0, x + OFFSET, PAD)
-        src[rows, lengths] = EOS
-        tgt_out = np.full((n, M + 1), IGNORE_INDEX, dtype=np.int64)
-        tgt_out[:, :M] = np.where(y >= 0, y + OFFSET, IGNORE_INDEX)
-        tgt_out[rows, lengths] = EOS
-        tgt_in = np.full((n, M + 1), PAD, dtype=np.int64)
+        src = np.full((n, xs.shape[1] + 1), PAD, dtype=np.int64)
+        src[:, :-1] = np.where(xs >= 0, xs, PAD)
+        src[rows, src_len] = EOS
+        tgt_out = np.full((n, yt.shape[1] + 1), IGNORE_INDEX, dtype=np.int64)
+        tgt_out[:, :-1] = np.where(yt >= 0, yt, IGNORE_INDEX)
+        tgt_out[rows, tgt_len] = EOS
+        tgt_in = np.full((n, yt.shape[1] + 1), PAD, dtype=np.int64)
         tgt_in[:, 0] = BOS
-        tgt_in[:, 1:] = np.where(y >= 0, y + OFFSET, PAD)
+        tgt_in[:, 1:] = np.where(yt >= 0, yt, PAD)
         return torch.from_numpy(src), torch.from_numpy(tgt_in), torch.from_numpy(tgt_out)
 
     # ------------------------------------------------------------ PairSource interface
@@ -252,7 +299,7 @@ class TransductionSource(PairSourceBase):
         out = {}
         for origin in self.EVAL_NAMES:
             pairs = self.sample(stream_key("transduction/eval", self.seed, origin), np.arange(n_pairs), origin)
-            n_tokens = int((self.symbols_per_word * pairs["lengths"] + 1).sum())  # EOS included, at 0 nats
+            n_tokens = int((self.tokens_per_word * pairs["lengths"] + 1).sum())  # EOS, markers: 0 nats
             bayes = float(-pairs["logp"].sum() / n_tokens)
             out[origin] = PairEvalSet(origin, *self.to_tensors(pairs), bayes_loss=bayes)
         return out
@@ -260,6 +307,16 @@ class TransductionSource(PairSourceBase):
     @classmethod
     def from_options(cls, options: dict[str, Any], *, seed: int = 0) -> TransductionSource:
         return cls(seed=seed, **options)
+
+
+def _apply_swaps(a: np.ndarray, swap: np.ndarray) -> np.ndarray:
+    n, M = a.shape
+    b = np.full((n, M + (M % 2)), -1, dtype=a.dtype)
+    b[:, :M] = a
+    left, right = b[:, 0::2].copy(), b[:, 1::2].copy()
+    b[:, 0::2] = np.where(swap, right, left)
+    b[:, 1::2] = np.where(swap, left, right)
+    return b[:, :M]
 
 
 def _codes(rng: np.random.Generator, n_words: int, n_symbols: int, k: int) -> np.ndarray:

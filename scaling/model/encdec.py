@@ -54,6 +54,10 @@ class EncDecConfig:
     """Source token id treated as padding (masked out of attention)."""
     dropout: float = 0.0
     """Dropout on attention weights and residual branches."""
+    enc_lr_width: int | None = None
+    """If set, the encoder's parameters (source embeddings, blocks, final norm) train at
+    lr · min(1, enc_lr_width / enc_d_model): Adam's 1/width learning-rate rule for a wide encoder
+    (see `EncoderDecoder.lr_scales`). None keeps one learning rate for the whole model."""
 
     def __post_init__(self) -> None:
         if self.vocab_size is not None:
@@ -87,6 +91,8 @@ class EncDecConfig:
             0 <= self.pad_id < self.src_vocab_size
         ):
             raise SpecError(f"`pad_id` must be an integer in [0, src_vocab_size), got {self.pad_id!r}")
+        if self.enc_lr_width is not None:
+            _check_int("enc_lr_width", self.enc_lr_width)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not (
             0.0 <= self.dropout < 1.0
         ):
@@ -149,6 +155,20 @@ class EncoderDecoder(nn.Module):
             # ~0.02·sqrt(d_enc) of that, and wider-encoder runs learnt measurably worse
             # (enc 48 / dec 64: 0.551 vs 0.435 with this init, 2,500 steps).
             nn.init.normal_(self.mem_proj.weight, std=1.0 / math.sqrt(de))
+
+    def lr_scales(self) -> list[tuple[list[nn.Parameter], float]]:
+        """Parameter groups with their learning-rate multipliers (the trainer's optimizer reads this).
+
+        With one learning rate a width-64 encoder trained worse than a width-16 one (transduction
+        with agreement markers, 400 steps of 128 pairs, AdamW 1e-2, one seed): decoder 64: 1.435
+        against 0.902, and 0.712 with the encoder's lr x 1/4; decoder 16: 1.573 against 1.337, and
+        1.240 with x 1/4. Adam moves every weight by ~lr per step, so a layer's output moves by
+        ~fan_in x lr: too fast at width 64 for the rate tuned at width 16."""
+        cfg = self.cfg
+        scale = 1.0 if cfg.enc_lr_width is None else min(1.0, cfg.enc_lr_width / cfg.enc_d_model)
+        enc = [p for n, p in self.named_parameters() if n.startswith(("src_", "enc_"))]
+        rest = [p for n, p in self.named_parameters() if not n.startswith(("src_", "enc_"))]
+        return [(enc, scale), (rest, 1.0)] if scale != 1.0 else [(enc + rest, 1.0)]
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) source ids -> memory (B, S, d_model) and its padding mask (B, S), True = pad."""

@@ -88,10 +88,15 @@ def eval_steps(total: int, n_points: int) -> list[int]:
 
 
 def make_optimizer(model: torch.nn.Module, train: dict[str, Any]) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": float(train.get("weight_decay", 0.1))},
-              {"params": no_decay, "weight_decay": 0.0}]
+    # A model may scale the learning rate of some parameters (`lr_scales()`, e.g. a wide encoder);
+    # the schedule's lr is multiplied by each group's `lr_scale` at every step.
+    scaled = model.lr_scales() if hasattr(model, "lr_scales") else [(list(model.parameters()), 1.0)]
+    groups = []
+    for params, scale in scaled:
+        decay = [p for p in params if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in params if p.requires_grad and p.dim() < 2]
+        groups += [{"params": decay, "weight_decay": float(train.get("weight_decay", 0.1)), "lr_scale": scale},
+                   {"params": no_decay, "weight_decay": 0.0, "lr_scale": scale}]
     return torch.optim.AdamW(groups, lr=float(train["lr"]), betas=(float(train.get("beta1", 0.9)),
                              float(train.get("beta2", 0.95))), foreach=True)
 
@@ -207,8 +212,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     try:
         with PreemptFlag(signals) as flag:
             while step < total:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total, train)
+                for group in optimizer.param_groups:  # lr_scale: per-width encoder lr (encdec enc_lr_width)
+                    group["lr"] = lr_at(step, total, train) * group.get("lr_scale", 1.0)
                 pending.append((step, train_step(step)))
                 step += 1
                 steps_this_call += 1

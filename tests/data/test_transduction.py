@@ -299,3 +299,96 @@ def test_keys_keep_the_word_world():
 def test_keys_bad_options_name_the_field(opts, field):
     with pytest.raises(SpecError, match=f"`{field}`"):
         build_pair_source("transduction", opts)
+
+
+# ---------------------------------------------------------------- agreement markers (source context)
+
+AGREE = dict(TINY, n_words=4, agreement_classes=2)
+
+
+def agree_world(**kw) -> TransductionSource:
+    """Mixed modifier classes and mixed agreement classes, so both the order and the markers vary."""
+    for seed in range(100):
+        src = TransductionSource(seed=seed, **{**AGREE, **kw})
+        if 0 < src.modifier.sum() < src.n_words and 0 < src.agree_class.sum() < src.n_words:
+            return src
+    raise AssertionError("no seed gives a mixed world")
+
+
+def markers_ref(src: TransductionSource, x: tuple[int, ...]) -> tuple[int, ...]:
+    """Marker per target position: the agreement class of the source word before the one being
+    translated (after it, for the first word), following that word through the reordering."""
+    ctx = [src.agree_class[x[i - 1]] if i else (src.agree_class[x[1]] if len(x) > 1 else 0) for i in range(len(x))]
+    order = list(range(len(x)))
+    for i in range(0, len(x) - 1, 2):
+        if src.modifier[x[i]] != src.modifier[x[i + 1]]:
+            order[i], order[i + 1] = order[i + 1], order[i]
+    return tuple(int(ctx[j]) for j in order)
+
+
+def agree_token_nll(src: TransductionSource, x: tuple[int, ...], tokens: tuple[int, ...]) -> list[float]:
+    """-log p(token_t | x, tokens_<t) for every target token and EOS, marginalising the channel's
+    token sequences (word, marker, word, marker, ...) over prefixes."""
+    m = markers_ref(src, x)
+    dist: dict[tuple[int, ...], float] = Counter()
+    for y, p in channel(src, x).items():
+        dist[tuple(t for v, c in zip(y, m) for t in (v + 3, src.marker_offset + c))] += p
+    nll = []
+    for t in range(len(tokens) + 1):
+        den = sum(p for yy, p in dist.items() if yy[:t] == tokens[:t])
+        num = sum(p for yy, p in dist.items() if yy[: t + 1] == tokens[: t + 1]) if t < len(tokens) else \
+            sum(p for yy, p in dist.items() if yy == tokens)
+        nll.append(-math.log(num / den))
+    return nll
+
+
+@pytest.mark.parametrize("origin", ["src_original", "tgt_original", "src_uniform"])
+def test_agreement_bayes_loss_matches_token_enumeration(origin):
+    src = agree_world()
+    ev = src.eval_sets(80)[origin]
+    total, n_tok, seen = 0.0, 0, set()
+    for s_row, o_row in zip(ev.src.tolist(), ev.tgt_out.tolist()):
+        x = tuple(t - 3 for t in s_row if t >= 3)
+        toks = tuple(t for t in o_row if t >= 3)
+        assert len(toks) == 2 * len(x)
+        assert toks[1::2] == tuple(src.marker_offset + c for c in markers_ref(src, x))
+        seen.update(toks[1::2])
+        nll = agree_token_nll(src, x, toks)
+        assert nll[-1] == 0.0 and all(v == 0.0 for v in nll[1:-1:2])  # markers are set by the source
+        total, n_tok = total + sum(nll), n_tok + len(nll)
+    assert n_tok == ev.n_tokens and len(seen) == 2
+    assert ev.bayes_loss == pytest.approx(total / n_tok, rel=1e-10)
+
+
+def test_agreement_expected_bayes_loss_matches_enumeration():
+    src = agree_world()
+    p_w = zipf(4, 1.2)
+    num = den = 0.0
+    for L in range(1, 4):
+        for x in itertools.product(range(4), repeat=L):
+            px = math.prod(p_w[w] for w in x) / 3
+            num += px * sum(p * -math.log(p) for p in channel(src, x).values())
+            den += px * (2 * L + 1)
+    assert src.bayes_loss_expected == pytest.approx(num / den, rel=1e-12)
+
+
+def test_agreement_keeps_the_world_and_layout():
+    """Markers add tokens, not words: lexicon, order and codes are those without them."""
+    kw = dict(n_words=40, symbols_per_word=2, n_symbols=8, max_len=5)
+    a, b = TransductionSource(seed=2, **kw), TransductionSource(seed=2, agreement_classes=4, **kw)
+    assert np.array_equal(a.cand, b.cand) and np.array_equal(a.modifier, b.modifier)
+    assert np.array_equal(a.src_code, b.src_code) and np.array_equal(a.tgt_code, b.tgt_code)
+    assert b.vocab_size == a.vocab_size + 4 and b.max_tgt_len == 3 * 5 + 1 and b.max_src_len == a.max_src_len
+    sa, _, oa = a.train_batch(0, 32, seed=1)
+    sb, ib, ob = b.train_batch(0, 32, seed=1)
+    assert torch.equal(sa, sb)
+    words = ob[:, :15].reshape(32, 5, 3)
+    real = words[:, :, 0] >= 3
+    assert torch.equal(words[:, :, :2][real], oa[:, :10].reshape(32, 5, 2)[real])
+    assert ((words[:, :, 2][real] >= b.marker_offset) & (words[:, :, 2][real] < b.vocab_size)).all()
+    assert torch.equal(ib[:, 1:], torch.where(ob[:, :-1] >= 3, ob[:, :-1], 0))  # teacher forcing, no EOS fed
+
+
+def test_agreement_bad_option_names_the_field():
+    with pytest.raises(SpecError, match="`agreement_classes`"):
+        build_pair_source("transduction", {"agreement_classes": 1})

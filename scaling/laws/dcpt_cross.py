@@ -1,0 +1,213 @@
+"""Cross-domain D-CPT law (Que et al. 2024): one D-CPT law shared by several domains, each with
+its own learnable domain coefficient, so a new domain's law comes from a few of its runs.
+
+    L_d(N, D, r) = E + F/K_d^mu + A/N^alpha + B·r^eta/D^beta + C/(r + eps)^gamma
+
+The paper's domain-specific learnable coefficient K_d enters through F/K_d^mu. With K_d free per
+domain, E, F and mu are not separately identifiable (any one of them can be traded against the
+K_d), so the fitted parameter per domain is the identifiable sum, the domain floor
+E_d = E + F/K_d^mu, named `E_<domain>`. The other eight parameters are shared. Option
+`per_domain` also frees other coefficients per domain (for example ("E", "C") when the domains
+differ in how fast their share helps, not only in their floors); each costs one parameter per
+domain, so the few runs of a new domain must cover as many.
+
+x = [N, D, r] as `dcpt`, plus a `domain` column (option `domain`, like the `select` law's
+variant column). `leave_one_domain_out` is the transfer check: fit on every other domain plus
+the `n_known` cheapest runs (smallest N·D) of one domain, predict that domain's other runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scaling.errors import DataError, FitError
+from scaling.laws.base import Law, Param
+from scaling.laws.dcpt import DCPTLaw, _CPTForm
+from scaling.laws.registry import register_law
+
+_SHARED = {p.name: p for p in DCPTLaw.params}
+
+
+@register_law
+class DCPTCrossLaw(_CPTForm):
+    """D-CPT with per-domain coefficients; x = [N, D, r] plus a `domain` column.
+
+    Options beyond Law's: domain (column name), per_domain (coefficients freed per domain; "E"
+    must be among them). Fitted beyond Law's: domains_ (order of the per-domain parameters).
+    """
+
+    name = "dcpt_cross"
+
+    def __init__(self, *args: Any, domain: str = "domain", per_domain: tuple[str, ...] | list[str] = ("E",),
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.domain = domain
+        self.per_domain = tuple(per_domain)
+
+    def get_params(self) -> dict[str, Any]:
+        return {**super().get_params(), "domain": self.domain, "per_domain": list(self.per_domain)}
+
+    def _check_options(self) -> None:
+        unknown = [k for k in self.per_domain if k not in ("E", "A", "B", "C")]
+        if unknown or "E" not in self.per_domain:
+            raise FitError(f"dcpt_cross: per_domain must include 'E' and name only coefficients E, A, B, C; "
+                           f"got {list(self.per_domain)}")
+
+    @property
+    def params(self) -> tuple[Param, ...]:  # type: ignore[override]
+        domains = getattr(self, "domains_", None)
+        if domains is None:
+            raise FitError("dcpt_cross: parameters are known once fitted (per-domain coefficients)")
+        out = []
+        for name, p in _SHARED.items():
+            if name in self.per_domain:
+                out += [Param(f"{name}_{d}", p.lower, p.upper, log=p.log) for d in domains]
+            else:
+                out.append(p)
+        return tuple(out)
+
+    # ---- data: the domain column becomes a one-hot block after [log N, log D, r] ----
+    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "DCPTCrossLaw":
+        self._check_options()
+        if self.domain not in df.columns:
+            raise DataError(f"dcpt_cross: domain column {self.domain!r} not found; columns are {list(df.columns)} "
+                            f"(set the `domain` option)")
+        self.domains_ = sorted(str(v) for v in pd.unique(df[self.domain].astype(str)))
+        return super().fit(df, x, y, holdout=holdout)
+
+    def _design(self, df: pd.DataFrame, x: list[str], y: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        X, yv = super()._design(df, x, y)
+        if self.domain not in df.columns:
+            raise DataError(f"dcpt_cross: domain column {self.domain!r} not found")
+        v = df[self.domain].astype(str).to_numpy()
+        unknown = sorted(set(v) - set(self.domains_))
+        if unknown:
+            raise DataError(f"dcpt_cross: domain(s) {unknown} were not in the data the law was fitted on; "
+                            f"refit with a few of their runs (see leave_one_domain_out)")
+        onehot = (v[:, None] == np.array(self.domains_)[None]).astype(float)
+        return np.column_stack([X, onehot]), yv
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        return np.column_stack([super().features(X[:, :3]), X[:, 3:]])
+
+    def _as_features(self, data: pd.DataFrame | np.ndarray) -> torch.Tensor:
+        if not isinstance(data, pd.DataFrame):
+            raise FitError("dcpt_cross: predict from a DataFrame with the x columns and the domain column")
+        return super()._as_features(data)
+
+    # ---- formula: per-domain coefficients are picked per row through the one-hot block ----
+    def _unpack(self, theta: torch.Tensor, F: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        names = self.param_names
+        p: dict[str, torch.Tensor] = {}
+        for name in _SHARED:
+            if name in self.per_domain:
+                idx = [names.index(f"{name}_{d}") for d in self.domains_]
+                p[name] = theta[:, idx] @ F[:, 3:].T  # [S, n]
+            else:
+                p[name] = theta[:, names.index(name)][:, None]  # [S, 1]
+        return p
+
+    def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        p = self._unpack(theta, F)
+        lN, lD, r = F[:, 0], F[:, 1], F[:, 2]
+        pos = r > 0
+        lr = torch.where(pos, torch.log(torch.where(pos, r, torch.ones_like(r))), torch.zeros_like(r))
+        zE = p["E"].expand(-1, len(r))
+        zA = p["A"] - p["alpha"] * lN
+        zB = torch.where(pos, p["B"] - p["beta"] * lD + p["eta"] * lr, torch.full_like(zA, -torch.inf))
+        zC = p["C"] - p["gamma"] * torch.log(r + torch.exp(p["eps"]))
+        return torch.logsumexp(torch.stack(torch.broadcast_tensors(zE, zA, zB, zC)), dim=0)
+
+    def forward_vjp(self, theta: torch.Tensor, F: torch.Tensor):
+        return Law.forward_vjp(self, theta, F)  # autograd: the shared analytic VJP assumes scalar coefficients
+
+    def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # The single-domain D-CPT grid on the pooled points, each per-domain coefficient started
+        # at its pooled value and each domain's floor moved by its lowest loss over the pooled one.
+        pooled = DCPTLaw()
+        base = pooled.init_grid(F[:, :3], t)
+        names = self.param_names
+        onehot = F[:, 3:].astype(bool)
+        ymin = np.exp(t).min()
+        rows = []
+        for row in base:
+            val = dict(zip(pooled.param_names, row))
+            out = []
+            for name in names:
+                base_name, _, d = name.partition("_")
+                if d and base_name in self.per_domain:
+                    v = val[base_name]
+                    if base_name == "E":
+                        k = self.domains_.index(d)
+                        v += float(np.log(np.exp(t[onehot[:, k]]).min() / ymin)) if onehot[:, k].any() else 0.0
+                    out.append(v)
+                else:
+                    out.append(val[name])
+            rows.append(out)
+        return np.array(rows, float)
+
+    def domain_params(self) -> pd.DataFrame:
+        """One row per domain: its coefficients (shared ones repeated), for the report."""
+        self._check_fitted()
+        rows = []
+        for d in self.domains_:
+            row = {"domain": d}
+            for name in _SHARED:
+                row[name] = self.params_[f"{name}_{d}" if name in self.per_domain else name]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "domains": self.domains_}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "DCPTCrossLaw":
+        boot = d.get("boot_theta")
+        law = super().from_json({**d, "boot_theta": None})  # parameters need the domains first
+        law.domains_ = list(d["domains"])
+        if boot is not None:
+            law.boot_theta_ = np.array(boot, float)
+            law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
+        return law
+
+
+def known_runs(df: pd.DataFrame, x: list[str], n_known: int) -> np.ndarray:
+    """Mask of the `n_known` cheapest rows (smallest N·D; ties by row order): a new domain's few runs."""
+    cost = df[x[0]].to_numpy(float) * df[x[1]].to_numpy(float)
+    order = np.argsort(cost, kind="stable")
+    mask = np.zeros(len(df), bool)
+    mask[order[:n_known]] = True
+    return mask
+
+
+def leave_one_domain_out(df: pd.DataFrame, x: list[str], y: str, domain: str = "domain", n_known: int = 3,
+                         **law_options: Any) -> pd.DataFrame:
+    """For each domain: fit on all other domains plus its `n_known` cheapest runs, predict its
+    other runs. One row per domain: n_known, n_test, mean_abs_rel_error, max_abs_rel_error."""
+    if domain not in df.columns:
+        raise DataError(f"dcpt_cross: domain column {domain!r} not found; columns are {list(df.columns)}")
+    names = sorted(str(v) for v in pd.unique(df[domain].astype(str)))
+    if len(names) < 2:
+        raise DataError(f"dcpt_cross: leave-one-domain-out needs at least 2 domains in column {domain!r}, got {names}")
+    labels = df[domain].astype(str).to_numpy()
+    rows = []
+    for d in names:
+        own = df[labels == d]
+        if len(own) <= n_known:
+            raise DataError(f"dcpt_cross: domain {d!r} has {len(own)} run(s); need more than n_known = {n_known}")
+        known = known_runs(own, x, n_known)
+        train = pd.concat([df[labels != d], own[known]])
+        law = DCPTCrossLaw(domain=domain, **law_options).fit(train, x=x, y=y)
+        test = own[~known]
+        err = law.predict(test) / test[y].to_numpy(float) - 1.0
+        rows.append({"domain": d, "n_known": int(n_known), "n_test": len(test),
+                     "mean_abs_rel_error": float(np.mean(np.abs(err))),
+                     "max_abs_rel_error": float(np.max(np.abs(err)))})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["DCPTCrossLaw", "known_runs", "leave_one_domain_out"]

@@ -1,0 +1,109 @@
+"""Cross-domain D-CPT law: recovery of shared and per-domain parameters from data generated with
+known ones, and the leave-one-domain-out transfer (a new domain's law from 3 of its runs)."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.errors import DataError, FitError
+from scaling.laws import get_law
+from scaling.laws.dcpt_cross import DCPTCrossLaw, known_runs, leave_one_domain_out
+
+SHARED = dict(A=30.0, alpha=0.45, B=400.0, eta=0.6, beta=0.5, C=0.08, gamma=0.5, eps=0.05)
+FLOORS = {"code": 1.2, "docs": 1.6, "tests": 0.9, "math": 1.35}  # E_d = E + F/K_d^mu
+X = ["N", "D", "r"]
+
+
+def dcpt(N, D, r, E, p=SHARED):
+    return E + p["A"] / N ** p["alpha"] + p["B"] * r ** p["eta"] / D ** p["beta"] + p["C"] / (r + p["eps"]) ** p["gamma"]
+
+
+def grid(domains=FLOORS, noise=0.003, seed=0, sizes=(1e5, 3e5, 1e6), tokens=(1e6, 3e6, 1e7),
+         shares=(0.0, 0.1, 0.3, 0.6, 1.0)) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [dict(domain=d, N=N, D=D, r=r, truth=dcpt(N, D, r, E))
+            for (d, E), N, D, r in itertools.product(domains.items(), sizes, tokens, shares)]
+    df = pd.DataFrame(rows)
+    df["loss"] = df.truth * np.exp(rng.normal(0.0, noise, len(df)))
+    return df
+
+
+@pytest.fixture(scope="module")
+def data():
+    return grid()
+
+
+def test_recovers_shared_and_domain_parameters(data):
+    law = get_law("dcpt_cross").fit(data, x=X, y="loss")
+    assert law.converged_ and law.r2_ > 0.99
+    assert law.domains_ == sorted(FLOORS)
+    p = law.params_
+    for d, E in FLOORS.items():
+        assert p[f"E_{d}"] == pytest.approx(E, rel=0.03), d
+    for k, tol in (("alpha", 0.05), ("beta", 0.05), ("eta", 0.05), ("gamma", 0.15)):
+        assert abs(p[k] - SHARED[k]) < tol, (k, p[k])
+    # the fit is closer to the truth than the 0.3% noise it was fitted through
+    assert np.mean(np.abs(law.predict(data) / data.truth - 1)) < 0.0015
+    table = law.domain_params()
+    assert list(table.domain) == sorted(FLOORS) and (table.alpha == p["alpha"]).all()
+
+
+def test_leave_one_domain_out_predicts_the_new_domain_from_three_runs(data):
+    three = data[data.domain != "math"]
+    out = leave_one_domain_out(three, X, "loss", n_known=3)
+    assert list(out.domain) == ["code", "docs", "tests"]
+    assert (out.n_known == 3).all() and (out.n_test == 45 - 3).all()
+    # stated error: 0.3% noise per point, so within 1.5% everywhere and 0.8% on average
+    assert (out.max_abs_rel_error < 0.015).all(), out
+    assert (out.mean_abs_rel_error < 0.008).all(), out
+
+
+def test_one_domain_alone_cannot_do_it_from_three_runs(data):
+    """The transfer is the shared law's doing: D-CPT fitted on the three known runs alone (9
+    parameters, 3 points) is impossible, and a floor-only guess (another domain's law) misses."""
+    own = data[data.domain == "docs"]
+    with pytest.raises(FitError):
+        get_law("dcpt").fit(own[known_runs(own, X, 3)], x=X, y="loss")
+    others = get_law("dcpt_cross").fit(data[data.domain != "docs"], x=X, y="loss")
+    borrowed = others.predict(own.assign(domain="code"))
+    assert np.max(np.abs(borrowed / own.loss - 1)) > 0.1
+
+
+def test_per_domain_C_recovered():
+    Cs = {"code": 0.05, "docs": 0.2, "tests": 0.1}
+    rng = np.random.default_rng(1)
+    rows = []
+    for d, C in Cs.items():
+        g = grid({d: FLOORS[d]}, noise=0.0)
+        g["loss"] = dcpt(g.N, g.D, g.r, FLOORS[d], {**SHARED, "C": C}) * np.exp(rng.normal(0.0, 0.001, len(g)))
+        rows.append(g)
+    df = pd.concat(rows, ignore_index=True)
+    law = DCPTCrossLaw(per_domain=("E", "C"), max_iter=3000).fit(df, x=X, y="loss")
+    p = law.params_
+    # Near r = 1 the share term is flat and trades off against the floor; what is identified is
+    # each domain's curve, and the order of its share coefficient.
+    truth = np.concatenate([dcpt(g.N, g.D, g.r, FLOORS[d], {**SHARED, "C": Cs[d]}) for d, g in df.groupby("domain", sort=False)])
+    np.testing.assert_allclose(law.predict(df), truth, rtol=0.004)
+    assert p["C_code"] < p["C_tests"] < p["C_docs"]
+    for d, C in Cs.items():
+        fitted = p[f"C_{d}"] / (0.1 + p["eps"]) ** p["gamma"]  # the share term at r = 0.1
+        assert fitted == pytest.approx(C / (0.1 + SHARED["eps"]) ** SHARED["gamma"], rel=0.05), d
+
+
+def test_json_round_trip(data, tmp_path):
+    law = get_law("dcpt_cross").fit(data, x=X, y="loss")
+    law.save(tmp_path / "law.json")
+    back = DCPTCrossLaw.load(tmp_path / "law.json")
+    np.testing.assert_allclose(back.predict(data), law.predict(data), rtol=1e-12)
+
+
+def test_errors_name_the_fix(data):
+    with pytest.raises(DataError, match="domain column 'dataset'"):
+        DCPTCrossLaw(domain="dataset").fit(data, x=X, y="loss")
+    law = get_law("dcpt_cross").fit(data[data.domain != "math"], x=X, y="loss")
+    with pytest.raises(DataError, match="math"):
+        law.predict(data)
+    with pytest.raises(FitError, match="per_domain"):
+        DCPTCrossLaw(per_domain=("C",)).fit(data, x=X, y="loss")
