@@ -98,7 +98,8 @@ def test_keep_by_token_share_and_rank():
     lengths = np.array([10, 10, 10, 10, 10])
     np.testing.assert_array_equal(keep_by_token_share(scores, lengths, 0.4), [1, 3])
     np.testing.assert_array_equal(rank_of(scores), [4, 1, 3, 2, 5])
-    np.testing.assert_array_equal(keep_by_token_share(scores, np.array([30, 5, 5, 5, 5]), 0.2), [1, 2, 3])
+    np.testing.assert_array_equal(keep_by_token_share(scores, np.array([30, 5, 5, 5, 5]), 0.2), [1, 3])
+    np.testing.assert_array_equal(keep_by_token_share(scores, np.array([30, 5, 5, 5, 5]), 0.25), [1, 2, 3])
 
 
 def test_bad_shares_name_the_key():
