@@ -60,7 +60,7 @@ class DocumentPool:
 
     def target_documents(self) -> list[np.ndarray]:
         """Documents of the target distribution (for methods that learn from it), apart from eval."""
-        raise NotImplementedError
+        return []
 
     def selection_floor(self, kept: np.ndarray, eval_set: EvalSet) -> float | None:
         """Exact loss floor on `eval_set` of a model of the kept mixture (None where unknown)."""

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from scaling.data.selection.features import ngram_features, pool_documents
+from scaling.data.selection.features import target_documents, ngram_features, pool_documents
 
 OPTIONS = {"n": 2, "buckets": 4096, "l2": 1e-3, "negatives": 0}
 """negatives: pool documents used as negatives (0: as many as there are target documents)."""
@@ -42,7 +42,7 @@ def fit_logistic(X: sp.csr_matrix, y: np.ndarray, l2: float) -> tuple[np.ndarray
 def score(pool, opts: dict, seed: int) -> tuple[np.ndarray, float, dict]:
     n, buckets = int(opts["n"]), int(opts["buckets"])
     docs = ngram_features(pool_documents(pool), n, buckets)
-    target = ngram_features(pool.target_documents(), n, buckets)
+    target = ngram_features(target_documents(pool, "classifier"), n, buckets)
     k = int(opts["negatives"]) or target.counts.shape[0]
     rng = np.random.default_rng([0xC1A55, int(seed)])
     neg = rng.choice(pool.n_docs, size=min(k, pool.n_docs), replace=False)

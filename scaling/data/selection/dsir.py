@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.data.base import hash_uniform, stream_key
-from scaling.data.selection.features import NgramFeatures, ngram_features, pool_documents
+from scaling.data.selection.features import target_documents, NgramFeatures, ngram_features, pool_documents
 
 OPTIONS = {"n": 2, "buckets": 10000, "smoothing": 1.0, "sampling": "top_k", "normalize": False}
 
@@ -48,7 +48,7 @@ def kl_reduction(target_counts: np.ndarray, raw_counts: np.ndarray, selected_cou
 
 def score(pool, opts: dict, seed: int) -> tuple[np.ndarray, float, dict]:
     docs = ngram_features(pool_documents(pool), int(opts["n"]), int(opts["buckets"]))
-    target = ngram_features(pool.target_documents(), int(opts["n"]), int(opts["buckets"]))
+    target = ngram_features(target_documents(pool, "ngram_importance"), int(opts["n"]), int(opts["buckets"]))
     logw = importance_log_weights(docs, target.total(), docs.total(), float(opts["smoothing"]))
     if opts["normalize"]:
         logw = logw / np.maximum(docs.n_ngrams, 1)

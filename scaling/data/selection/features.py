@@ -64,3 +64,14 @@ def ngram_features(docs: list[np.ndarray], n: int, buckets: int) -> NgramFeature
 
 def pool_documents(pool) -> list[np.ndarray]:
     return [pool.tokens[pool.offsets[i]:pool.offsets[i + 1]] for i in range(pool.n_docs)]
+
+
+def target_documents(pool, method: str) -> list[np.ndarray]:
+    """The pool's target documents; a method that learns from the target fails without them."""
+    from scaling.errors import SpecError
+
+    docs = pool.target_documents()
+    if not docs:
+        raise SpecError(f"[select] method `{method}` needs target documents, and data source "
+                        f"`{getattr(pool, 'name', '?')}` has none; set [select] `target`")
+    return docs

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.data.selection.features import ngram_features, pool_documents
+from scaling.data.selection.features import target_documents, ngram_features, pool_documents
 from scaling.data.selection.classifier import normalise
 from scaling.data.selection.probes import PROBE_OPTIONS, document_losses, train_probe
 
@@ -85,7 +85,7 @@ def probe_training_sets(pool, opts: dict, seed: int) -> tuple[list[np.ndarray], 
 def score(pool, opts: dict, seed: int) -> tuple[np.ndarray, float, dict]:
     sets, labels = probe_training_sets(pool, opts, seed)
     sizes = list(opts["sizes"])
-    docs, target = pool_documents(pool), pool.target_documents()
+    docs, target = pool_documents(pool), target_documents(pool, "predictive_strength")
     losses, ability, flops = [], [], 0.0
     for i, train_docs in enumerate(sets):
         probe = train_probe(pool, train_docs, opts, seed + i, d_model=int(sizes[i % len(sizes)]))
