@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import itertools
 import math
 from contextlib import contextmanager
 from typing import Any
@@ -39,7 +40,8 @@ from scaling.data.pool import GOOD_TYPES, DocumentPool
 from scaling.data.selection import Scores, check_method, score_pool
 from scaling.errors import SpecError
 from scaling.train.families import decoder_counts
-from scaling.train.grid import Family, model_shapes, register_family, resolve_steps, shape_label, where
+from scaling.train.grid import (TRAIN_KEYS, Family, axis_combinations, model_shapes, register_family, resolve_steps,
+                                shape_label, where)
 from scaling.train.run_config import RunConfig
 from scaling.train.task import LMTask, lm_source
 
@@ -86,10 +88,11 @@ def select_options(spec: StudySpec) -> dict[str, Any]:
 
 def _axes(spec: StudySpec, opts: dict[str, Any]) -> tuple[list[str], list[float], list[int]]:
     src = where(spec)
-    unknown = sorted(set(spec.grid) - {"seed", "select.method", "select.keep"})
+    unknown = sorted(k for k in set(spec.grid) - {"seed", "select.method", "select.keep"}
+                     if not (k.startswith("train.") and k.split(".", 1)[1] in TRAIN_KEYS))
     if unknown:
         raise SpecError(f"{src}: [grid] `{unknown[0]}` is not an axis of family 'select'; its axes are "
-                        f"[model] shapes, \"select.method\", \"select.keep\" and seed")
+                        f"[model] shapes, \"select.method\", \"select.keep\", train.* and seed")
     methods = spec.grid.get("select.method", list(opts["methods"]))
     for m in methods:
         if m not in opts["methods"]:
@@ -140,7 +143,9 @@ def expand_select(spec: StudySpec) -> list[RunConfig]:
                         f"({', '.join(evals)})")
     pool_tokens = int(pool.doc_lengths.sum())
     runs: list[RunConfig] = []
-    for shape in model_shapes(spec):
+    train_axes = [k for k in spec.grid if k.startswith("train.")]
+    train_combos = axis_combinations(StudySpec(study=spec.study, grid={k: spec.grid[k] for k in train_axes}))
+    for shape, combo in itertools.product(model_shapes(spec), train_combos):
         for seed in seeds:
             variants = [(opts["baseline"], "baseline", {}, 1.0)] + [
                 (m, opts["methods"][m][0], opts["methods"][m][1], k) for m in methods for k in keeps]
@@ -150,8 +155,10 @@ def expand_select(spec: StudySpec) -> list[RunConfig]:
                          "score_seed": opts["score_seed"], "on_exhausted": opts["on_exhausted"], "target": target,
                          schema.SELECT_VARIANT: opts["baseline"] if kind == "baseline" else variant_label(method, keep)}
                 run = RunConfig(study=spec.name, family="select", model=copy.deepcopy(shape), data=copy.deepcopy(data),
-                                train=plain(spec.train), seed=seed, extra=extra,
-                                label=f"{shape_label(shape)}-{extra[schema.SELECT_VARIANT]}")
+                                train={**plain(spec.train), **{k.split(".", 1)[1]: v for k, v in combo.items()}},
+                                seed=seed, extra=extra,
+                                label="-".join([shape_label(shape), *(f"{k.split('.')[-1]}{v:g}" for k, v in combo.items()),
+                                                extra[schema.SELECT_VARIANT]]))
                 try:
                     n = decoder_counts(run)["n_params_nonemb"]
                 except SpecError as e:
