@@ -83,6 +83,8 @@ SCORES_TABLE = "scores.parquet"
 """doc_id, method, score, rank, tokens (and type where known): one row per document and method."""
 KEPT_TABLE = "kept.parquet"
 """method, keep, doc_id: the documents each selection kept."""
+SELECTIONS_TABLE = "selections.parquet"
+"""method, keep: kept docs/tokens, precision_good and select_kl_reduction of each selection."""
 SELECT_TABLE = "select.parquet"
 """Finished select runs with plain select_method / select_keep / select_variant columns."""
 
@@ -119,4 +121,4 @@ __all__ = ["BAYES_LOSS", "BAYES_PREFIX", "BLEU_PREFIX", "COMPUTE_CONVENTION", "C
            "loss_column"]
 __all__ += ["DOC_ID", "DOC_TYPE", "EPOCHS", "KEPT_DOCS", "KEPT_TABLE", "KEPT_TOKENS", "PRECISION_GOOD", "RANK", "SCORE",
             "SCORES_TABLE", "SELECT_FLOOR", "SELECT_FLOPS", "SELECT_KEEP", "SELECT_KL_REDUCTION", "SELECT_METHOD",
-            "SELECT_TABLE", "SELECT_VARIANT", "SHARE_PREFIX"]
+            "SELECTIONS_TABLE", "SELECT_TABLE", "SELECT_VARIANT", "SHARE_PREFIX"]

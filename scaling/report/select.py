@@ -137,11 +137,16 @@ def select_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         return [Section("Data selection", text="No finished select runs yet.")]
     baseline = select_options(spec)["baseline"]
     summary = selection_summary(select)
+    stats = tables.get("selections")
+    if stats is not None and not stats.empty:
+        summary = summary.merge(stats[[schema.SELECT_METHOD, schema.SELECT_KEEP, schema.SELECT_KL_REDUCTION]],
+                                on=[schema.SELECT_METHOD, schema.SELECT_KEEP], how="left")
     sections = [
         Section("Data selection: what each method kept", text=(
             f"{len(select)} runs over {select[schema.SELECT_VARIANT].nunique()} variants. precision_good: share of "
             f"kept tokens from documents of a good type; share_*: kept token share per type; select_floor: exact "
-            f"loss floor of the kept mixture on the target set (synthetic pools). Tables: "
+            f"loss floor of the kept mixture on the target set (synthetic pools); select_kl_reduction: DSIR's KL "
+            f"reduction of the kept hashed-bigram distribution towards the target's. Tables: "
             f"<code>{html.escape(str(store.root / schema.SCORES_TABLE))}</code>, "
             f"<code>{html.escape(str(store.root / schema.KEPT_TABLE))}</code>."), tables=[table_html(summary)]),
         Section("Loss against compute", figures=[("Target loss per method and keep share (seeds averaged)",

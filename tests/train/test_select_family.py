@@ -104,5 +104,8 @@ def test_a_tiny_study_stores_selection_figures(tmp_path):
     assert (oracle[schema.DOC_TYPE].iloc[:150] == "clean").all()
     ids = kept_ids[kept_ids[schema.SELECT_METHOD] == "oracle"][schema.DOC_ID].to_numpy()
     assert len(ids) * 48 == kept and (pool.doc_types[ids] == "clean").all()
+    stats = tables["selections"].set_index(schema.SELECT_METHOD)
+    assert stats.loc["oracle", schema.PRECISION_GOOD] == 1.0
+    assert stats.loc["dsir", schema.SELECT_KL_REDUCTION] > stats.loc["random", schema.SELECT_KL_REDUCTION]
     sel = pd.read_parquet(store.root / schema.SELECT_TABLE)
     assert set(sel[schema.SELECT_VARIANT]) == {"none", "oracle@0.25", "random@0.25", "dsir@0.25"}
