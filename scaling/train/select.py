@@ -31,7 +31,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from scaling import schema

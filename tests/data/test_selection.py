@@ -103,3 +103,14 @@ def test_bad_methods_name_the_key(pool, tmp_path):
         score_pool(untyped, "oracle", {}, cache=False)
     with pytest.raises(SpecError, match="`column`: `name` = 'quality'"):
         score_pool(untyped, "column", {"name": "quality", "higher_is_better": True}, cache=False)
+
+
+def test_dsir_gumbel_top_k_is_seeded_sampling(pool):
+    kind, top = check_method("ngram_importance", {"n": 3})
+    gumbel = {**top, "sampling": "gumbel"}
+    base = score_pool(pool, kind, top, seed=0, cache=False).scores
+    g0, g0b, g1 = (score_pool(pool, kind, gumbel, seed=s, cache=False).scores for s in (0, 0, 1))
+    np.testing.assert_array_equal(g0, g0b)
+    assert not np.array_equal(g0, g1)
+    noise = g0 - base  # the Gumbel perturbation: mean Euler's gamma, variance pi^2/6
+    assert noise.mean() == pytest.approx(0.5772, abs=0.15) and noise.var() == pytest.approx(math.pi ** 2 / 6, rel=0.25)

@@ -3,7 +3,6 @@ key, and a tiny end-to-end study whose stored selection figures are checked agai
 
 import copy
 
-import numpy as np
 import pandas as pd
 import pytest
 
