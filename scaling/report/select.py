@@ -102,8 +102,16 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
     law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=schema.KEPT_TOKENS,
                   seed=opts.seed)
     law.fit(select, x=["N", "D"], y=schema.LOSS)
+    note = ""
     if opts.bootstrap:
-        cell_bootstrap(law, select, cells=["N", schema.SEED], n=opts.bootstrap, seed=opts.seed)
+        try:
+            cell_bootstrap(law, select, cells=["N", schema.SEED], n=opts.bootstrap, seed=opts.seed)
+        except (ScalingError, IndexError) as e:  # IndexError: no replicate converged
+            note = f" The paired bootstrap failed ({html.escape(type(e).__name__)}: no converged replicates?), so no intervals."
+            for attr in ("boot_theta_", "ci_"):
+                if hasattr(law, attr):
+                    delattr(law, attr)
+            law.ci_ = {}
     C = np.geomspace(select["C"].min(), select["C"].max() * 10, 9)
     unique = select.groupby(schema.SELECT_VARIANT)[schema.KEPT_TOKENS].first().to_dict()
     summary = multiplier_summary(law, C, unique=unique)
@@ -122,7 +130,7 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
         "The select law L_v(N, D) = E_v + A/N^α + B/(m_v·D′_v)^β fitted jointly over variants (D′: effective "
         "data under repetition of the kept tokens). CM_v(C) is the compute the unfiltered baseline needs to reach "
         "v's compute-optimal loss at C, over C; intervals from a paired bootstrap over (size, seed) cells; "
-        "<i>cm_with_scoring</i> charges v its scoring FLOPs. Beyond the largest run the curve is extrapolation."),
+        "<i>cm_with_scoring</i> charges v its scoring FLOPs. Beyond the largest run the curve is extrapolation." + note),
         tables=[table_html(table)], figures=[("CM(C) per variant with its 95% band", plot_cm(summary["cm"]))],
         fit=law)]
 
