@@ -17,15 +17,16 @@ from typing import Any, Literal
 
 from scaling.errors import SpecError
 
-FAMILIES = ("decoder", "encdec", "cpt")
+FAMILIES = ("decoder", "encdec", "cpt", "select")
 
 
 @dataclass(kw_only=True)
 class StudySection:
     name: str
     """Study name; outputs go to runs/<name>/."""
-    family: Literal["decoder", "encdec", "cpt"] = "decoder"
-    """Model family: decoder-only LM, encoder-decoder, or continual pre-training of a decoder."""
+    family: Literal["decoder", "encdec", "cpt", "select"] = "decoder"
+    """Model family: decoder-only LM, encoder-decoder, continual pre-training of a decoder, or
+    decoders trained on data-selection variants of a document pool ([select] table)."""
     description: str = ""
 
 
@@ -122,7 +123,7 @@ class StudySpec:
 
 
 SECTIONS: dict[str, type] = {"study": StudySection, "data": DataSection, "model": ModelSection, "train": TrainSection}
-FAMILY_TABLES = {"cpt": "cpt", "encdec": "encdec"}
+FAMILY_TABLES = {"cpt": "cpt", "encdec": "encdec", "select": "select"}
 
 
 def load_spec(path: str | Path) -> StudySpec:

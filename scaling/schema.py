@@ -55,6 +55,41 @@ STEP = "step"
 EVAL_SET = "eval_set"
 CURVE_COLUMNS = [RUN_ID, STEP, TOKENS, FLOPS, EVAL_SET, LOSS]
 
+# data selection (family `select`): runs.parquet columns and the study's selection tables
+SELECT_METHOD = "select_method"
+"""The selection variant's method name ([select.methods] key); the baseline's is [select] `baseline`."""
+SELECT_KEEP = "select_keep"
+"""Share of the pool's tokens kept (1 for the unfiltered baseline)."""
+SELECT_VARIANT = "select_variant"
+"""Method and keep share in one label (e.g. `oracle@0.5`), the variant column of the select law."""
+KEPT_TOKENS = "kept_tokens"
+"""Unique tokens in the selection (the law's unique-token column)."""
+KEPT_DOCS = "kept_docs"
+EPOCHS = "epochs"
+"""Training tokens / kept tokens: how many times the selection was seen."""
+SELECT_FLOPS = "select_flops"
+"""FLOPs spent scoring the pool with the run's method (shared by all runs of that method)."""
+PRECISION_GOOD = "precision_good"
+"""Share of kept tokens from documents of a good type (clean or its duplicates), where types are known."""
+SHARE_PREFIX = "share_"
+"""share_<type>: kept token share of each document type, where types are known."""
+SELECT_FLOOR = "select_floor"
+"""Exact loss floor of the kept mixture on the target eval set (synthetic pools)."""
+SELECT_KL_REDUCTION = "select_kl_reduction"
+"""DSIR's KL reduction of the selection's hashed n-gram distribution towards the target's."""
+DOC_ID = "doc_id"
+SCORE = "score"
+RANK = "rank"
+DOC_TYPE = "type"
+SCORES_TABLE = "scores.parquet"
+"""doc_id, method, score, rank, tokens (and type where known): one row per document and method."""
+KEPT_TABLE = "kept.parquet"
+"""method, keep, doc_id: the documents each selection kept."""
+SELECTIONS_TABLE = "selections.parquet"
+"""method, keep: kept docs/tokens, precision_good and select_kl_reduction of each selection."""
+SELECT_TABLE = "select.parquet"
+"""Finished select runs with plain select_method / select_keep / select_variant columns."""
+
 COMPUTE_CONVENTION = "6ND"
 """The compute the laws use: C = 6 * N * D with N non-embedding parameters and D training tokens."""
 _COMPUTE_WORDS = {
@@ -95,3 +130,6 @@ __all__ = ["BAYES_LOSS", "BAYES_PREFIX", "BLEU_PREFIX", "BUDGET_FLOPS", "COMPUTE
            "N_PARAMS_ENC", "N_PARAMS_NONEMB", "PARENT", "RUN_ID", "SEED", "STATUS", "STEP", "STEPS", "TOKENS",
            "TOKENS_PER_S", "TRAIN_LOSS", "WALL_TIME", "bayes_column", "bleu_column", "c_6nd", "describe_compute", "eval_column",
            "loss_column"]
+__all__ += ["DOC_ID", "DOC_TYPE", "EPOCHS", "KEPT_DOCS", "KEPT_TABLE", "KEPT_TOKENS", "PRECISION_GOOD", "RANK", "SCORE",
+            "SCORES_TABLE", "SELECT_FLOOR", "SELECT_FLOPS", "SELECT_KEEP", "SELECT_KL_REDUCTION", "SELECT_METHOD",
+            "SELECTIONS_TABLE", "SELECT_TABLE", "SELECT_VARIANT", "SHARE_PREFIX"]

@@ -13,12 +13,15 @@ def _kinds() -> dict[str, type]:
     from scaling.data.corpora import StdlibCodeSource, StdlibDocsSource
     from scaling.data.markov import MarkovSource
     from scaling.data.mixture import MixtureSource
+    from scaling.data.pool_facts import FactsPoolSource
+    from scaling.data.pool_text import TextPoolSource
     from scaling.data.prepared import PreparedSource
     from scaling.data.synthetic import ZipfFactsSource
     from scaling.data.userdata import FilesSource, JsonlSource, ParquetSource
 
     classes = [ZipfFactsSource, MarkovSource, StdlibCodeSource, StdlibDocsSource,
-               FilesSource, JsonlSource, ParquetSource, PreparedSource, MixtureSource]  # fmt: skip
+               FilesSource, JsonlSource, ParquetSource, PreparedSource, MixtureSource, FactsPoolSource,
+               TextPoolSource]  # fmt: skip
     return {c.kind: c for c in classes}
 
 

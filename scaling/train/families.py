@@ -44,7 +44,7 @@ def build_decoder_task(run: RunConfig, device: torch.device) -> LMTask:
 
 register_family(Family("decoder", expand_decoder, build_decoder_task, decoder_counts))
 
-FAMILY_MODULES = ("scaling.train.encdec_family", "scaling.train.cpt")
+FAMILY_MODULES = ("scaling.train.encdec_family", "scaling.train.cpt", "scaling.train.select")
 
 
 def load_family_modules(modules: tuple[str, ...] = FAMILY_MODULES) -> None:

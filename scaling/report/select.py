@@ -1,0 +1,178 @@
+"""Report sections of the `select` family: what each method kept, loss against compute per method,
+the select law's compute multiplier CM(C) with its paired-bootstrap band (and counting the scoring
+compute), and DataDecide's decision accuracy (Magnusson et al. 2025): how often the ranking of
+two variants at a small size matches their ranking at the largest size.
+
+Also writes scores.parquet, kept.parquet and select.parquet (scaling.train.select_tables).
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from scaling import schema
+from scaling.config import StudySpec
+from scaling.errors import ScalingError
+from scaling.report.render import Section, table_html
+from scaling.report.study import ReportOptions, register_sections
+from scaling.store import Store
+
+
+def selection_summary(select: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: keep share, precision and kept type shares (mean over runs)."""
+    cols = [c for c in [schema.KEPT_TOKENS, schema.PRECISION_GOOD, schema.SELECT_FLOOR, schema.SELECT_FLOPS]
+            if c in select] + sorted(c for c in select if c.startswith(schema.SHARE_PREFIX))
+    g = select.groupby([schema.SELECT_METHOD, schema.SELECT_KEEP])[cols].mean().reset_index()
+    return g.sort_values([schema.SELECT_KEEP, schema.SELECT_METHOD]).reset_index(drop=True)
+
+
+def decision_accuracy(select: pd.DataFrame, loss: str = schema.LOSS, size: str = "N",
+                      variant: str = schema.SELECT_VARIANT, budget: str | None = None) -> pd.DataFrame:
+    """Per smaller size: the share of variant pairs ordered by loss as at the largest size (seeds
+    averaged; ties at the target count as half)."""
+    keys = [size] + ([budget] if budget else [])
+    mean = select.groupby(keys + [variant])[loss].mean().unstack(variant)
+    rows = []
+    for key, group in mean.groupby(level=budget) if budget else [(None, mean)]:
+        group = group.droplevel(budget) if budget else group
+        sizes = sorted(group.index)
+        target = group.loc[sizes[-1]]
+        for s in sizes[:-1]:
+            here = group.loc[s]
+            pairs = [(a, b) for a, b in itertools.combinations(group.columns, 2)
+                     if np.isfinite([here[a], here[b], target[a], target[b]]).all()]
+            agree = [1.0 if np.sign(here[a] - here[b]) == np.sign(target[a] - target[b]) else
+                     0.5 if target[a] == target[b] else 0.0 for a, b in pairs]
+            rows.append({**({budget: key} if budget else {}), size: s, "target_" + size: sizes[-1],
+                         "pairs": len(pairs), "decision_accuracy": float(np.mean(agree)) if agree else np.nan})
+    return pd.DataFrame(rows)
+
+
+def plot_loss_vs_compute(select: pd.DataFrame, loss: str = schema.LOSS) -> Figure:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    methods = list(pd.unique(select[schema.SELECT_METHOD]))
+    keeps = sorted(pd.unique(select[schema.SELECT_KEEP]))
+    markers = dict(zip(keeps, "os^Dv<>"))
+    for i, m in enumerate(methods):
+        for k in keeps:
+            d = select[(select[schema.SELECT_METHOD] == m) & (select[schema.SELECT_KEEP] == k)]
+            if d.empty:
+                continue
+            d = d.groupby("C")[loss].mean().sort_index()
+            ax.plot(d.index, d.values, marker=markers[k], color=f"C{i}", lw=1, label=f"{m} keep {k:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training compute C = 6ND (FLOPs)")
+    ax.set_ylabel(f"{loss} (target eval set)")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def plot_cm(cm: dict[str, list[dict]]) -> Figure:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (v, rows) in enumerate(cm.items()):
+        C = np.array([r["compute"] for r in rows])
+        y = np.array([r["cm"] for r in rows])
+        lo = np.array([r["ci95"][0] for r in rows])
+        hi = np.array([r["ci95"][1] for r in rows])
+        ax.plot(C, y, color=f"C{i}", label=v)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            ax.fill_between(C[ok], lo[ok], np.minimum(hi[ok], 1e6), color=f"C{i}", alpha=0.15)
+    ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("compute C (FLOPs)")
+    ax.set_ylabel("compute multiplier CM(C) vs baseline")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions) -> list[Section]:
+    from scaling.laws import get_law
+    from scaling.laws.select import cell_bootstrap, multiplier_summary
+
+    law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=schema.KEPT_TOKENS,
+                  seed=opts.seed)
+    law.fit(select, x=["N", "D"], y=schema.LOSS)
+    note = ""
+    if opts.bootstrap:
+        try:
+            cell_bootstrap(law, select, cells=["N", schema.SEED], n=opts.bootstrap, seed=opts.seed)
+        except (ScalingError, IndexError) as e:  # IndexError: no replicate converged
+            note = f" The paired bootstrap failed ({html.escape(type(e).__name__)}: no converged replicates?), so no intervals."
+            for attr in ("boot_theta_", "ci_"):
+                if hasattr(law, attr):
+                    delattr(law, attr)
+            law.ci_ = {}
+    C = np.geomspace(select["C"].min(), select["C"].max() * 10, 9)
+    unique = select.groupby(schema.SELECT_VARIANT)[schema.KEPT_TOKENS].first().to_dict()
+    summary = multiplier_summary(law, C, unique=unique)
+    cost = select.groupby(schema.SELECT_VARIANT)[schema.SELECT_FLOPS].first().to_dict()
+    rows = []
+    for v, entries in summary["cm"].items():
+        m = summary["multiplier"][v]
+        for r in entries:
+            # cost-inclusive: the variant pays its scoring compute on top of its training compute
+            incl = r["cm"] * r["compute"] / (r["compute"] + cost.get(v, 0.0))
+            rows.append({"variant": v, "m": m["m"], "m_lo": m["ci95"][0], "m_hi": m["ci95"][1],
+                         "compute": r["compute"], "cm": r["cm"], "cm_lo": r["ci95"][0], "cm_hi": r["ci95"][1],
+                         "p_below_1": r["p_below_1"], "cm_with_scoring": incl})
+    table = pd.DataFrame(rows)
+    return [Section("Compute multiplier", text=(
+        "The select law L_v(N, D) = E_v + A/N^α + B/(m_v·D′_v)^β fitted jointly over variants (D′: effective "
+        "data under repetition of the kept tokens). CM_v(C) is the compute the unfiltered baseline needs to reach "
+        "v's compute-optimal loss at C, over C; intervals from a paired bootstrap over (size, seed) cells; "
+        "<i>cm_with_scoring</i> charges v its scoring FLOPs. Beyond the largest run the curve is extrapolation." + note),
+        tables=[table_html(table)], figures=[("CM(C) per variant with its 95% band", plot_cm(summary["cm"]))],
+        fit=law)]
+
+
+def select_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
+    from scaling.train.select import select_options
+    from scaling.train.select_tables import select_tables
+
+    tables = select_tables(spec, store)
+    select = tables["select"]
+    if select.empty:
+        return [Section("Data selection", text="No finished select runs yet.")]
+    baseline = select_options(spec)["baseline"]
+    summary = selection_summary(select)
+    stats = tables.get("selections")
+    if stats is not None and not stats.empty:
+        summary = summary.merge(stats[[schema.SELECT_METHOD, schema.SELECT_KEEP, schema.SELECT_KL_REDUCTION]],
+                                on=[schema.SELECT_METHOD, schema.SELECT_KEEP], how="left")
+    sections = [
+        Section("Data selection: what each method kept", text=(
+            f"{len(select)} runs over {select[schema.SELECT_VARIANT].nunique()} variants. precision_good: share of "
+            f"kept tokens from documents of a good type; share_*: kept token share per type; select_floor: exact "
+            f"loss floor of the kept mixture on the target set (synthetic pools); select_kl_reduction: DSIR's KL "
+            f"reduction of the kept hashed-bigram distribution towards the target's. Tables: "
+            f"<code>{html.escape(str(store.root / schema.SCORES_TABLE))}</code>, "
+            f"<code>{html.escape(str(store.root / schema.KEPT_TABLE))}</code>."), tables=[table_html(summary)]),
+        Section("Loss against compute", figures=[("Target loss per method and keep share (seeds averaged)",
+                                                  plot_loss_vs_compute(select))]),
+    ]
+    # budgets compared like for like: the k-th smallest token budget of every size
+    ranked = select.assign(budget=select.groupby("N")["D"].rank(method="dense").astype(int))
+    acc = decision_accuracy(ranked, budget="budget")
+    sections.append(Section("Decision accuracy", text=(
+        "DataDecide's decision accuracy: the share of variant pairs whose order by loss at a smaller size matches "
+        "the order at the largest size (budget k: each size's k-th smallest token budget)."), tables=[table_html(acc)]))
+    try:
+        sections += multiplier_sections(select, baseline, opts)
+    except ScalingError as e:
+        sections.append(Section("Compute multiplier", text=f"The select law could not be fitted: {html.escape(str(e))}"))
+    return sections
+
+
+register_sections("select", select_sections)
+
+__all__ = ["decision_accuracy", "plot_cm", "plot_loss_vs_compute", "select_sections", "selection_summary"]

@@ -1,0 +1,48 @@
+"""Report pieces of the select family: decision accuracy by hand, and the multiplier section on
+runs generated from the select law with a known multiplier."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling import schema
+from scaling.report.select import decision_accuracy, multiplier_sections, selection_summary
+from scaling.report.study import ReportOptions
+
+
+def test_decision_accuracy_by_hand():
+    rows = []
+    # at the largest size the order is a < b < c; at N=1 it is b < a < c (2 of 3 pairs agree)
+    for N, losses in ((1.0, {"a": 2.0, "b": 1.9, "c": 2.5}), (2.0, {"a": 1.5, "b": 1.6, "c": 1.7}),
+                      (4.0, {"a": 1.0, "b": 1.1, "c": 1.2})):
+        rows += [{"N": N, schema.SELECT_VARIANT: v, schema.LOSS: x} for v, x in losses.items()]
+    acc = decision_accuracy(pd.DataFrame(rows)).set_index("N")["decision_accuracy"]
+    assert acc[1.0] == pytest.approx(2 / 3) and acc[2.0] == 1.0
+
+
+def synthetic_select(m: float) -> pd.DataFrame:
+    E, A, B, al, be = 1.5, 40.0, 300.0, 0.4, 0.35
+    rows = []
+    for N in np.geomspace(1e3, 3e4, 5):
+        for tpp in (10, 40):
+            for seed in (0, 1):
+                D = N * tpp
+                for v, mult in (("none", 1.0), ("oracle@0.5", m)):
+                    L = E + A / N ** al + B / (mult * D) ** be
+                    noise = np.exp(np.random.default_rng([int(N), tpp, seed, int(mult)]).normal(0, 0.002))
+                    rows.append({"N": N, "D": D, "C": 6 * N * D, schema.SEED: seed, schema.SELECT_VARIANT: v,
+                                 schema.SELECT_METHOD: v.split("@")[0], schema.SELECT_KEEP: 1.0 if v == "none" else 0.5,
+                                 schema.KEPT_TOKENS: 1e12, schema.SELECT_FLOPS: 0.0, schema.PRECISION_GOOD: 1.0,
+                                 schema.LOSS: L * noise})
+    return pd.DataFrame(rows)
+
+
+def test_multiplier_section_recovers_a_known_multiplier():
+    df = synthetic_select(2.0)
+    (section,) = multiplier_sections(df, "none", ReportOptions(bootstrap=50))
+    law = section.fit
+    assert law.multiplier_["oracle@0.5"] == pytest.approx(2.0, rel=0.05)
+    lo, hi = law.ci_["m_oracle@0.5"]
+    assert lo < 2.0 < hi and lo > 1.5
+    summary = selection_summary(df)
+    assert list(summary[schema.SELECT_METHOD]) == ["oracle", "none"]
