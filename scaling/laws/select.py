@@ -247,6 +247,9 @@ def cell_bootstrap(law: SelectLaw, df: pd.DataFrame, cells: list[str], n: int = 
     rows = np.arange(n) * k + np.argmin(fun, axis=1)
     ok = res.converged[rows] & np.isfinite(fun.min(axis=1))
     law.boot_excluded_ = int((~ok).sum())
+    if ok.sum() < 2:
+        raise FitError(f"select: only {int(ok.sum())} of {n} bootstrap replicates converged; the variants' "
+                       f"multipliers are not identified by these runs (vary N and D within each variant)")
     law.boot_theta_ = res.theta[rows][ok]
     law.boot_converged_ = float(np.mean(ok))
     law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)

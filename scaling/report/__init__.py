@@ -12,3 +12,4 @@ __all__ = ["Answer", "LawFit", "ReportOptions", "Section", "Table", "build_repor
 from scaling.report import advise as _advise  # noqa: E402,F401
 from scaling.report import cpt as _cpt  # noqa: E402,F401
 from scaling.report import encdec as _encdec  # noqa: E402,F401
+from scaling.report import select as _select  # noqa: E402,F401
