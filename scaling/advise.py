@@ -359,11 +359,11 @@ def candidate_grid(law: Law, df: pd.DataFrame | None, *, sizes: Sequence[float],
 
 
 def spec_candidates(spec_path: str, x: Sequence[str], step_multipliers: Sequence[float] = (1.0,),
-                    seeds: Sequence[int] = ()) -> list[Candidate]:
+                    seeds: Sequence[int] = (), exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
     """The runs a study spec can express, as candidates: its grid (every shape × axis value), each
     with its training steps scaled by `step_multipliers` and, optionally, extra seeds; the law's
     inputs `x` are read from the plan's columns (e.g. n_params_nonemb, tokens) and the cost is the
-    exact training FLOPs."""
+    exact training FLOPs. Runs in `exclude` (run ids already trained) are not candidates."""
     import copy
 
     from scaling.config import load_spec
@@ -389,13 +389,17 @@ def spec_candidates(spec_path: str, x: Sequence[str], step_multipliers: Sequence
                         f"plan columns are {', '.join(rows[0])}")
     seen, out = set(), []
     for run, row in zip(variants, rows):
-        if run.run_id in seen:
+        if run.run_id in seen or run.run_id in exclude:
             continue
         seen.add(run.run_id)
         out.append(Candidate(tuple(float(row[c]) for c in x), float(row["flops"]),
                              f"{run.label} steps={row['steps']} seed={run.seed}", run.to_dict()))
     return out
 
+
+NEW_SEEDS = (0, 1, 2)
+"""Seeds a spec candidate may take besides its own: a second seed of a shape is a new run whose
+loss has its own noise (for a one-input law, the only new runs a fixed-shape spec can express)."""
 
 ADVISED_FILE = "advised.json"
 """Runs appended to a study by advice (run configs), kept in the study folder beside the store."""
@@ -444,11 +448,8 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
         at = 10.0 * float(df["n_params_nonemb"].max()) if law == "power" else \
             100.0 * float((6 * df["n_params_nonemb"] * df["tokens"]).max())
     mult = (1.0,) if law == "power" else (0.25, 0.5, 1.0, 2.0, 4.0)
-    cands = spec_candidates(str(spec_path), x, mult)
-    done = set(df["run_id"]) if "run_id" in df.columns else set()
-    from scaling.train.run_config import RunConfig
-
-    cands = [c for c in cands if RunConfig.from_dict(c.config).run_id not in done]
+    done = frozenset(df["run_id"]) if "run_id" in df.columns else frozenset()
+    cands = spec_candidates(str(spec_path), x, mult, seeds=NEW_SEEDS, exclude=done)
     return advise(fitted, cands, budget, target, at, seed=seed)
 
 

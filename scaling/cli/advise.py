@@ -32,6 +32,7 @@ def advise(
                                                             "scaled by --step-multipliers) are the candidates.")] = None,
     step_multipliers: Annotated[str, typer.Option(help="Token budgets of spec candidates, as multiples of the "
                                                        "spec's steps (two-input laws).")] = "0.25,0.5,1,2,4",
+    seeds: Annotated[str, typer.Option(help="Seeds a spec candidate may take (a new seed is a new run).")] = "0,1,2",
     sizes: Annotated[Optional[str], typer.Option(help="Without a spec: candidate sizes LO:HI:K (log-spaced).")] = None,
     tokens_per_param: Annotated[str, typer.Option(help="Without a spec: tokens per parameter (two-input laws).")]
     = "5,10,20,40,80",
@@ -83,7 +84,9 @@ def advise(
         at = 10.0 * float(df[cols[0]].max())
     if candidates is not None:
         mult = _floats(step_multipliers, "--step-multipliers") if base.n_inputs == 2 else [1.0]
-        cands = spec_candidates(str(candidates), cols, mult)
+        done = frozenset(df["run_id"]) if df is not None and "run_id" in df.columns else frozenset()
+        cands = spec_candidates(str(candidates), cols, mult, seeds=[int(v) for v in _floats(seeds, "--seeds")],
+                                exclude=done)
     else:
         if sizes is None:
             if df is None:
