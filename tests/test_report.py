@@ -11,7 +11,7 @@ def test_every_family_has_report_sections():
     from scaling.train.grid import FAMILY_REGISTRY, get_family
 
     get_family("decoder")  # loads the built-in families
-    assert set(FAMILY_REGISTRY) == {"decoder", "encdec", "cpt"}
+    assert set(FAMILY_REGISTRY) == {"decoder", "encdec", "cpt", "select"}
     for family in FAMILY_REGISTRY:
         assert FAMILY_SECTIONS.get(family), family
 
