@@ -35,7 +35,7 @@ import torch
 from scaling.config import StudySpec, plain
 from scaling.errors import SpecError
 from scaling.train.families import decoder_counts
-from scaling.train.grid import Family, model_shapes, register_family, resolve_steps, shape_label, where
+from scaling.train.grid import Family, family_table, model_shapes, register_family, resolve_steps, shape_label, where
 from scaling.train.run_config import RunConfig
 from scaling.train.task import LMTask, lm_source
 
@@ -74,15 +74,7 @@ def _source(table: dict[str, Any], key: str, src: str) -> dict[str, Any]:
 def cpt_options(spec: StudySpec) -> dict[str, Any]:
     """The [cpt] table validated, with defaults filled in; errors name `[cpt] key`."""
     src = where(spec)
-    table = spec.extra.get("cpt")
-    if table is None:
-        raise SpecError(f"{src}: family 'cpt' needs a [cpt] table (at least `domain`, `domain_shares`, `tokens`)")
-    other = set(spec.extra) - {"cpt"}
-    if other:
-        raise SpecError(f"{src}: table [{sorted(other)[0]}] is not used by family 'cpt'")
-    unknown = sorted(set(table) - KEYS)
-    if unknown:
-        raise SpecError(f"{src}: [cpt] unknown key `{unknown[0]}`; expected one of {', '.join(sorted(KEYS))}")
+    table = family_table(spec, "cpt", KEYS, "a [cpt] table (at least `domain`, `domain_shares`, `tokens`)")
     for key in ("domain", "domain_shares", "tokens"):
         if key not in table:
             raise SpecError(f"{src}: [cpt] missing required key `{key}`")

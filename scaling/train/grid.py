@@ -77,6 +77,22 @@ def where(spec: StudySpec) -> str:
     return str(spec.path) if spec.path else "<spec>"
 
 
+def family_table(spec: StudySpec, name: str, keys: set[str], missing: str) -> dict[str, Any]:
+    """The family's own spec table `[name]`: present (else `missing` says what it needs), the only
+    extra table, and holding only `keys`; errors name the file and `[name] key`."""
+    src = where(spec)
+    table = spec.extra.get(name)
+    if table is None:
+        raise SpecError(f"{src}: family '{name}' needs {missing}")
+    other = set(spec.extra) - {name}
+    if other:
+        raise SpecError(f"{src}: table [{sorted(other)[0]}] is not used by family '{name}'")
+    unknown = sorted(set(table) - keys)
+    if unknown:
+        raise SpecError(f"{src}: [{name}] unknown key `{unknown[0]}`; expected one of {', '.join(sorted(keys))}")
+    return table
+
+
 # ------------------------------------------------------------------ shapes and axes
 
 

@@ -51,12 +51,6 @@ ProgressFn = Callable[[str, int, int, float], None]
 """Called as (run_id, step, total_steps, last train loss)."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
     """Learning rate before optimiser step `step` (0-based) of `total`."""
     peak = float(train["lr"])

@@ -39,8 +39,8 @@ from scaling.data.pool import GOOD_TYPES, DocumentPool
 from scaling.data.selection import Scores, check_method, score_pool
 from scaling.errors import SpecError
 from scaling.train.families import decoder_counts
-from scaling.train.grid import (TRAIN_KEYS, Family, axis_combinations, model_shapes, register_family, resolve_steps,
-                                shape_label, where)
+from scaling.train.grid import (TRAIN_KEYS, Family, axis_combinations, family_table, model_shapes, register_family,
+                                resolve_steps, shape_label, where)
 from scaling.train.run_config import RunConfig
 from scaling.train.task import LMTask, lm_source
 
@@ -51,15 +51,7 @@ EXHAUSTED = ("repeat", "error")
 def select_options(spec: StudySpec) -> dict[str, Any]:
     """The [select] table validated, with defaults; errors name `[select] key`."""
     src = where(spec)
-    table = spec.extra.get("select")
-    if table is None:
-        raise SpecError(f"{src}: family 'select' needs a [select] table with at least [select.methods]")
-    other = set(spec.extra) - {"select"}
-    if other:
-        raise SpecError(f"{src}: table [{sorted(other)[0]}] is not used by family 'select'")
-    unknown = sorted(set(table) - KEYS)
-    if unknown:
-        raise SpecError(f"{src}: [select] unknown key `{unknown[0]}`; expected one of {', '.join(sorted(KEYS))}")
+    table = family_table(spec, "select", KEYS, "a [select] table with at least [select.methods]")
     methods = table.get("methods")
     if not isinstance(methods, dict) or not methods:
         raise SpecError(f"{src}: [select] `methods` must be a non-empty table of method = {{options}}")
