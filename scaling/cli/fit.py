@@ -13,13 +13,28 @@ from typing import Annotated, Optional
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from scaling.laws import get_law
 
-console = Console()
+
+class _LazyConsole:
+    """rich loads on first print: a `--json` fit never pays for it."""
+
+    def print(self, *args, **kwargs) -> None:
+        from rich.console import Console
+
+        globals()["console"] = Console()
+        console.print(*args, **kwargs)
+
+
+def Table(*args, **kwargs):  # noqa: N802 - stands in for rich.table.Table, imported on use
+    from rich.table import Table as RichTable
+
+    return RichTable(*args, **kwargs)
+
+
+console = _LazyConsole()
 
 
 LawName = Annotated[str, typer.Argument(help="Law: power, chinchilla, encdec, dcpt, bleu_ce, bleu_log, ...")]

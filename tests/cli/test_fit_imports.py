@@ -1,4 +1,4 @@
-"""`scaling fit` starts without torch, matplotlib, the report or the training code."""
+"""`scaling fit` starts without torch, matplotlib, the report or the training code (nor rich for --json)."""
 
 import json
 import subprocess
@@ -13,7 +13,8 @@ import scaling.cli
 r = CliRunner().invoke(scaling.cli.app, sys.argv[1:])
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'matplotlib')
                or m.startswith(('scaling.report', 'scaling.train', 'scaling.plots', 'scaling.model')))
-print(json.dumps({"exit": r.exit_code, "out": r.output, "heavy": heavy}))
+rich = any(m.split('.')[0] == 'rich' for m in sys.modules)
+print(json.dumps({"exit": r.exit_code, "out": r.output, "heavy": heavy, "rich": rich}))
 """
 
 
@@ -29,5 +30,6 @@ def test_fit_imports_no_torch_or_matplotlib(tmp_path):
     assert r["exit"] == 0, r["out"]
     assert json.loads(r["out"])["solver"] == "varpro"
     assert r["heavy"] == []
+    assert not r["rich"]  # JSON output needs no terminal tables
     r = _probe("fit", "isoflop", str(csv), "--n", "N", "--d", "D", "--budget", "N", "--y", "loss")
     assert r["heavy"] == []  # an error path (budgets without minima) loads nothing heavy either
