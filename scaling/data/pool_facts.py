@@ -4,7 +4,8 @@ Types (shares set by `shares`, each document's type fixed by `world_seed`):
 
     clean     triples of the eval world (the target)
     decoy     the same keys, values mapped through a fixed derangement of the symbols
-    junk      uniform symbols
+    junk      uniform symbols: over the world's own `n_symbols` (`junk_alphabet = "shared"`), or
+              over `n_symbols` symbols of their own (`"disjoint"`; the vocabulary is then 2 · n_symbols)
     offworld  another world's facts (its own keys, ranks and values)
     dup       copies of a few (`dup_sources`) clean documents, repeated
 
@@ -14,6 +15,13 @@ eval set: a model of the kept mixture predicts with the posterior over types giv
 so far, p(x_j | x_<j) = sum_t P(t | x_<j) p_t(x_j | x_<j), with prior P(t) the kept token share of
 type t (dup counts as clean: its documents are clean ones). The floor ignores that a finite pool
 can be memorised; it is the limit of infinitely many documents in the same proportions.
+
+With a disjoint junk alphabet a window's first token tells junk from the rest, and the first
+token is never predicted, so junk leaves the floor of the other types exactly where it was: the
+unfiltered pool and the pool without its junk have the same floor, and junk only costs tokens
+(and the few steps a model needs to tell the alphabets apart). With the shared alphabet the
+type must be inferred from the window's statistics, which tiny models do poorly, so shared junk
+also costs them capacity (see tests/train/test_select_cm.py for the measured figures).
 """
 
 from __future__ import annotations
@@ -57,12 +65,17 @@ class FactsPoolSource(DocumentPool, IndexedSource):
         "shares": None,  # {type = share}; default DEFAULT_SHARES; missing types get 0
         "dup_sources": 8,
         "target_docs": 512,
+        "junk_alphabet": "shared",  # or "disjoint": junk symbols n_symbols..2·n_symbols-1
     }
+    JUNK_ALPHABETS: ClassVar[tuple[str, ...]] = ("shared", "disjoint")
 
     def __init__(self, n_symbols: int = 64, n_keys: int = 3000, zipf_exponent: float = 1.4,
                  value_accuracy: float = 0.9, world_seed: int = 0, n_docs: int = 4000, doc_triples: int = 32,
                  shares: dict[str, float] | None = None, dup_sources: int = 8, target_docs: int = 512,
-                 name: str = "facts_pool") -> None:
+                 junk_alphabet: str = "shared", name: str = "facts_pool") -> None:
+        if junk_alphabet not in self.JUNK_ALPHABETS:
+            raise SpecError(f"facts_pool: `junk_alphabet` must be one of {', '.join(map(repr, self.JUNK_ALPHABETS))}, "
+                            f"got {junk_alphabet!r}")
         self.n_docs_ = check_positive("n_docs", n_docs)
         self.doc_triples = check_positive("doc_triples", doc_triples)
         self.dup_sources = check_positive("dup_sources", dup_sources)
@@ -73,7 +86,10 @@ class FactsPoolSource(DocumentPool, IndexedSource):
         self.decoy = copy.copy(self.clean)
         self.decoy.values = _derangement(n_symbols, rng)[self.clean.values]
         self.offworld = ZipfFactsSource(n_symbols, n_keys, zipf_exponent, value_accuracy, int(world_seed) + 7919)
-        self.name, self.vocab_size, self.world_seed = name, n_symbols, int(world_seed)
+        self.n_symbols, self.junk_alphabet = n_symbols, junk_alphabet
+        self.junk_offset = n_symbols if junk_alphabet == "disjoint" else 0  # first junk symbol
+        self.name, self.world_seed = name, int(world_seed)
+        self.vocab_size = n_symbols + self.junk_offset
         self.bayes_loss_expected = None
 
         counts = np.floor(np.array([self.shares[t] for t in TYPES]) * self.n_docs_ + 1e-9).astype(int)
@@ -115,7 +131,7 @@ class FactsPoolSource(DocumentPool, IndexedSource):
             key = stream_key("facts_pool", t, self.world_seed)
             if t == "junk":
                 u = hash_uniform(key, idx[m], L)
-                out[m] = np.minimum((u * self.vocab_size).astype(np.int64), self.vocab_size - 1)
+                out[m] = self.junk_offset + np.minimum((u * self.n_symbols).astype(np.int64), self.n_symbols - 1)
             elif t == "dup":  # dup document i repeats clean source document i mod dup_sources
                 src = (idx[m] % np.uint64(self.dup_sources)).astype(np.uint64)
                 out[m] = self.clean._triples(key, src, self.doc_triples)
@@ -144,20 +160,29 @@ class FactsPoolSource(DocumentPool, IndexedSource):
 
     # ------------------------------------------------------------ exact floors
 
+    def _junk_logprob(self, tokens: np.ndarray) -> np.ndarray:
+        """log p_junk of each token: uniform over the junk alphabet, -inf outside it."""
+        inside = (tokens >= self.junk_offset) & (tokens < self.junk_offset + self.n_symbols)
+        return np.where(inside, -math.log(self.n_symbols), -np.inf)
+
     def type_logprobs(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         """log p_t(tokens[:, j+1] | tokens[:, :j+1]) per process type (dup = clean), shape (n, L)."""
-        n, L1 = tokens.shape
-        out = {"clean": self.clean.token_logprobs(tokens), "decoy": self.decoy.token_logprobs(tokens),
-               "offworld": self.offworld.token_logprobs(tokens),
-               "junk": np.full((n, L1 - 1), -math.log(self.vocab_size))}
+        own = tokens < self.n_symbols  # the worlds' symbols; a junk-only symbol has probability 0 there
+        t = np.where(own, tokens, 0)
+        out = {name: np.where(own[:, 1:], w.token_logprobs(t), -np.inf)
+               for name, w in (("clean", self.clean), ("decoy", self.decoy), ("offworld", self.offworld))}
+        out["junk"] = self._junk_logprob(tokens[:, 1:])
         return out
 
     def first_logprob(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         """log p_t(tokens[:, 0]) (a k1 symbol) per process type."""
+        first = tokens[:, 0]
+        own = first < self.n_symbols
         with np.errstate(divide="ignore"):
-            return {"clean": np.log(self.clean.p_k1[tokens[:, 0]]), "decoy": np.log(self.decoy.p_k1[tokens[:, 0]]),
-                    "offworld": np.log(self.offworld.p_k1[tokens[:, 0]]),
-                    "junk": np.full(len(tokens), -math.log(self.vocab_size))}
+            out = {name: np.where(own, np.log(w.p_k1[np.where(own, first, 0)]), -np.inf)
+                   for name, w in (("clean", self.clean), ("decoy", self.decoy), ("offworld", self.offworld))}
+        out["junk"] = self._junk_logprob(first)
+        return out
 
     def mixture_weights(self, kept: np.ndarray) -> dict[str, float]:
         """Kept token share per process type (dup folded into clean)."""

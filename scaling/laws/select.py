@@ -6,7 +6,16 @@ Exponents and A, B are shared; each variant v (a selection method at a keep shar
 floor E_v and data multiplier m_v (m = 1 for the unfiltered baseline). D' is the effective data
 under repetition (Muennighoff et al. 2023): with U unique tokens seen for D tokens in all,
 R = D/U - 1 repeated epochs are worth U · R* · (1 - exp(-R / R*)) fresh tokens (R* = 15.4, their
-fit); without a unique-token column D' = D.
+fit); without a unique-token column D' = D. With `r_star="fit"` R* is a fitted parameter (one,
+shared by the variants): Muennighoff et al. fitted it to their models, and how fast repeated
+tokens lose their value depends on the data and the model's scale (a 10k-parameter model on a
+world of facts is not a 1B-parameter model on web text), so a study whose variants repeat their
+selections for different numbers of epochs can measure it.
+
+`floors="shared"` ties every E_v to the baseline's floor: use it where the floors are known to be
+equal (e.g. junk that a model tells apart from the target at its first token; facts_pool reports
+the exact floor of every selection as `select_floor`), since free floors let the fit explain a
+data multiplier by a floor difference, which makes CM drift with compute.
 
 The compute multiplier of v at compute C is CM_v(C) = C_base(L_v*(C)) / C: the compute the
 baseline needs to reach the loss that v reaches with compute C on its compute-optimal frontier
@@ -42,12 +51,21 @@ def effective_tokens(D: np.ndarray, U: np.ndarray | None, r_star: float = R_STAR
     return np.where(D <= U, D, U + U * r_star * (1.0 - np.exp(-R / r_star)))
 
 
+def log_effective_tokens(lD: torch.Tensor, lU: torch.Tensor, r_star: torch.Tensor) -> torch.Tensor:
+    """log D' [S, n] from log D and log U [n] and R* [S, 1], differentiable in R* (torch form of
+    `effective_tokens`)."""
+    R = torch.clamp(torch.exp(lD - lU) - 1.0, min=0.0)[None]  # repeated epochs beyond the first
+    repeated = lU[None] + torch.log1p(r_star * -torch.expm1(-R / r_star))
+    return torch.where(R > 0, repeated, lD[None].expand_as(repeated))
+
+
 @register_law
 class SelectLaw(Law):
     """Joint law over variants; x = [N, D] plus `variant` (and optional `unique_tokens`) columns.
 
     Options beyond Law's: variant (column), baseline (its value for the unfiltered data),
-    unique_tokens (column of unique tokens per run, for repetition), r_star.
+    unique_tokens (column of unique tokens per run, for repetition), r_star (a number, or "fit"),
+    floors ("free": one E per variant, or "shared": one E for all).
     Fitted beyond Law's: variants_ (order of E_v / m_v), multiplier_ (m per variant).
     """
 
@@ -55,17 +73,46 @@ class SelectLaw(Law):
     n_inputs = 2
     log_inputs = False  # features are built in _design (log N, log D', variant one-hot)
 
+    FLOORS = ("free", "shared")
+
     def __init__(self, *args: Any, variant: str = "variant", baseline: Any = None, unique_tokens: str | None = None,
-                 r_star: float = R_STAR, **kwargs: Any) -> None:
+                 r_star: float | str = R_STAR, floors: str = "free", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.variant = variant
         self.baseline = baseline
         self.unique_tokens = unique_tokens
         self.r_star = r_star
+        self.floors = floors
 
     def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "variant": self.variant, "baseline": self.baseline,
-                "unique_tokens": self.unique_tokens, "r_star": self.r_star}
+        return {**super().get_params(), "tied": self._user_tied, "variant": self.variant, "baseline": self.baseline,
+                "unique_tokens": self.unique_tokens, "r_star": self.r_star, "floors": self.floors}
+
+    # `tied` as the engine reads it: the user's ties, plus every floor tied to the baseline's
+    # once the variants are known when floors="shared" (the option itself is never changed).
+    @property
+    def tied(self) -> dict[str, str] | None:
+        variants = getattr(self, "variants_", None)
+        if getattr(self, "floors", "free") != "shared" or not variants:
+            return self._user_tied
+        return {**(self._user_tied or {}), **{f"E_{v}": f"E_{variants[0]}" for v in variants[1:]}}
+
+    @tied.setter
+    def tied(self, value: dict[str, str] | None) -> None:
+        self._user_tied = value
+
+    @property
+    def fits_r_star(self) -> bool:
+        return self.r_star == "fit"
+
+    def _check_options(self) -> None:
+        if self.floors not in self.FLOORS:
+            raise FitError(f"select: floors must be one of {', '.join(map(repr, self.FLOORS))}, got {self.floors!r}")
+        if self.fits_r_star:
+            if not self.unique_tokens:
+                raise FitError("select: r_star='fit' needs a unique-token column (set --unique-tokens)")
+        elif isinstance(self.r_star, bool) or not isinstance(self.r_star, (int, float)) or not self.r_star > 0:
+            raise FitError(f"select: r_star must be a number > 0 or 'fit', got {self.r_star!r}")
 
     # ---- parameters depend on the variants found in the data ----
     @property
@@ -75,8 +122,9 @@ class SelectLaw(Law):
             raise FitError("select: parameters are known once fitted (one E and m per variant)")
         es = tuple(Param(f"E_{v}", -5.0, 5.0, log=True) for v in variants)
         ms = tuple(Param(f"m_{v}", -6.0, 6.0, log=True) for v in variants[1:])
+        rs = (Param("R_star", np.log(0.05), np.log(1e4), log=True),) if self.fits_r_star else ()
         return es + (Param("A", -20.0, 40.0, log=True), Param("B", -20.0, 40.0, log=True),
-                     Param("alpha", 0.0, 3.0), Param("beta", 0.0, 3.0)) + ms
+                     Param("alpha", 0.0, 3.0), Param("beta", 0.0, 3.0)) + ms + rs
 
     def _variants_from(self, df: pd.DataFrame) -> list[str]:
         if self.variant not in df.columns:
@@ -91,6 +139,7 @@ class SelectLaw(Law):
 
     def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
             weight: str | np.ndarray | None = None) -> "SelectLaw":
+        self._check_options()
         self.variants_ = self._variants_from(df)
         super().fit(df, x, y, holdout=holdout, weight=weight)
         self.multiplier_ = {v: (1.0 if i == 0 else self.params_[f"m_{v}"]) for i, v in enumerate(self.variants_)}
@@ -114,7 +163,10 @@ class SelectLaw(Law):
         if unknown:
             raise DataError(f"select: variant(s) {unknown} were not in the data the law was fitted on")
         onehot = (v[:, None] == np.array(self.variants_)[None]).astype(float)
-        feats = np.column_stack([np.log(X[:, 0]), np.log(effective_tokens(X[:, 1], U, self.r_star)), onehot])
+        # log U beside log D; U = D (no repetition) where there is no unique-token column, so D' is
+        # computed in log_pred with a fixed or fitted R*.
+        lU = np.log(X[:, 1]) if U is None else np.log(U)
+        feats = np.column_stack([np.log(X[:, 0]), np.log(X[:, 1]), lU, onehot])
         return feats, yv
 
     def _n_variants(self) -> int:
@@ -124,23 +176,25 @@ class SelectLaw(Law):
         k = self._n_variants()
         e = theta[:, :k]  # log E_v
         a, b, al, be = theta[:, k], theta[:, k + 1], theta[:, k + 2], theta[:, k + 3]
-        lm = torch.cat([torch.zeros_like(theta[:, :1]), theta[:, k + 4:]], dim=1)  # log m_v, baseline 0
-        onehot = F[:, 2:]
+        lm = torch.cat([torch.zeros_like(theta[:, :1]), theta[:, k + 4:2 * k + 3]], dim=1)  # log m_v, baseline 0
+        onehot = F[:, 3:]
         ev = e @ onehot.T  # [S, n]
         lmv = lm @ onehot.T
-        lN, lD = F[:, 0], F[:, 1]
-        return torch.logsumexp(torch.stack([a[:, None] - al[:, None] * lN,
-                                            b[:, None] - be[:, None] * (lD[None] + lmv), ev]), dim=0)
+        lN = F[:, 0]
+        r_star = theta[:, -1:].exp() if self.fits_r_star else torch.full_like(theta[:, :1], float(self.r_star))
+        lD = log_effective_tokens(F[:, 1], F[:, 2], r_star)  # [S, n]
+        return torch.logsumexp(torch.stack([(a[:, None] - al[:, None] * lN).expand_as(lD),
+                                            b[:, None] - be[:, None] * (lD + lmv), ev]), dim=0)
 
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         k = self._n_variants()
         rows = []
         # Shared terms as chinchilla's default grid, coarser (every variant adds two parameters);
-        # every variant starts at the same floor with m = 1.
-        for al, be, ef, a, b in itertools.product([0.2, 0.4, 0.7], [0.2, 0.4, 0.7], [0.5, 0.9],
-                                                  [2.0, 8.0, 14.0], [2.0, 8.0, 14.0]):
-            lm = 0.0
-            rows.append([t.min() + np.log(ef)] * k + [a, b, al, be] + [lm] * (k - 1))
+        # every variant starts at the same floor with m = 1; a fitted R* starts at 1, 5 and 15.4 epochs.
+        r_starts = [np.log(1.0), np.log(5.0), np.log(R_STAR)] if self.fits_r_star else [None]
+        for al, be, ef, a, b, r in itertools.product([0.2, 0.4, 0.7], [0.2, 0.4, 0.7], [0.5, 0.9],
+                                                     [2.0, 8.0, 14.0], [2.0, 8.0, 14.0], r_starts):
+            rows.append([t.min() + np.log(ef)] * k + [a, b, al, be] + [0.0] * (k - 1) + ([] if r is None else [r]))
         return np.array(rows, float)
 
     def predict_variant(self, N: np.ndarray, D: np.ndarray, variant: str, unique_tokens: float | None = None) -> np.ndarray:
@@ -175,6 +229,7 @@ class SelectLaw(Law):
         shape [K] (the same budgets for every draw) or [R, K]."""
         p = self._natural(theta)
         E, A, B, al, be = (p[f"E_{variant}"], p["A"], p["B"], p["alpha"], p["beta"])
+        r_star = p["R_star"][:, None, None] if self.fits_r_star else self.r_star
         m = p.get(f"m_{variant}", np.ones_like(E))
         C = np.asarray(C, float)
         C = np.broadcast_to(np.atleast_1d(C)[None] if C.ndim <= 1 else C, (len(E), np.atleast_1d(C).shape[-1]))
@@ -185,7 +240,7 @@ class SelectLaw(Law):
         grid = np.exp(np.linspace(-np.log(1e3), np.log(1e3), 401))
         N = n0[:, :, None] * grid[None, None]  # [R, C, G]
         D = C[:, :, None] / (6.0 * N)
-        Deff = effective_tokens(D, unique, self.r_star) if unique is not None else D
+        Deff = effective_tokens(D, unique, r_star) if unique is not None else D
         L = E[:, None, None] + A[:, None, None] / N ** al[:, None, None] + B[:, None, None] / (
             m[:, None, None] * Deff) ** be[:, None, None]
         return L.min(axis=2)
@@ -216,46 +271,28 @@ class SelectLaw(Law):
 def cell_bootstrap(law: SelectLaw, df: pd.DataFrame, cells: list[str], n: int = 200, seed: int = 0,
                    starts: int = 3) -> SelectLaw:
     """Paired bootstrap: resample (size, seed) cells with replacement, each cell carrying all its
-    variants' runs, so every replicate compares the variants on the same cells. Fills
-    boot_theta_, boot_params_, ci_ and boot_converged_ (replicates that did not converge are
-    excluded and counted in boot_excluded_)."""
-    from scaling.laws.engine import EngineOptions, minimize_batched
-    from scaling.laws.objective import make_objective
+    variants' runs, so every replicate compares the variants on the same cells. It is the law's
+    cluster bootstrap with one cluster per cell, so the fit's objective, tied and fixed parameters
+    hold in every replicate. Fills boot_theta_, boot_params_, ci_ and boot_converged_ (replicates
+    that did not converge are excluded and counted in boot_excluded_)."""
+    from scaling.laws.bootstrap import run_bootstrap
 
     law._check_fitted()
     missing = [c for c in cells if c not in df.columns]
     if missing:
         raise DataError(f"select: cell column(s) {missing} not found; columns are {list(df.columns)}")
-    if n < 2:
-        raise FitError(f"bootstrap needs at least 2 replicates, got {n}")
+    if len(df) != law.n_points_:
+        raise DataError(f"select: the cell bootstrap needs the {law.n_points_} rows the law was fitted on, "
+                        f"got {len(df)}")
     keys = pd.MultiIndex.from_frame(df[cells].astype(str)).to_flat_index()
-    codes, uniq = pd.factorize(keys)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(uniq), size=(n, len(uniq)))
-    cell_counts = np.stack([np.bincount(d, minlength=len(uniq)) for d in draws])  # [n, cells]
-    counts = cell_counts[:, codes].astype(float)  # [n, points]
-    lo, hi = law.bounds()
-    k = max(int(starts), 1)
-    base = np.repeat(law.theta_[None], n * k, axis=0)
-    jitter = rng.normal(0.0, 0.05, size=base.shape) * (np.abs(base) + 0.1)
-    jitter[::k] = 0.0
-    x0 = np.clip(base + jitter, lo, hi)
-    group = torch.arange(n).repeat_interleave(k)
-    fg = make_objective(law.forward_vjp, law._F, law._t, law.loss, getattr(law, "delta_", law.delta), weights=torch.as_tensor(counts), group=group)
-    res = minimize_batched(fg, x0, lo, hi, EngineOptions(max_iter=law.max_iter, ftol=1e-10))
-    fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(n, k)
-    rows = np.arange(n) * k + np.argmin(fun, axis=1)
-    ok = res.converged[rows] & np.isfinite(fun.min(axis=1))
-    law.boot_excluded_ = int((~ok).sum())
-    if ok.sum() < 2:
-        raise FitError(f"select: only {int(ok.sum())} of {n} bootstrap replicates converged; the variants' "
-                       f"multipliers are not identified by these runs (vary N and D within each variant)")
-    law.boot_theta_ = res.theta[rows][ok]
-    law.boot_converged_ = float(np.mean(ok))
-    law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
+    codes, _ = pd.factorize(keys)
+    try:
+        run_bootstrap(law, n, seed, starts=starts, cluster=codes)
+    except FitError as e:
+        raise FitError(f"select: {e}; the variants' multipliers are not identified by these runs "
+                       f"(vary N and D within each variant)") from None
+    law.boot_excluded_ = law.boot_n_excluded_
     law.boot_method_ = f"cells({', '.join(cells)})"
-    law.ci_ = {c: (float(np.quantile(law.boot_params_[c], 0.025)), float(np.quantile(law.boot_params_[c], 0.975)))
-               for c in law.param_names}
     return law
 
 

@@ -37,12 +37,15 @@ def _brute_mixture_loss(pool, weights, window) -> float:
     """-log p_mix(x_1..x_L | x_0) / L with p_mix(x_0) marginalised by enumerating every continuation."""
     V, L1 = pool.vocab_size, len(window)
     worlds = {"clean": pool.clean, "decoy": pool.decoy, "offworld": pool.offworld}
+    S, junk0 = pool.n_symbols, pool.junk_offset  # junk: uniform over symbols junk0 .. junk0 + S - 1
 
     def p_mix(seq):
         total = 0.0
         for t, w in weights.items():
-            if w > 0:
-                total += w * (V ** -len(seq) if t == "junk" else _naive_prob(worlds[t], seq))
+            if w > 0 and t == "junk":
+                total += w * (S ** -len(seq) if all(junk0 <= s < junk0 + S for s in seq) else 0.0)
+            elif w > 0:
+                total += w * (_naive_prob(worlds[t], seq) if all(s < S for s in seq) else 0.0)
         return total
 
     joint = p_mix(list(window))
@@ -70,6 +73,29 @@ def test_floor_matches_brute_force_on_a_tiny_world(tiny):
         w = tiny.mixture_weights(kept)
         brute = np.mean([_brute_mixture_loss(tiny, w, row) for row in tokens])
         assert tiny.selection_floor(kept, ev) == pytest.approx(brute, rel=1e-10)
+
+
+def test_disjoint_junk_floor_matches_brute_force_and_leaves_the_floor_unchanged():
+    tiny = build_source("facts_pool", {**TINY, "junk_alphabet": "disjoint"}, seed=3)
+    assert tiny.vocab_size == 8
+    junk = tiny.doc_types == "junk"
+    docs = tiny.tokens.reshape(tiny.n_docs, -1)
+    assert (docs[junk] >= 4).all() and (docs[~junk] < 4).all()
+    ev = tiny.eval_sets(5, 20)["valid"]
+    tokens = np.concatenate([ev.x.numpy(), ev.y.numpy()[:, -1:]], axis=1)
+    for kept in (np.arange(tiny.n_docs), np.where(~junk)[0], np.where(np.isin(tiny.doc_types, ["clean", "junk"]))[0]):
+        w = tiny.mixture_weights(kept)
+        brute = np.mean([_brute_mixture_loss(tiny, w, row) for row in tokens])
+        assert tiny.selection_floor(kept, ev) == pytest.approx(brute, rel=1e-10)
+    # junk identified by its first token, which is never predicted: removing it leaves the floor as it is
+    pool = build_source("facts_pool", {"n_docs": 400, "doc_triples": 8, "shares": {"clean": 0.5, "junk": 0.5},
+                                       "junk_alphabet": "disjoint"})
+    ev = pool.eval_sets(47, 4700)["valid"]
+    clean = np.where(pool.doc_types == "clean")[0]
+    assert pool.selection_floor(np.arange(400), ev) == pytest.approx(ev.bayes_loss, rel=1e-12)
+    assert pool.selection_floor(clean, ev) == pytest.approx(ev.bayes_loss, rel=1e-12)
+    with pytest.raises(SpecError, match="junk_alphabet"):
+        build_source("facts_pool", {"junk_alphabet": "own"})
 
 
 def test_clean_selection_floor_is_the_bayes_loss_and_junk_raises_it():

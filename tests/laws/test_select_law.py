@@ -130,3 +130,48 @@ def test_cli_json_contract(tmp_path):
     r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "sel.csv"), "--variant", "variant", "--baseline",
                                  "nope", "--x", "N", "--x", "D", "--y", "loss"])
     assert r.exit_code != 0 and "baseline 'nope'" in str(r.exception)
+
+
+def repeated_runs(r_star: float, m_small: float = 2.0, U_small: float = 2e9, E_small: float = 1.8) -> pd.DataFrame:
+    """The baseline never repeats; `small` keeps U_small unique tokens, repeated up to 40 epochs."""
+    rows = []
+    for v, m, U, E in (("base", 1.0, 1e13, 1.8), ("small", m_small, U_small, E_small)):
+        for N in np.geomspace(1e7, 3e8, 5):
+            for tpp in (5, 20, 80, 270):
+                D = N * tpp
+                De = effective_tokens(np.array([D]), U, r_star)[0]
+                rows.append({"N": N, "D": D, "variant": v, "U": U,
+                             "loss": E + TRUE["A"] / N ** TRUE["alpha"] + TRUE["B"] / (m * De) ** TRUE["beta"]})
+    return pd.DataFrame(rows)
+
+
+def test_fitted_r_star_is_recovered_and_the_multiplier_shrinks_with_compute():
+    df = repeated_runs(r_star=3.0)
+    assert df.loc[df.variant == "small", "D"].max() / 2e9 > 40  # up to 40 epochs of the small selection
+    law = SelectLaw(variant="variant", baseline="base", unique_tokens="U", r_star="fit").fit(df, x=["N", "D"], y="loss")
+    assert law.converged_
+    assert law.params_["R_star"] == pytest.approx(3.0, rel=1e-3)
+    assert law.multiplier_["small"] == pytest.approx(2.0, rel=1e-3)
+    assert law.params_["E_small"] == pytest.approx(1.8, rel=1e-4)
+    unique = {"base": 1e13, "small": 2e9}
+    cm = law.compute_multiplier("small", [1e16, 1e19, 1e21, 1e23], unique=unique)[0]
+    assert cm[0] == pytest.approx(2.0, rel=2e-2) and cm[0] > cm[1] > cm[2] > cm[3]
+    # Muennighoff's R* = 15.4 on the same runs values the repeated tokens too highly: a worse fit
+    fixed = SelectLaw(variant="variant", baseline="base", unique_tokens="U").fit(df, x=["N", "D"], y="loss")
+    assert fixed.objective_ > 100 * max(law.objective_, 1e-12)
+
+
+def test_shared_floors_tie_every_floor_to_the_baseline():
+    df = make_runs(noise=0.0)
+    df = df[df.variant != "dsir"]  # the two variants whose floors are equal
+    law = SelectLaw(variant="variant", baseline="base", floors="shared").fit(df, x=["N", "D"], y="loss")
+    assert law.params_["E_oracle"] == law.params_["E_base"] == pytest.approx(1.8, rel=1e-4)
+    assert law.multiplier_["oracle"] == pytest.approx(2.0, rel=1e-4)
+    assert law.tied is not None and law.get_params()["tied"] is None  # the option itself is unchanged
+    np.testing.assert_allclose(law.compute_multiplier("oracle", [1e18, 1e24])[0], 2.0, rtol=2e-3)
+    cell_bootstrap(law, df.assign(cell=df["N"].astype(str)), ["N", "tpp"], n=20, seed=0)
+    np.testing.assert_array_equal(law.boot_params_["E_oracle"], law.boot_params_["E_base"])  # ties hold in replicates
+    with pytest.raises(Exception, match="floors must be one of"):
+        SelectLaw(variant="variant", baseline="base", floors="equal").fit(df, x=["N", "D"], y="loss")
+    with pytest.raises(Exception, match="r_star='fit' needs a unique-token column"):
+        SelectLaw(variant="variant", baseline="base", r_star="fit").fit(df, x=["N", "D"], y="loss")

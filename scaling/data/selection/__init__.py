@@ -46,6 +46,8 @@ def method_kinds() -> list[str]:
 
 
 CHOICES = {"band": ("low", "mid", "high"), "sampling": ("top_k", "gumbel")}
+SHARES = {"ref_share": 1.0, "probe_docs": 1.0, "distill_docs": 1.0, "distill_labels": 0.5}
+"""Options that are shares of documents, in (0, upper]: distill_labels takes a top and a bottom share."""
 
 
 def check_method(name: str, table: dict[str, Any] | None, where: str = "[select.methods]") -> tuple[str, dict]:
@@ -66,6 +68,12 @@ def check_method(name: str, table: dict[str, Any] | None, where: str = "[select.
         if key in opts and opts[key] not in allowed:
             raise SpecError(f"{where} `{name}` option `{key}` must be one of {', '.join(allowed)}, got {opts[key]!r}")
     for key, default in defaults.items():
+        if isinstance(default, bool) and not isinstance(opts[key], bool):
+            raise SpecError(f"{where} `{name}` option `{key}` must be true or false, got {opts[key]!r}")
+        if key in SHARES and not (isinstance(opts[key], (int, float)) and not isinstance(opts[key], bool)
+                                  and 0 < opts[key] <= SHARES[key]):
+            raise SpecError(f"{where} `{name}` option `{key}` must be a share in (0, {SHARES[key]:g}], "
+                            f"got {opts[key]!r}")
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             v = opts[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:

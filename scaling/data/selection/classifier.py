@@ -3,7 +3,8 @@
 Hashed n-gram frequencies (counts over the document's n-gram total) feed an L2-regularised
 logistic regression: positives are the target documents, negatives an equal number of pool
 documents drawn by seed (the pool is mostly unlabelled, so it stands in for "not target").
-A document's score is its logit; fitted by L-BFGS on the sparse features.
+A document's score is its logit; fitted by L-BFGS on the sparse features. `classify` is the
+same classifier on any labelled pool documents (PreSelect's distillation uses it).
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ def fit_logistic(X: sp.csr_matrix, y: np.ndarray, l2: float) -> tuple[np.ndarray
     return res.x[:d], float(res.x[d])
 
 
+def classify(positives: sp.csr_matrix, negatives: sp.csr_matrix, docs: sp.csr_matrix, l2: float
+             ) -> tuple[np.ndarray, float, dict]:
+    """Logits over the rows of `docs` of a classifier of hashed n-gram counts, positives against
+    negatives; and the FLOPs of fitting and applying it (hashing counted by the caller)."""
+    X = sp.vstack([normalise(positives), normalise(negatives)]).tocsr()
+    y = np.concatenate([np.ones(positives.shape[0]), np.zeros(negatives.shape[0])])
+    w, b = fit_logistic(X, y, l2)
+    logit = normalise(docs) @ w + b
+    flops = 2.0 * X.nnz * 100 + 2.0 * docs.nnz  # ~100 L-BFGS passes, one pass to apply
+    return np.asarray(logit).ravel(), flops, {"weights": w, "bias": b}
+
+
 def score(pool, opts: dict, seed: int) -> tuple[np.ndarray, float, dict]:
     n, buckets = int(opts["n"]), int(opts["buckets"])
     docs = ngram_features(pool_documents(pool), n, buckets)
@@ -46,9 +59,5 @@ def score(pool, opts: dict, seed: int) -> tuple[np.ndarray, float, dict]:
     k = int(opts["negatives"]) or target.counts.shape[0]
     rng = np.random.default_rng([0xC1A55, int(seed)])
     neg = rng.choice(pool.n_docs, size=min(k, pool.n_docs), replace=False)
-    X = sp.vstack([normalise(target.counts), normalise(docs.counts[neg])]).tocsr()
-    y = np.concatenate([np.ones(target.counts.shape[0]), np.zeros(len(neg))])
-    w, b = fit_logistic(X, y, float(opts["l2"]))
-    logit = normalise(docs.counts) @ w + b
-    flops = 2.0 * float(docs.n_ngrams.sum() + target.n_ngrams.sum()) + 2.0 * X.nnz * 100  # ~100 L-BFGS passes
-    return np.asarray(logit).ravel(), flops, {"weights": w, "bias": b}
+    logit, flops, extra = classify(target.counts, docs.counts[neg], docs.counts, float(opts["l2"]))
+    return logit, flops + 2.0 * float(docs.n_ngrams.sum() + target.n_ngrams.sum()), extra

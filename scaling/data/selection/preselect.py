@@ -13,6 +13,12 @@ predictive strength is the rank agreement between abilities and the probes' loss
            / the number of such pairs,
 
 so S = 1 when better probes always compress d better, 0 when always worse.
+
+With `distill` (as PreSelect does at scale) the probes score only a seeded sample of
+`distill_docs` of the pool; the sample's top `distill_labels` share by S are positives and its
+bottom share negatives of the fastText-style classifier (`classifier.classify`, hashed n-grams of
+orders 1..`distill_n`), whose logit then scores every document: one cheap pass over the pool
+instead of K probe forwards.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from scaling.data.selection.classifier import normalise
 from scaling.data.selection.probes import PROBE_OPTIONS, document_losses, train_probe
 
 OPTIONS = {"probes": 6, "sizes": [32], "clusters": 8, "concentration": 0.5, "probe_docs": 0.25,
-           **{k: v for k, v in PROBE_OPTIONS.items() if k != "d_model"}, "steps": 200}
-"""probe_docs: share of the pool each probe trains on."""
+           **{k: v for k, v in PROBE_OPTIONS.items() if k != "d_model"}, "steps": 200,
+           "distill": False, "distill_docs": 0.25, "distill_labels": 0.3, "distill_n": 2, "distill_buckets": 4096,
+           "distill_l2": 1e-3}
+"""probe_docs: share of the pool each probe trains on; distill_*: see the module's docstring."""
 
 
 def strength_bruteforce(ability: np.ndarray, losses: np.ndarray) -> np.ndarray:
@@ -82,18 +90,44 @@ def probe_training_sets(pool, opts: dict, seed: int) -> tuple[list[np.ndarray], 
     return sets, labels
 
 
+def distill_sample(n_docs: int, share: float, seed: int) -> np.ndarray:
+    """Sorted ids of the documents the probes score when distilling (at least 2)."""
+    rng = np.random.default_rng([0xD157, int(seed)])
+    k = min(n_docs, max(2, int(round(share * n_docs))))
+    return np.sort(rng.choice(n_docs, size=k, replace=False))
+
+
+def distill(pool, sample: np.ndarray, s: np.ndarray, opts: dict) -> tuple[np.ndarray, float, dict]:
+    """Classifier logits over the whole pool from the sample's strengths `s` (top share positive,
+    bottom share negative; ties in S broken by document id, so the split is deterministic)."""
+    from scaling.data.selection.classifier import classify
+
+    k = max(1, int(round(float(opts["distill_labels"]) * len(sample))))
+    order = sample[np.lexsort((sample, -s))]  # strongest first
+    feats = ngram_features(pool_documents(pool), int(opts["distill_n"]), int(opts["distill_buckets"]))
+    logit, flops, extra = classify(feats.counts[order[:k]], feats.counts[order[-k:]], feats.counts,
+                                   float(opts["distill_l2"]))
+    return logit, flops + 2.0 * float(feats.n_ngrams.sum()), {**extra, "positives": order[:k], "negatives": order[-k:]}
+
+
 def score(pool, opts: dict, seed: int) -> tuple[np.ndarray, float, dict]:
     sets, labels = probe_training_sets(pool, opts, seed)
     sizes = list(opts["sizes"])
     docs, target = pool_documents(pool), target_documents(pool, "predictive_strength")
+    scored = distill_sample(pool.n_docs, float(opts["distill_docs"]), seed) if opts["distill"] else np.arange(pool.n_docs)
     losses, ability, flops = [], [], 0.0
     for i, train_docs in enumerate(sets):
         probe = train_probe(pool, train_docs, opts, seed + i, d_model=int(sizes[i % len(sizes)]))
-        doc_loss, f1 = document_losses(probe, docs)
+        doc_loss, f1 = document_losses(probe, [docs[j] for j in scored])
         target_loss, f2 = document_losses(probe, target)
         losses.append(doc_loss)
         ability.append(-float(np.mean(target_loss)))
         flops += probe.flops + f1 + f2
     L = np.stack(losses, axis=1)
     a = np.array(ability)
-    return strength(a, L), flops, {"ability": a, "losses": L, "clusters": labels}
+    s = strength(a, L)
+    extra = {"ability": a, "losses": L, "clusters": labels, "scored": scored, "strength": s}
+    if not opts["distill"]:
+        return s, flops, extra
+    logit, f3, more = distill(pool, scored, s, opts)
+    return logit, flops + f3, {**extra, **more}
