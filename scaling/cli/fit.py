@@ -363,6 +363,11 @@ def select(
                                                                      "bootstrap (default: the first x, and seed if present).")] = None,
     compute: Annotated[Optional[str], typer.Option(help="Budgets (FLOPs, comma-separated) for CM(C); default 1x to "
                                                         "1000x the largest run's 6ND.")] = None,
+    floors: Annotated[str, typer.Option(help="'free' (one floor E per variant) or 'shared' (every variant's floor "
+                                             "tied to the baseline's: where the floors are known equal).")] = "free",
+    r_star: Annotated[Optional[str], typer.Option("--r-star", help="Muennighoff's R* (epochs over which repeated tokens lose "
+                                                         "their value): a number (default Muennighoff et al.'s 15.4), or 'fit' "
+                                                         "(needs --unique-tokens).")] = None,
     bootstrap: Bootstrap = 0, seed: Seed = 0, where: Where = None, derive: Derive = None, as_json: AsJson = False,
 ) -> None:
     """Data selection: L_v(N, D) = E_v + A/N^alpha + B/(m_v D')^beta jointly over variants; each
@@ -370,10 +375,18 @@ def select(
     (size, seed) cell-bootstrap intervals and P(CM < 1)."""
     from scaling.errors import DataError
     from scaling.laws.cli_support import fit_result_json, load_table
-    from scaling.laws.select import SelectLaw, cell_bootstrap, multiplier_summary
+    from scaling.laws.select import R_STAR, SelectLaw, cell_bootstrap, multiplier_summary
 
     df = load_table(data, where, derive)
-    law = SelectLaw(variant=variant, baseline=baseline, unique_tokens=unique_tokens, seed=seed).fit(df, x=x, y=y)
+    if r_star is None:
+        r_star = R_STAR
+    elif r_star != "fit":
+        try:
+            r_star = float(r_star)
+        except ValueError:
+            raise DataError(f"--r-star must be a number or 'fit', got {r_star!r}") from None
+    law = SelectLaw(variant=variant, baseline=baseline, unique_tokens=unique_tokens, seed=seed, floors=floors,
+                    r_star=r_star).fit(df, x=x, y=y)
     cells = list(cell or [x[0]] + (["seed"] if "seed" in df.columns else []))
     if bootstrap:
         cell_bootstrap(law, df, cells, n=bootstrap, seed=seed)

@@ -73,10 +73,12 @@ class SelectLaw(Law):
     n_inputs = 2
     log_inputs = False  # features are built in _design (log N, log D', variant one-hot)
 
-    FLOORS = ("free", "shared")
+    FLOORS = ("free", "shared", "column")
 
     def __init__(self, *args: Any, variant: str = "variant", baseline: Any = None, unique_tokens: str | None = None,
-                 r_star: float | str = R_STAR, floors: str = "free", **kwargs: Any) -> None:
+                 r_star: float | str = R_STAR, floors: str = "free", floor_column: str | None = None,
+                 **kwargs: Any) -> None:
+        self.floor_column = floor_column
         super().__init__(*args, **kwargs)
         self.variant = variant
         self.baseline = baseline
@@ -86,7 +88,8 @@ class SelectLaw(Law):
 
     def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "tied": self._user_tied, "variant": self.variant, "baseline": self.baseline,
-                "unique_tokens": self.unique_tokens, "r_star": self.r_star, "floors": self.floors}
+                "unique_tokens": self.unique_tokens, "r_star": self.r_star, "floors": self.floors,
+                "floor_column": self.floor_column, "fixed": self._user_fixed}
 
     # `tied` as the engine reads it: the user's ties, plus every floor tied to the baseline's
     # once the variants are known when floors="shared" (the option itself is never changed).
@@ -100,6 +103,33 @@ class SelectLaw(Law):
     @tied.setter
     def tied(self, value: dict[str, str] | None) -> None:
         self._user_tied = value
+
+    # `fixed` likewise: with floors="column", every E_v pinned to its value in `floor_column`.
+    @property
+    def fixed(self) -> dict[str, float] | None:
+        floors = getattr(self, "floors_known_", None)
+        if getattr(self, "floors", "free") != "column" or floors is None:
+            return self._user_fixed
+        return {**(self._user_fixed or {}), **{f"E_{v}": e for v, e in floors.items()}}
+
+    @fixed.setter
+    def fixed(self, value: dict[str, float] | None) -> None:
+        self._user_fixed = value
+
+    def _known_floors(self, df: pd.DataFrame) -> dict[str, float]:
+        """floors="column": each variant's floor from `floor_column` (one value per variant)."""
+        col = self.floor_column
+        if not col or col not in df.columns:
+            raise DataError(f"select: floors='column' needs floor_column naming a column of known floors "
+                            f"(e.g. select_floor), got {col!r}; columns are {list(df.columns)}")
+        out = {}
+        for v, g in df.groupby(df[self.variant].astype(str)):
+            vals = pd.to_numeric(g[col], errors="coerce").to_numpy(float)
+            if not np.isfinite(vals).all() or (vals <= 0).any() or np.ptp(vals) > 1e-9 * abs(vals[0]):
+                raise DataError(f"select: column {col!r} must hold one positive floor per variant; variant {v!r} "
+                                f"has {sorted(set(np.round(vals, 12)))}")
+            out[v] = float(vals[0])
+        return out
 
     @property
     def fits_r_star(self) -> bool:
@@ -141,6 +171,8 @@ class SelectLaw(Law):
             weight: str | np.ndarray | None = None) -> "SelectLaw":
         self._check_options()
         self.variants_ = self._variants_from(df)
+        if self.floors == "column":
+            self.floors_known_ = self._known_floors(df)
         super().fit(df, x, y, holdout=holdout, weight=weight)
         self.multiplier_ = {v: (1.0 if i == 0 else self.params_[f"m_{v}"]) for i, v in enumerate(self.variants_)}
         return self
@@ -205,13 +237,18 @@ class SelectLaw(Law):
         return self.predict(df)
 
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "variants": self.variants_}
+        out = {**super().to_json(), "variants": self.variants_}
+        if getattr(self, "floors_known_", None) is not None:
+            out["floors_known"] = self.floors_known_
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SelectLaw":
         boot = d.get("boot_theta")
         law = super().from_json({**d, "boot_theta": None})  # parameters need the variants first
         law.variants_ = list(d["variants"])
+        if "floors_known" in d:
+            law.floors_known_ = {str(k): float(v) for k, v in d["floors_known"].items()}
         law.multiplier_ = {v: (1.0 if i == 0 else law.params_[f"m_{v}"]) for i, v in enumerate(law.variants_)}
         if boot is not None:
             law.boot_theta_ = np.array(boot, float)

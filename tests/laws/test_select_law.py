@@ -175,3 +175,40 @@ def test_shared_floors_tie_every_floor_to_the_baseline():
         SelectLaw(variant="variant", baseline="base", floors="equal").fit(df, x=["N", "D"], y="loss")
     with pytest.raises(Exception, match="r_star='fit' needs a unique-token column"):
         SelectLaw(variant="variant", baseline="base", r_star="fit").fit(df, x=["N", "D"], y="loss")
+
+
+def test_known_floors_from_a_column_are_held_fixed():
+    df = make_runs(noise=0.0)
+    df["floor"] = df["variant"].map({v: E for v, (E, _) in VARIANTS.items()})
+    law = SelectLaw(variant="variant", baseline="base", floors="column", floor_column="floor").fit(df, x=["N", "D"], y="loss")
+    for v, (E, m) in VARIANTS.items():
+        assert law.params_[f"E_{v}"] == E  # pinned, not fitted
+        assert law.multiplier_[v] == pytest.approx(m, rel=1e-4)
+    assert law.get_params()["fixed"] is None and law._n_free() == 6  # A, B, alpha, beta, two m
+    back = SelectLaw.from_json(law.to_json())
+    assert back.floors_known_ == law.floors_known_
+    with pytest.raises(DataError, match="one positive floor per variant"):
+        SelectLaw(variant="variant", baseline="base", floors="column", floor_column="N").fit(df, x=["N", "D"], y="loss")
+    with pytest.raises(DataError, match="floors='column' needs floor_column"):
+        SelectLaw(variant="variant", baseline="base", floors="column").fit(df, x=["N", "D"], y="loss")
+
+
+def test_cli_floors_and_fitted_r_star(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from scaling.cli import app
+
+    repeated_runs(r_star=3.0).to_csv(tmp_path / "rep.csv", index=False)
+    r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "rep.csv"), "--variant", "variant", "--baseline", "base",
+                                 "--x", "N", "--x", "D", "--y", "loss", "--unique-tokens", "U", "--r-star", "fit",
+                                 "--floors", "shared", "--compute", "1e16,1e21", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["params"]["R_star"] == pytest.approx(3.0, rel=1e-3) and out["params"]["E_small"] == out["params"]["E_base"]
+    cm = [row["cm"] for row in out["cm"]["small"]]
+    assert cm[0] == pytest.approx(2.0, rel=2e-2) and cm[1] < cm[0]
+    r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "rep.csv"), "--variant", "variant", "--baseline", "base",
+                                 "--x", "N", "--x", "D", "--y", "loss", "--r-star", "many"])
+    assert r.exit_code != 0 and "--r-star must be a number or 'fit'" in (r.output + str(r.exception))

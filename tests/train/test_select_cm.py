@@ -1,18 +1,40 @@
-"""Ground truth for the compute multiplier: on a clean/junk pool with junk share 0.5, keeping the
-clean half with the oracle makes every token count twice, so if junk only wasted tokens CM would be
-1/(1 - 0.5) = 2 (no repetition: the pool holds twice the largest budget). The fitted CM's 95%
-interval excludes 1. It does not cover 2 at this scale (measured: CM 93 [16, inf) at the grid's
-middle compute): these one-layer models pay for the junk beyond its tokens (the baseline needs
-about 3x the oracle's tokens to match it in the raw losses, e.g. 1.845 at 115k tokens against the
-oracle's 1.839 at 38k for the smallest model) and the law reads that as a higher floor E_v, so CM
-grows with compute; kept as a strict xfail so the day it holds is noticed."""
+"""Ground truth for the compute multiplier, trained end to end on a clean/junk pool (junk share 0.5).
+
+Half junk. Keeping the clean half with the oracle makes every token count twice if junk only
+wastes tokens, so CM would be 1/(1 - 0.5) = 2 (no repetition: the pool holds twice the largest
+budget). The junk is drawn over an alphabet of its own (`junk_alphabet = "disjoint"`): a window's
+first token, which is never predicted, tells junk apart, so the exact floors of the unfiltered
+pool and of the clean half are equal (asserted), and the law is fitted with those known floors
+(`floors="column"`). That leaves it nothing to explain by a floor, and CM = m at every compute.
+
+Measured CM at the grid's middle compute (4 one-layer widths, 2 seeds, 200 paired bootstrap
+replicates, exact floors unless noted):
+  shared junk alphabet, batch 8, 100/300 steps   3.72 [3.17, 4.41]  (free floors: 17.0 [6.8, 49])
+  disjoint, batch 8, 100/300 steps               1.65 [1.33, 1.75]
+  disjoint, batch 8, 400/1200 steps (4x tokens)  1.68 [1.47, 1.90]
+  disjoint, batch 4, 200/600 steps (this test)   1.86 [1.61, 1.975]  (free floors: 2.15 [1.84, 2.45])
+  disjoint, batch 2, 400/1200 steps              2.21 [2.03, 2.39]
+Junk over the world's own symbols costs tiny models capacity as well as tokens (they infer the
+type from the window's statistics badly; ~3.6x). With its own alphabet that is gone, and what
+is left depends on the optimiser's regime, not the data: at fixed tokens the oracle itself
+still gains from more, smaller steps (d=16, 38k tokens: 1.702 at batch 8, 1.634 at 4, 1.599 at
+2), and the baseline, with twice the tokens, has twice the steps, so CM < 2 at batch >= 4 (a
+zero-entropy filler junk, which adds no gradient noise, gives the same 1.86-1.89 at batch 4 in
+direct comparisons); at batch 2 the junk's own gradient noise (a uniform target keeps its
+per-token gradients large) outweighs that and CM > 2. So "junk only wastes tokens" does not
+hold at this scale for a reason other than the data; the 2.0 target stays a strict xfail, and
+the interval excluding 1 is asserted.
+
+Repetition (Muennighoff et al.). The oracle at keep 0.05 repeats its 11.5k clean tokens up to
+10 epochs; with R* fitted, the law finds repeated tokens worth less than fresh ones, and the
+variant's CM falls with compute once its frontier runs past its unique tokens.
+"""
 
 import numpy as np
 import pytest
 
 from scaling.config import spec_from_dict
-from scaling.laws import get_law
-from scaling.laws.select import cell_bootstrap, multiplier_summary
+from scaling.laws.select import SelectLaw, cell_bootstrap, multiplier_summary
 from scaling.store import Store
 from scaling.train import expand, run_study
 from scaling.train.executors import InProcessExecutor
@@ -22,39 +44,65 @@ SPEC = {
     "study": {"name": "cm", "family": "select"},
     "data": {"source": "facts_pool", "eval_tokens": 4800,
              "options": {"n_symbols": 32, "n_keys": 400, "n_docs": 2400, "doc_triples": 32,
-                         "shares": {"clean": 0.5, "junk": 0.5}}},
+                         "shares": {"clean": 0.5, "junk": 0.5}, "junk_alphabet": "disjoint"}},
     "model": {"shapes": [{"d_model": d, "n_layers": 1, "n_heads": 2} for d in (8, 12, 16, 24)]},
-    "train": {"steps": 100, "batch_size": 8, "seq_len": 48, "lr": 1e-2, "eval_points": 2, "weight_decay": 0.0},
-    "select": {"methods": {"oracle": {}}, "on_exhausted": "error"},
-    "grid": {"select": {"keep": [0.5]}, "train": {"steps": [100, 300]}, "seed": [0, 1]},
+    "train": {"steps": 200, "batch_size": 4, "seq_len": 48, "lr": 1e-2, "eval_points": 2, "weight_decay": 0.0},
+    "select": {"methods": {"oracle": {}}, "on_exhausted": "repeat"},
+    "grid": {"select": {"keep": [0.5, 0.05]}, "train": {"steps": [200, 600]}, "seed": [0, 1]},
 }
 
 
 @pytest.fixture(scope="module")
-def cm_interval(tmp_path_factory):
-    spec = spec_from_dict(SPEC)
+def runs(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("cm") / "cm")
-    assert run_study(expand(spec), store, InProcessExecutor()) == {"done": 32}
-    df = select_runs(store.runs())
+    assert run_study(expand(spec_from_dict(SPEC)), store, InProcessExecutor()) == {"done": 48}
+    return select_runs(store.runs())
+
+
+@pytest.fixture(scope="module")
+def half_junk(runs):
+    df = runs[runs.select_variant.isin(["none", "oracle@0.5"])].reset_index(drop=True)
     assert (df["epochs"] <= 1.0).all()  # no repetition anywhere
     assert (df.loc[df.select_variant == "oracle@0.5", "precision_good"] == 1.0).all()
-    law = get_law("select", variant="select_variant", baseline="none").fit(df, x=["N", "D"], y="loss")
+    floors = df.groupby("select_variant")["select_floor"].agg(["min", "max"])
+    assert floors.to_numpy().max() - floors.to_numpy().min() < 1e-12  # junk leaves the floor where it was
+    law = SelectLaw(variant="select_variant", baseline="none", floors="column", floor_column="select_floor")
+    law.fit(df, x=["N", "D"], y="loss")
     cell_bootstrap(law, df, cells=["N", "seed"], n=200, seed=0)
     C = float(np.exp(np.log(df["C"]).mean()))  # the middle of the grid's compute (log scale)
     row = multiplier_summary(law, [C])["cm"]["oracle@0.5"][0]
     lo, hi = row["ci95"]
     print(f"m = {law.multiplier_['oracle@0.5']:.3f}, CM(C={C:.3g}) = {row['cm']:.3f} [{lo:.3f}, {hi:.3f}]")
-    return lo, hi
+    return row["cm"], lo, hi
 
 
 @pytest.mark.slow
-def test_oracle_on_half_junk_has_a_compute_multiplier_above_one(cm_interval):
-    lo, _ = cm_interval
+def test_oracle_on_half_junk_has_a_compute_multiplier_above_one(half_junk):
+    _, lo, _ = half_junk
     assert lo > 1.0
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured CM 93 [16, inf): the junk costs tiny models more than its tokens")
-def test_oracle_on_half_junk_has_compute_multiplier_two(cm_interval):
-    lo, hi = cm_interval
-    assert lo <= 2.0 <= (np.inf if np.isnan(hi) else hi)
+@pytest.mark.xfail(strict=True, reason="measured CM 1.86 [1.61, 1.975] at batch 4 (2.21 [2.03, 2.39] at batch 2): "
+                                       "at this scale the multiplier depends on the optimiser's regime, see the docstring")
+def test_oracle_on_half_junk_has_compute_multiplier_two(half_junk):
+    _, lo, hi = half_junk
+    assert lo <= 2.0 <= hi
+
+
+@pytest.mark.slow
+def test_a_selection_repeated_for_many_epochs_has_a_multiplier_that_shrinks_with_compute(runs):
+    small = runs[runs.select_variant == "oracle@0.05"]
+    assert small["epochs"].max() >= 4 and (runs.loc[runs.select_variant != "oracle@0.05", "epochs"] <= 1).all()
+    law = SelectLaw(variant="select_variant", baseline="none", floors="column", floor_column="select_floor",
+                    unique_tokens="kept_tokens", r_star="fit").fit(runs, x=["N", "D"], y="loss")
+    cell_bootstrap(law, runs, cells=["N", "seed"], n=200, seed=0)
+    unique = runs.groupby("select_variant")["kept_tokens"].first().to_dict()
+    C = np.geomspace(runs["C"].min(), runs["C"].max(), 4)
+    cm = law.compute_multiplier("oracle@0.05", C, unique=unique)[0]
+    draws = law.compute_multiplier("oracle@0.05", C[[0, -1]], theta=law.boot_theta_, unique=unique)
+    shrinks = float(np.mean(draws[:, 1] < draws[:, 0]))
+    print(f"R* = {law.params_['R_star']:.3g} {np.round(law.ci_['R_star'], 3)}, CM(C) = {np.round(cm, 3)}, "
+          f"P(CM at the top < CM at the bottom) = {shrinks:.3f}")
+    assert np.all(np.diff(cm) < 0)
+    assert shrinks >= 0.95

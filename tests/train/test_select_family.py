@@ -108,3 +108,15 @@ def test_a_tiny_study_stores_selection_figures(tmp_path):
     assert stats.loc["dsir", schema.SELECT_KL_REDUCTION] > stats.loc["random", schema.SELECT_KL_REDUCTION]
     sel = pd.read_parquet(store.root / schema.SELECT_TABLE)
     assert set(sel[schema.SELECT_VARIANT]) == {"none", "oracle@0.25", "random@0.25", "dsir@0.25"}
+
+
+def test_the_stdlib_study_has_two_token_budgets_per_size():
+    from pathlib import Path
+
+    from scaling.config import load_spec
+    from scaling.train import plan_rows
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "runs" / "select-stdlib.toml")
+    rows = pd.DataFrame(plan_rows(expand(spec)))
+    budgets = rows.groupby("n_params_nonemb")["tokens"].nunique()
+    assert len(budgets) == 3 and (budgets == 2).all()  # N and D no longer collinear
