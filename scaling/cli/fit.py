@@ -363,8 +363,11 @@ def select(
                                                                      "bootstrap (default: the first x, and seed if present).")] = None,
     compute: Annotated[Optional[str], typer.Option(help="Budgets (FLOPs, comma-separated) for CM(C); default 1x to "
                                                         "1000x the largest run's 6ND.")] = None,
-    floors: Annotated[str, typer.Option(help="'free' (one floor E per variant) or 'shared' (every variant's floor "
-                                             "tied to the baseline's: where the floors are known equal).")] = "free",
+    floors: Annotated[str, typer.Option(help="'free' (one floor E per variant), 'shared' (every variant's floor "
+                                             "tied to the baseline's: where the floors are known equal) or 'column' "
+                                             "(known floors held fixed: see --floor-column).")] = "free",
+    floor_column: Annotated[Optional[str], typer.Option(help="Column of each variant's known floor (e.g. select_floor, "
+                                                             "exact on synthetic pools); implies --floors column.")] = None,
     r_star: Annotated[Optional[str], typer.Option("--r-star", help="Muennighoff's R* (epochs over which repeated tokens lose "
                                                          "their value): a number (default Muennighoff et al.'s 15.4), or 'fit' "
                                                          "(needs --unique-tokens).")] = None,
@@ -385,8 +388,8 @@ def select(
             r_star = float(r_star)
         except ValueError:
             raise DataError(f"--r-star must be a number or 'fit', got {r_star!r}") from None
-    law = SelectLaw(variant=variant, baseline=baseline, unique_tokens=unique_tokens, seed=seed, floors=floors,
-                    r_star=r_star).fit(df, x=x, y=y)
+    law = SelectLaw(variant=variant, baseline=baseline, unique_tokens=unique_tokens, seed=seed,
+                    floors="column" if floor_column else floors, floor_column=floor_column, r_star=r_star).fit(df, x=x, y=y)
     cells = list(cell or [x[0]] + (["seed"] if "seed" in df.columns else []))
     if bootstrap:
         cell_bootstrap(law, df, cells, n=bootstrap, seed=seed)

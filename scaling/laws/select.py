@@ -12,10 +12,12 @@ tokens lose their value depends on the data and the model's scale (a 10k-paramet
 world of facts is not a 1B-parameter model on web text), so a study whose variants repeat their
 selections for different numbers of epochs can measure it.
 
-`floors="shared"` ties every E_v to the baseline's floor: use it where the floors are known to be
-equal (e.g. junk that a model tells apart from the target at its first token; facts_pool reports
-the exact floor of every selection as `select_floor`), since free floors let the fit explain a
-data multiplier by a floor difference, which makes CM drift with compute.
+Floors: `floors="free"` fits one E_v per variant; `"shared"` ties every E_v to the baseline's,
+where the floors are known to be equal (e.g. junk a model tells from the target at its first
+token); `"column"` holds each E_v at a known value from `floor_column` (facts_pool reports the
+exact floor of every selection as `select_floor`). Free floors let the fit explain a data
+multiplier by a floor gap, which makes CM drift with compute (on tiny models, far above their
+floors, fitted floors land well off the exact ones, even below the Bayes loss).
 
 The compute multiplier of v at compute C is CM_v(C) = C_base(L_v*(C)) / C: the compute the
 baseline needs to reach the loss that v reaches with compute C on its compute-optimal frontier

@@ -95,12 +95,24 @@ def plot_cm(cm: dict[str, list[dict]]) -> Figure:
     return fig
 
 
+def select_law_options(select: pd.DataFrame) -> dict:
+    """How the report fits the select law: known floors held fixed where the pool knows them (free
+    floors let the fit explain a multiplier by a floor gap, so CM drifts with compute), and R*
+    fitted where a selection repeats for 4 or more epochs (enough to measure it)."""
+    known = schema.SELECT_FLOOR in select and select[schema.SELECT_FLOOR].notna().all()
+    repeats = schema.EPOCHS in select and (select[schema.EPOCHS] >= 4).any() and (select[schema.EPOCHS] <= 1).any()
+    out: dict = {"floors": "column", "floor_column": schema.SELECT_FLOOR} if known else {}
+    if repeats:
+        out["r_star"] = "fit"
+    return out
+
+
 def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions) -> list[Section]:
     from scaling.laws import get_law
-    from scaling.laws.select import cell_bootstrap, multiplier_summary
+    from scaling.laws.select import R_STAR, cell_bootstrap, multiplier_summary
 
     law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=schema.KEPT_TOKENS,
-                  seed=opts.seed)
+                  seed=opts.seed, **select_law_options(select))
     law.fit(select, x=["N", "D"], y=schema.LOSS)
     note = ""
     if opts.bootstrap:
@@ -126,9 +138,13 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
                          "compute": r["compute"], "cm": r["cm"], "cm_lo": r["ci95"][0], "cm_hi": r["ci95"][1],
                          "p_below_1": r["p_below_1"], "cm_with_scoring": incl})
     table = pd.DataFrame(rows)
+    how = ("each E_v held at the exact floor of its selection (select_floor)" if law.floors == "column" else
+           "one free E_v per variant")
+    rep = (f"R* fitted ({law.params_['R_star']:.3g}), since some selection repeats for 4 or more epochs"
+           if law.fits_r_star else f"R* = {R_STAR} (Muennighoff et al.)")
     return [Section("Compute multiplier", text=(
-        "The select law L_v(N, D) = E_v + A/N^α + B/(m_v·D′_v)^β fitted jointly over variants (D′: effective "
-        "data under repetition of the kept tokens). CM_v(C) is the compute the unfiltered baseline needs to reach "
+        f"The select law L_v(N, D) = E_v + A/N^α + B/(m_v·D′_v)^β fitted jointly over variants ({how}; D′: effective "
+        f"data under repetition of the kept tokens, {rep}). CM_v(C) is the compute the unfiltered baseline needs to reach "
         "v's compute-optimal loss at C, over C; intervals from a paired bootstrap over (size, seed) cells; "
         "<i>cm_with_scoring</i> charges v its scoring FLOPs. Beyond the largest run the curve is extrapolation." + note),
         tables=[table_html(table)], figures=[("CM(C) per variant with its 95% band", plot_cm(summary["cm"]))],

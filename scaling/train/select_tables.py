@@ -8,6 +8,8 @@
                      columns, N (non-embedding parameters), D (training tokens) and C (6ND), ready for
                      `scaling fit select runs/<study>/select.parquet --variant select_variant
                      --baseline none --x N --x D --y loss --unique-tokens kept_tokens`
+                     (add `--floor-column select_floor` on synthetic pools, `--r-star fit` where
+                     selections repeat for several epochs)
 
 Scores come from the per-pool cache the runs filled (computed here if missing).
 """
