@@ -9,6 +9,7 @@ L-BFGS-B from the whole grid, bootstrap, holdout, JSON) comes from here.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,10 @@ import pandas as pd
 
 from scaling.errors import FitError
 from scaling.laws.validation import check_columns, goodness, holdout_mask, holdout_report, numeric_column
+
+HUBER_TUNING = 1.345  # delta / sigma at which Huber keeps 95% efficiency under Gaussian noise
+MAD_TO_SIGMA = 1.4826  # sigma / MAD of a Gaussian
+AUTO_DELTA_STEPS = 2  # refits after the first robust estimate of sigma (delta="auto")
 
 
 class FitWarning(UserWarning):
@@ -60,8 +65,8 @@ class Law:
     Options: loss "huber" (delta) or "mse" on residuals of log y (scale="log") or y ("linear");
     init names the start grid; n_bootstrap > 0 bootstraps after fit; fixed pins parameters;
     constants sets non-fitted constants of the formula; strict raises on non-convergence.
-    delta="auto" sets the Huber delta from the residuals of a first fit (1.345 × their MAD-based
-    sigma; see `delta_`). solver "auto" uses variable projection (scaling.laws.varpro: numpy and
+    delta="auto" sets the Huber delta from the residuals (1.345 × a robust, degrees-of-freedom
+    corrected sigma, refined over a few fits; see `_fit_auto_delta` and `delta_`). solver "auto" uses variable projection (scaling.laws.varpro: numpy and
     scipy only) for laws that support it and the batched torch grid engine otherwise; "varpro"
     or "grid" force one (init names the grid engine's start grid).
 
@@ -468,14 +473,29 @@ class Law:
         return ok
 
     def _fit_auto_delta(self) -> None:
-        """delta="auto": a first fit with the Hoffmann delta, then delta = 1.345 × the MAD-based
-        sigma of its residuals (the usual Huber tuning), and the fit again with that delta."""
+        """delta="auto": delta = 1.345 × a robust sigma of the residuals (the usual Huber tuning).
+
+        First a fit with the Hoffmann delta (robust, nearly L1). An L1-like fit with p free
+        parameters puts about p residuals at zero, so their MAD underestimates the noise, badly on
+        small designs (8 points, 5 parameters: delta collapsed to the first fit's 1e-3); sigma
+        comes from the MAD of the other n - p. Then AUTO_DELTA_STEPS Huber fits, each re-estimating
+        sigma from the last one's residuals with the n / (n - p) degrees-of-freedom correction.
+        Measured on 72 exp7-like designs (tests/laws/test_delta_auto.py), median error in a:
+        plain MAD 1.17% (linear scale) / 1.34% (log); this rule 1.02% / 1.15%, against least
+        squares' 1.08% / 1.11%."""
         if self.delta != "auto":
             raise FitError(f"{self.name}: delta must be a number or 'auto', got {self.delta!r}")
         self._fit_tensors(1e-3, warn=False)
-        r = self._forward_np(self.theta_, self._Fn) - self._tn
-        sigma = 1.4826 * float(np.median(np.abs(r - np.median(r))))
-        self._fit_tensors(max(1.345 * sigma, 1e-12))
+        p = self._n_free()
+        for step in range(AUTO_DELTA_STEPS + 1):
+            r = self._forward_np(self.theta_, self._Fn) - self._tn
+            n = len(r)
+            dev = np.abs(r - np.median(r))
+            if step == 0 and n > p + 2:
+                sigma = MAD_TO_SIGMA * float(np.median(np.sort(dev)[p:]))
+            else:
+                sigma = MAD_TO_SIGMA * float(np.median(dev)) * math.sqrt(n / max(n - p, 1))
+            self._fit_tensors(max(HUBER_TUNING * sigma, 1e-12), warn=step == AUTO_DELTA_STEPS)
 
     def _fit_tensors(self, delta: float = 1e-3, warn: bool = True) -> None:
         lo, hi = self.bounds()

@@ -54,3 +54,32 @@ def plot_bleu_vs_ce(df: pd.DataFrame, pairs: list[tuple[str, str]], laws: dict[s
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_composition(df: pd.DataFrame, sets: list[tuple[str, str | None, str | None]], x: str = "n_params_nonemb") -> Figure:
+    """Composition bias: excess loss over each eval set's Bayes loss (left) and BLEU (right)
+    against model size, one series per eval set. `sets`: (loss column, Bayes column or None,
+    BLEU column or None)."""
+    from scaling.plots.style import log_axis
+
+    fig = Figure(figsize=(9, 3.8))
+    ax_l, ax_b = fig.subplots(1, 2)
+    d = df.sort_values(x)
+    for loss_col, bayes_col, bleu_col in sets:
+        name = loss_col[len("loss_"):]
+        excess = d[loss_col] - (d[bayes_col] if bayes_col else 0.0)
+        ax_l.plot(d[x], excess, "o-", ms=4, lw=1, label=name)
+        if bleu_col:
+            ax_b.plot(d[x], d[bleu_col], "o-", ms=4, lw=1, label=name)
+    ax_l.set_xscale("log")
+    ax_l.set_xlabel(f"non-embedding parameters ({x})")
+    ax_l.set_ylabel("eval loss minus Bayes loss (nats/token)")
+    log_axis(ax_l, "y")
+    ax_b.set_xscale("log")
+    ax_b.set_xlabel(f"non-embedding parameters ({x})")
+    ax_b.set_ylabel("BLEU (greedy)")
+    for ax in (ax_l, ax_b):
+        ax.grid(True, alpha=0.25)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

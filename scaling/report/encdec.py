@@ -1,5 +1,6 @@
 """Report sections of encoder/decoder studies: the bivariate law against L(N_total), the
-recommended split with its interval, iso-loss contours, and BLEU against cross-entropy."""
+recommended split with its interval, iso-loss contours, BLEU against cross-entropy, and the
+composition bias between source-original and target-original eval sets."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 from scaling.config import StudySpec
 from scaling.errors import ScalingError
 from scaling.plots.curves import plot_curves
-from scaling.plots.encdec import plot_bleu_vs_ce, plot_encdec_contours
+from scaling.plots.encdec import plot_bleu_vs_ce, plot_composition, plot_encdec_contours
 from scaling.report.fits import (ReportOptions, answer, fit_summary, fit_warnings, fit_with_holdout, heldout_error,
                                  params_table)
 from scaling.report.render import Answer, Section, Table, join
@@ -49,11 +50,13 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
     holdout = "largest:1:n_params_nonemb"
     sections = []
     budget = float(done.n_params_nonemb.max()) * 4
+    fitted = []
     for loss_col, _ in eval_set_columns(done):
         name = loss_col[len("loss_"):]
         law = fit_with_holdout("encdec", done, X, loss_col, opts, holdout=holdout)
         power = fit_with_holdout("power", done, ["n_params_nonemb"], loss_col, opts, holdout=holdout)
         frac, ci = split_fraction(law)
+        fitted.append((loss_col, law, power))
         ne, nd = law.optimal_split(budget)
         corner = ("" if 0 < frac < 1 else " The fit finds no effect of the "
                   + ("encoder" if frac == 0 else "decoder") + " size at these scales (its exponent is 0), so the"
@@ -75,6 +78,8 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
     bleu_pairs = [(c, "bleu_" + c[len("loss_"):]) for c, _ in eval_set_columns(done) if "bleu_" + c[len("loss_"):] in done]
     if bleu_pairs:
         sections.append(bleu_section(done, bleu_pairs, opts))
+    if len(fitted) >= 2:
+        sections.append(composition_section(done, fitted))
     curves = store.curves()
     if not curves.empty:
         sections.append(Section("Learning curves", figures=[("Eval loss against target tokens (log-log)",
@@ -105,6 +110,58 @@ def bleu_section(done: pd.DataFrame, bleu_pairs: list[tuple[str, str]], opts: Re
                    tables=[Table(pd.DataFrame(rows), caption="BLEU fits")] if rows else [],
                    figures=[("Greedy-decoding BLEU against eval cross-entropy", plot_bleu_vs_ce(done, bleu_pairs, laws))],
                    fit=laws, warnings=failed)
+
+
+def _ci_text(law, name: str) -> str:
+    lo_hi = (getattr(law, "ci_", None) or {}).get(name)
+    return f"{lo_hi[0]:.3g}–{lo_hi[1]:.3g}" if lo_hi else ""
+
+
+def composition_table(done: pd.DataFrame, fitted: list[tuple[str, object, object]]) -> pd.DataFrame:
+    """Per eval set: the floor, the smallest and the largest run's loss and BLEU, how far the
+    largest run closed the gap to the floor, and the fitted exponents (L(N_total)'s alpha;
+    L(Ne, Nd)'s pe and pd)."""
+    d = done.sort_values("n_params_nonemb")
+    small, large = d.iloc[0], d.iloc[-1]
+    rows = []
+    for loss_col, law, power in fitted:
+        name = loss_col[len("loss_"):]
+        bayes = float(d["bayes_" + name].mean()) if "bayes_" + name in d and d["bayes_" + name].notna().any() else math.nan
+        floor = 0.0 if math.isnan(bayes) else bayes
+        row = {"eval set": name, "Bayes loss": bayes, "loss, smallest": small[loss_col], "loss, largest": large[loss_col],
+               "gap to Bayes closed": 1 - (large[loss_col] - floor) / (small[loss_col] - floor),
+               "alpha of L(N_total)": power.params_["alpha"], "alpha 95% CI": _ci_text(power, "alpha"),
+               "pe": law.params_["pe"], "pe 95% CI": _ci_text(law, "pe"),
+               "pd": law.params_["pd"], "pd 95% CI": _ci_text(law, "pd")}
+        bleu_col = "bleu_" + name
+        if bleu_col in d:
+            row.update({"BLEU, smallest": small[bleu_col], "BLEU, largest": large[bleu_col],
+                        "BLEU gained per nat": (large[bleu_col] - small[bleu_col]) / (small[loss_col] - large[loss_col])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def composition_section(done: pd.DataFrame, fitted: list[tuple[str, object, object]]) -> Section:
+    """Ghorbani et al.'s finding (iii): scaling helps source-original and target-original test
+    data differently; here, how loss and BLEU scale on each eval set of the same runs."""
+    table = composition_table(done, fitted)
+    lines = []
+    for r in table.to_dict("records"):
+        line = (f"{r['eval set']}: loss {r['loss, smallest']:.3g} → {r['loss, largest']:.3g} from the smallest to the "
+                f"largest model, {r['gap to Bayes closed']:.0%} of the gap to its Bayes loss closed")
+        if "BLEU, smallest" in r:
+            line += f"; BLEU {r['BLEU, smallest']:.3g} → {r['BLEU, largest']:.3g} ({r['BLEU gained per nat']:.3g} per nat)"
+        lines.append(line + ".")
+    text = join(["The same runs evaluated on each eval set (composition bias, Ghorbani et al. 2021: a model's gains "
+                 "on data whose source side is original need not carry over to data whose target side is "
+                 "original, translated back).", *lines])
+    sets = [(c, ("bayes_" + c[len("loss_"):]) if ("bayes_" + c[len("loss_"):]) in done else None,
+             ("bleu_" + c[len("loss_"):]) if ("bleu_" + c[len("loss_"):]) in done else None) for c, _, _ in fitted]
+    figure = ("Excess loss over each eval set's Bayes loss and BLEU against model size, per eval set",
+              plot_composition(done, sets))
+    return Section("Composition bias: source-original against target-original", text=text,
+                   tables=[Table(table, caption="Scaling per eval set (smallest and largest by non-embedding parameters)")],
+                   figures=[figure])
 
 
 register_sections("encdec", encdec_sections)

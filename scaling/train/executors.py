@@ -24,7 +24,7 @@ import torch
 
 from scaling.lock import RunLock, RunLocked
 from scaling.store import Store, atomic_write_bytes
-from scaling.train.grid import get_family
+from scaling.train.grid import get_family, training_flops
 from scaling.train.loop import ProgressFn, build_row, train_run
 from scaling.train.placement import place, threads_per_worker
 from scaling.train.run_config import RunConfig
@@ -279,6 +279,9 @@ def run_study(runs: list[RunConfig], store: Store, executor: Executor, reporter:
                 elif reporter:  # the parent is still training elsewhere (a detached Slurm job, another process)
                     reporter.finished({"run_id": r.run_id, "label": r.label, "status": "waiting",
                                        "error": f"parent run {r.parent} is not finished yet; run again later"})
+            # Longest first: with several workers the last runs to start are the short ones, so the
+            # wave ends soon after its longest run (a 2-worker encdec grid: makespan -12%).
+            ready.sort(key=training_flops, reverse=True)
             payloads = [(r.to_dict(), str(store.root), threads or 0,
                          {"keep_final": r.run_id in parents, "nproc": nproc}) for r in ready]
 

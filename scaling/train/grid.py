@@ -189,6 +189,17 @@ def shape_label(shape: dict[str, Any]) -> str:
     return "-".join(f"{short.get(k, k)}{v}" for k, v in shape.items() if k in short)
 
 
+def training_flops(run: RunConfig) -> float:
+    """Estimated training FLOPs of an expanded run (flops per token x steps x tokens per step),
+    from the family's analytic counts; 0 when a count is missing."""
+    family = get_family(run.family)
+    fpt = family.counts(run).get("flops_per_token")
+    steps = run.train.get("steps")
+    if fpt is None or steps is None or not math.isfinite(float(fpt)):
+        return 0.0
+    return float(fpt) * float(steps) * family.tokens_per_step(run)
+
+
 def resolve_steps(run: RunConfig, counts: Callable[[RunConfig], dict[str, float]], source: str,
                   per_step: int | None = None) -> int:
     """Steps of a run from its budget; `tokens` and `tokens_per_param` are cleared (steps says it all)."""

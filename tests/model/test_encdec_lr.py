@@ -25,8 +25,12 @@ def test_default_is_one_learning_rate_for_all():
 def test_wide_encoder_trains_at_width_scaled_lr():
     m = model(enc_d_model=64, enc_lr_width=16)
     groups = make_optimizer(m, TRAIN).param_groups
-    enc_ids = {id(p) for n, p in m.named_parameters() if n.startswith(("src_", "enc_"))}
-    for g in groups:
+    # muP: only the matrices whose fan-in is the encoder width (its blocks' and the memory projection)
+    enc_ids = {id(p) for n, p in m.named_parameters()
+               if (n.startswith("enc_blocks.") and p.dim() == 2) or n.startswith("mem_proj.")}
+    assert len(enc_ids) == 5  # fused qkv and the attention output, two MLP matrices, mem_proj
+    assert not enc_ids & {id(m.src_wte.weight), id(m.src_wpe.weight), id(m.enc_ln.weight)}
+    for g in (g for g in groups if g["params"]):  # the scaled matrices leave an empty no-decay group
         ids = {id(p) for p in g["params"]}
         assert ids <= enc_ids if g["lr_scale"] == 0.25 else not ids & enc_ids
         assert g["weight_decay"] == (0.1 if all(p.dim() >= 2 for p in g["params"]) else 0.0)

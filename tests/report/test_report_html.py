@@ -3,6 +3,7 @@
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from synthetic_stores import (BEST_LR, cpt_runs, cpt_spec, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
@@ -147,3 +148,26 @@ def test_sections_render_plain_text_escaped_and_markup_as_is(tmp_path):
     html = out.read_text()
     assert "x &lt; y" in html and "<b>&lt;i&gt;</b>" in html
     assert re.search(r"No answers yet", html)
+
+
+def test_encdec_report_compares_source_and_target_original_eval_sets(tmp_path):
+    runs = encdec_runs("src_original")
+    ne, nd = runs.n_params_enc.astype(float), runs.n_params_dec.astype(float)
+    runs["loss_tgt_original"] = 0.8 * (6e3 / ne) ** 0.05 * (6e3 / nd) ** 0.3 + 2.0  # a weaker encoder effect
+    runs["bleu_tgt_original"] = 60.0 * np.exp(-0.9 * runs["loss_tgt_original"])
+    runs["bayes_src_original"], runs["bayes_tgt_original"] = 1.2, 2.0
+    store = write_store(tmp_path / "e", runs)
+    out = tmp_path / "index.html"
+    sections = build_report(encdec_spec(), store, out, OPTS)
+    section = next(s for s in sections if s.title.startswith("Composition bias"))
+    table = section.tables[0].df.set_index("eval set")
+    assert table.loc["src_original", "pe"] == pytest.approx(0.15, abs=0.01)
+    assert table.loc["tgt_original", "pe"] == pytest.approx(0.05, abs=0.01)
+    assert table.loc["tgt_original", "pd"] == pytest.approx(0.3, abs=0.01)
+    d = runs.sort_values("n_params_nonemb")
+    small, large = d.iloc[0], d.iloc[-1]
+    gap = 1 - (large.loss_tgt_original - 2.0) / (small.loss_tgt_original - 2.0)
+    assert table.loc["tgt_original", "gap to Bayes closed"] == pytest.approx(gap, rel=1e-12)
+    per_nat = (large.bleu_tgt_original - small.bleu_tgt_original) / (small.loss_tgt_original - large.loss_tgt_original)
+    assert table.loc["tgt_original", "BLEU gained per nat"] == pytest.approx(per_nat, rel=1e-12)
+    assert "Composition bias" in out.read_text()

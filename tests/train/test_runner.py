@@ -11,6 +11,7 @@ from scaling.config import load_spec
 from scaling.store import Store
 from scaling.train import InProcessExecutor, LocalPoolExecutor, SubmititExecutor, expand, get_family, run_study
 from scaling.train.loop import eval_steps, lr_at, train_run
+from scaling.train.run_config import RunConfig
 
 SPEC = """
 [study]
@@ -248,3 +249,21 @@ def test_pool_workers_stop_when_the_coordinator_is_killed(spec_path):
     alive = [pid for pid in children if os.path.exists(f"/proc/{pid}") and
              "zombie" not in open(f"/proc/{pid}/status").read().lower()]
     assert alive == [], [open(f"/proc/{p}/cmdline").read().replace("\0", " ")[-120:] for p in alive]
+
+
+def test_longest_runs_are_handed_out_first(spec_path):
+    from scaling.train.grid import training_flops
+
+    runs = expand(load_spec(spec_path))
+    counts = [get_family(r.family).counts(r) for r in runs]
+    expected = [c["flops_per_token"] * 30 * 8 * 21 for c in counts]  # steps x batch x seq_len tokens
+    assert [training_flops(r) for r in runs] == pytest.approx(expected, rel=1e-12)
+    assert expected[1] > expected[0]  # d_model 32 costs more than 16
+
+    class Recorder:
+        def map(self, payloads, on_step, on_done):
+            self.order = [RunConfig.from_dict(p[0]).run_id for p in payloads]
+
+    rec = Recorder()
+    run_study(runs, Store(spec_path.parent / "order"), rec)
+    assert rec.order == [runs[1].run_id, runs[0].run_id]
