@@ -33,8 +33,8 @@ world (lexicon, order, codes) is the same with or without markers. Measured (S =
 runs/encdec-synthetic.toml world, 1 layer per side, batch 128, AdamW 1e-2, 2,000 steps; Bayes
 0.152): (encoder, decoder) width 16/16 0.827, 64/16 0.961, 16/64 0.491, 64/64 0.521; marker nll
 0.475 / 0.548 / 0.288 / 0.296: at one learning rate a wider encoder does not help. With the
-encoder's lr scaled by 16/width (EncDecConfig.enc_lr_width = 16) it does: 600 steps, decoder 64,
-encoder 16 / 32 / 48 / 64: 0.713 / 0.614 / 0.561 / 0.578 (runs/encdec-synthetic.toml's grid).
+encoder's matrices at lr x 16/width (EncDecConfig.enc_lr_width = 16, muP) it does: 2,500 steps,
+decoder 64, encoder 16 / 32 / 48 / 64: 0.440 / 0.331 / 0.321 / 0.311 (runs/encdec-synthetic.toml).
 
 Token layout (k = 1: vocab_size = n_words + 3, a token per word; k >= 2: n_symbols + 3, a
 token per symbol; markers add S tokens after those): 0 pad, 1 bos, 2 eos, 3 + word (or symbol).
