@@ -49,13 +49,13 @@ def test_rank_one_updates_equal_direct_inversion(chinchilla_fit):
     M0 = np.einsum("rnp,rnq->rpq", J0, J0) / 0.01 ** 2 + np.eye(5)[None] * 1e-2
     X = np.array([[1e9, 2e10], [5e8, 5e9], [2e9, 4e10]])
     Jc = jacobians(law, theta, torch.as_tensor(np.log(X)))
-    design = _Design(M0, g, np.ones(5, bool), 0.01)
-    predicted = design.widths_after(Jc)
+    design = _Design(M0, g, np.ones(5, bool))
+    predicted = design.widths_after(Jc[:, :, None] / 0.01)
     for k in range(3):
         M = M0 + np.einsum("rp,rq->rpq", Jc[:, k], Jc[:, k]) / 0.01 ** 2
         var = np.einsum("rp,rpq,rq->r", g, np.linalg.inv(M), g)
         assert predicted[k] == pytest.approx(np.mean(2 * 1.959963984540054 * np.sqrt(var)), rel=1e-8)
-    design.add(Jc[:, 1])
+    design.add(Jc[:, 1, None] / 0.01)
     M = M0 + np.einsum("rp,rq->rpq", Jc[:, 1], Jc[:, 1]) / 0.01 ** 2
     np.testing.assert_allclose(design.Minv, np.linalg.inv(M), rtol=1e-6, atol=1e-12)
 
@@ -99,7 +99,7 @@ def test_bad_input_names_what_to_fix(chinchilla_fit):
                                  x="N", y="loss")
     with pytest.raises(FitError, match="needs the tokens per run"):
         candidate_grid(power, None, sizes=[1e4])
-    with pytest.raises(FitError, match="defined for chinchilla"):
+    with pytest.raises(FitError, match="defined for the chinchilla law"):
         advise(power, [Candidate((1e5,), 1.0)], 10.0, "n_opt", 1e6)
 
 
