@@ -1,30 +1,36 @@
 """Next-run advice: which runs to train so that the answer at the target scale is most certain.
 
-Method (a Bayesian c-optimal design, linearised around each bootstrap replicate):
+Method (a Bayesian c-optimal design, linearised around each replicate of the current fit):
 
-1. The current fit's uncertainty is a set of parameter draws: bootstrap replicates of the
-   fitted law (or, with no runs yet, the replicates of a prior fit the user saved).
+1. The current fit's uncertainty is a set of parameter draws: a parametric bootstrap at the
+   given noise, else the fit's (residual) bootstrap replicates, or, with no runs yet, the
+   replicates of a prior fit the user saved. A second law that the same runs inform (the
+   general loss of a D-CPT pair) adds its own draws, paired replicate by replicate.
 2. For a draw theta_r, the information a set of runs carries about the parameters is
    M_r = P0 + sum_i J_ri J_ri^T / sigma^2, with J_ri the gradient of the fit-scale prediction
-   at run i (existing runs and candidates alike) and sigma the noise of one run's loss on the
-   fit scale (robust scale of the current residuals, or given). P0 is a weak prior (the
-   parameter box), or the precision of the prior draws when no run exists yet.
-3. The target's variance under draw r is g_r^T M_r^-1 g_r (delta method, g_r its gradient), and
-   the expected width of its 95% interval is the mean over draws of 2 * 1.96 * sqrt(variance).
-   Averaging over draws is what makes the design robust to the parameters being uncertain.
-4. Runs are chosen greedily within the compute budget (rank-one updates of M^-1): by expected
-   width removed per FLOP, and by width removed; the better of the two designs is kept.
+   at run i (existing runs and candidates alike; one row per loss a run yields) and sigma the
+   noise of one run's loss on the fit scale (robust scale of the current residuals, or given).
+   P0 is a weak prior (the parameter box), or the precision of the prior draws with no runs.
+3. The target's variance under draw r is g_r^T M_r^-1 g_r (delta method, g_r its gradient; see
+   `scaling.advise_targets`), and the criterion is the geometric mean over draws of the 95%
+   width 2 * 1.96 * sqrt(variance): averaging over draws makes the design robust to the
+   parameters being uncertain, and the geometric mean keeps the widest draws from ruling it.
+4. Runs are chosen greedily within the compute budget (rank-one updates of M^-1; a candidate
+   may be chosen up to its `repeats`): by expected width removed per FLOP, and by width
+   removed; each design is improved by exchange and the better one is kept.
 
 Assumptions: the law's form is right (advice from a wrong form is confidently wrong: check the
 held-out error first); one run's loss has independent noise of constant scale on the fit scale;
 the linearisation holds over the spread of the draws. Failure modes: with very few runs the
-draws can be far apart and the linearised widths optimistic; a candidate far beyond the data
-is trusted as much as the form is.
+draws can miss the truth and the design is tailored to the wrong law; a candidate far beyond
+the data is trusted as much as the form is; where the standard design is already near
+c-optimal (a power law in N alone) advice gains little (`advise_simulation.oracle_ratio`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,13 +151,11 @@ def candidate_features(law: Law, candidates: Sequence[Candidate],
 # ------------------------------------------------------------------ design
 
 
-import os
-def _avg(w):
-    if os.environ.get("ADV_AVG") == "geo":
-        return np.exp(np.mean(np.log(np.maximum(w, 1e-300)), axis=0))
-    if os.environ.get("ADV_AVG") == "median":
-        return np.median(w, axis=0)
-    return np.mean(w, axis=0)
+def _avg(widths: np.ndarray) -> np.ndarray:
+    """The criterion over draws (axis 0): the geometric mean width. The arithmetic mean is ruled by
+    the few draws whose interval is widest (a far target under a draw with a tiny exponent), so it
+    buys designs for those; the geometric mean values the same relative narrowing under every draw."""
+    return np.exp(np.mean(np.log(np.maximum(widths, 1e-300)), axis=0))
 
 
 class _Design:
@@ -263,9 +267,17 @@ def residual_noise(law: Law, floor: float = 1e-3) -> float:
     return max(mad, floor)
 
 
-def _draws(law: Law, seed: int) -> np.ndarray:
+def _draws(law: Law, seed: int, noise: float | None, n: int = 200) -> np.ndarray:
+    """Replicates of the fit: with a known `noise`, a parametric bootstrap at that noise (a handful
+    of residuals says little about it: 4 runs of a 3-parameter law leave one degree of freedom);
+    else the law's own replicates, or a residual bootstrap when it has none."""
     law._check_fitted()
-    if getattr(law, "boot_theta_", None) is None:
+    if noise is not None and hasattr(law, "_F"):
+        from scaling.laws.bootstrap import run_bootstrap
+
+        law = copy.copy(law)  # the caller's replicates stay as they are
+        run_bootstrap(law, n, seed, method="parametric", noise=noise)
+    elif getattr(law, "boot_theta_", None) is None:
         if not hasattr(law, "_F"):
             raise FitError(f"advise: the {law.name} fit has no bootstrap replicates; save it after --bootstrap N")
         law.bootstrap(200, seed=seed, method="residual")
@@ -315,7 +327,7 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     opts = options or TargetOptions()
     f = target_function(base, target, at, opts, partner)
     laws = [base] + ([partner] if partner is not None else [])
-    draws_each = [_draws(m, seed) for m in laws]
+    draws_each = [_draws(m, seed, noise) for m in laws]
     n = min(len(d) for d in draws_each)
     pick = np.random.default_rng(seed).choice(n, min(n, n_draws), replace=False) if n > n_draws else np.arange(n)
     draws_each = [d[:n][pick] for d in draws_each]
@@ -338,6 +350,9 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
         M0[:, sl, sl] = _block_prior(m, d, sig, law is not None)
         Jc[:, :, b, sl] = jacobians(m, d, candidate_features(m, candidates, inputs[b])) / sig
     g = target_gradients(f, draws)
+    moves = np.any(g != 0, axis=1)  # a draw whose target no run can move (a share at 0 or 1) tells nothing
+    if moves.sum() >= 2 and not moves.all():
+        g, M0, Jc = g[moves], M0[moves], Jc[moves]
     free = np.concatenate([_free_mask(m) for m in laws])
     cost = np.array([c.flops for c in candidates], float)
     repeats = np.array([max(int(c.repeats), 1) for c in candidates])
@@ -423,8 +438,6 @@ def spec_candidates(spec_path: str, x: Sequence[str], step_multipliers: Sequence
     exact training FLOPs. Runs in `exclude` (run ids already trained) are not candidates. `columns`
     are other plan columns the law reads (select: the variant); `continuations` keeps runs that
     continue a parent (CPT runs; their base run must be trained first)."""
-    import copy
-
     from scaling.config import load_spec
     from scaling.errors import DataError
     from scaling.train import expand, plan_rows
