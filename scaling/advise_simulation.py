@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scaling.advise import (Candidate, TargetOptions, _Design, _weak_prior, advise, candidate_grid, jacobians,
+from scaling.advise import (Candidate, TargetOptions, _Design, _weak_prior, advise, jacobians,
                             target_function, target_gradients)
+from scaling.advise_study import candidate_grid
 from scaling.laws.registry import get_law
 
 

@@ -69,7 +69,8 @@ def advise(
     """
     import numpy as np
 
-    from scaling.advise import TargetOptions, candidate_grid, spec_candidates
+    from scaling.advise import TargetOptions
+    from scaling.advise_study import candidate_grid, spec_candidates
     from scaling.advise import advise as choose
     from scaling.errors import DataError
     from scaling.laws import get_law
@@ -132,7 +133,7 @@ def advise(
     if append:
         if candidates is None:
             raise DataError("--append needs --candidates SPEC (the study the advised runs join)")
-        from scaling.advise import append_advised
+        from scaling.advise_study import append_advised
         from scaling.config import load_spec
         from scaling.train import study_root
 

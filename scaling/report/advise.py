@@ -23,7 +23,7 @@ METHOD = ("Method: a c-optimal design over replicates of the current fit (residu
 def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
     if opts.advise_budget <= 0 or spec.path is None:
         return []
-    from scaling.advise import advise_study
+    from scaling.advise_study import advise_study
     from scaling.plots.advise import plot_advice
     from scaling.train.run_config import RunConfig
 
