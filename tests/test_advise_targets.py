@@ -133,3 +133,27 @@ def test_cli_encoder_share(tmp_path):
     assert out["expected_width_after"] < out["expected_width_before"]
     for run in out["runs"]:
         assert run["flops"] == pytest.approx(6 * (run["x"]["Ne"] + run["x"]["Nd"]) * 4e6)
+
+
+@pytest.mark.slow
+def test_cli_compute_multiplier(tmp_path):
+    truth = select_truth()
+    law = truth.laws()[0]
+    rng = np.random.default_rng(0)
+    df = truth.pilot.copy()
+    df["loss"] = law.predict(df) * np.exp(rng.normal(0, 0.01, len(df)))
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    r = CliRunner().invoke(app, ["advise", str(tmp_path / "runs.csv"), "--law", "select", "--x", "N", "--x", "D",
+                                 "--baseline", "base", "--target", "compute_multiplier", "--variant", "sel",
+                                 "--at", "1e22", "--budget", "1e20", "--sizes", "2e7:4e8:4", "--tokens-per-param",
+                                 "10,40", "--n-runs", "6", "--bootstrap", "40", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["target"] == "compute_multiplier" and 0 < len(out["runs"]) <= 6 and out["spent"] <= 1e20
+    assert {run["variant"] for run in out["runs"]} <= {"base", "sel"}
+    for run in out["runs"]:
+        assert run["flops"] == pytest.approx(6 * run["x"]["N"] * run["x"]["D"])
+    r = CliRunner().invoke(app, ["advise", str(tmp_path / "runs.csv"), "--law", "select", "--x", "N", "--x", "D",
+                                 "--baseline", "base", "--target", "compute_multiplier", "--at", "1e22",
+                                 "--budget", "1e20", "--sizes", "2e7:4e8:4"])
+    assert r.exit_code != 0 and "--variant" in str(r.exception or r.output)

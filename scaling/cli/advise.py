@@ -79,6 +79,10 @@ def advise(
 
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
+    if target == "compute_multiplier" and not variant:
+        raise DataError("--target compute_multiplier needs --variant (the selection variant to compare with --baseline)")
+    if target == "domain_share" and not (y_general and at_tokens > 0 and base_loss > 0):
+        raise DataError("--target domain_share needs --y-general COLUMN, --at N, --at-tokens D and --base-loss L")
     prior_law = Law.load(prior) if prior is not None else None
     fitted, df, general = None, None, None
     law_options = {"variant": variant_column, "baseline": baseline} if law == "select" else {}
