@@ -1,14 +1,18 @@
 """Does `scaling advise` pay? The simulation study on ground-truth laws, one row per law.
 
 Per trial: a pilot of small noisy runs, a fit, then the same compute spent on the advised runs
-and on the standard log-spaced ladder (20 tokens/parameter for L(N, D)); both refitted, and the
+and on the standard design (the log-spaced ladder at 20 tokens/parameter for L(N) and L(N, D);
+one side scaled at a time for encdec; a ladder per variant for select); both refitted, and the
 95% residual-bootstrap interval of the target compared (width; does it cover the truth).
 
-    python bench/advise.py [--trials 20] [--boot 200] [--json]
+    python bench/advise.py [--trials 20] [--boot 200] [--truths chinchilla,demo_power,encdec,select] [--json]
 
 Prints, per ground-truth law: median_width_ratio (advised / standard), win_rate (share of trials
 where advised is narrower), coverage (share of advised intervals that cover the truth) and the
-standard ladder's coverage, measured in the same run.
+standard design's coverage, measured in the same run. For the one-input law also the ratio of
+linearised widths at the true parameters (median_width_ratio_at_truth: the designs' quality
+without the refit's sampling noise) and oracle_width_ratio_at_truth, the best any design over
+the same sizes could reach (the c-optimal design at the truth).
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import warnings
 
 import torch
 
-from scaling.advise_simulation import chinchilla_truth, power_truth, simulation_study
+from scaling.advise_simulation import (chinchilla_truth, encdec_truth, oracle_ratio, power_truth, select_truth,
+                                       simulation_study, target_study)
+
+TRUTHS = {"chinchilla": chinchilla_truth, "demo_power": power_truth, "encdec": encdec_truth, "select": select_truth}
 
 
 def main() -> None:
@@ -28,23 +35,32 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--truths", default="chinchilla,demo_power,encdec,select",
+                    help=f"comma-separated, of {', '.join(TRUTHS)}")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # a few pilot fits of noisy data stop at max_iter; counted in the study
     out = {}
-    for truth in (chinchilla_truth(), power_truth()):
+    for name in args.truths.split(","):
+        truth = TRUTHS[name]()
         t0 = time.perf_counter()
-        res = simulation_study(truth, args.trials, args.seed, args.boot)
+        if name in ("chinchilla", "demo_power"):
+            res = simulation_study(truth, args.trials, args.seed, args.boot)
+            if name == "demo_power":
+                res["oracle_width_ratio_at_truth"] = oracle_ratio(truth)
+        else:
+            res = target_study(truth, args.trials, args.seed, args.boot)
+        res["seed"] = args.seed
         res["seconds"] = time.perf_counter() - t0
-        out[truth.name] = res
+        out[name] = res
     if args.json:
         print(json.dumps(out))
         return
-    print(f"{'truth':<12} {'target':<22} {'width ratio':>11} {'win rate':>9} {'coverage':>9} {'cov. ladder':>11} {'trials':>6}")
+    print(f"{'truth':<12} {'target':<30} {'width ratio':>11} {'win rate':>9} {'coverage':>9} {'cov. std':>9} {'trials':>6}")
     for name, r in out.items():
-        print(f"{name:<12} {r['target'] + ' @ ' + format(r['at'], '.3g'):<22} {r['median_width_ratio']:>11.3f} "
-              f"{r['win_rate']:>9.2f} {r['coverage']:>9.2f} {r['coverage_standard']:>11.2f} {r['trials']:>6}")
+        print(f"{name:<12} {r['target'] + ' @ ' + format(r['at'], '.3g'):<30} {r['median_width_ratio']:>11.3f} "
+              f"{r['win_rate']:>9.2f} {r['coverage']:>9.2f} {r['coverage_standard']:>9.2f} {r['trials']:>6}")
 
 
 if __name__ == "__main__":

@@ -1,46 +1,48 @@
 """Next-run advice: which runs to train so that the answer at the target scale is most certain.
 
-Method (a Bayesian c-optimal design, linearised around each bootstrap replicate):
+Method (a Bayesian c-optimal design, linearised around each replicate of the current fit):
 
-1. The current fit's uncertainty is a set of parameter draws: bootstrap replicates of the
-   fitted law (or, with no runs yet, the replicates of a prior fit the user saved).
+1. The current fit's uncertainty is a set of parameter draws: a parametric bootstrap at the
+   given noise, else the fit's (residual) bootstrap replicates, or, with no runs yet, the
+   replicates of a prior fit the user saved. A second law that the same runs inform (the
+   general loss of a D-CPT pair) adds its own draws, paired replicate by replicate.
 2. For a draw theta_r, the information a set of runs carries about the parameters is
    M_r = P0 + sum_i J_ri J_ri^T / sigma^2, with J_ri the gradient of the fit-scale prediction
-   at run i (existing runs and candidates alike) and sigma the noise of one run's loss on the
-   fit scale (robust scale of the current residuals, or given). P0 is a weak prior (the
-   parameter box), or the precision of the prior draws when no run exists yet.
-3. The target's variance under draw r is g_r^T M_r^-1 g_r (delta method, g_r its gradient), and
-   the expected width of its 95% interval is the mean over draws of 2 * 1.96 * sqrt(variance).
-   Averaging over draws is what makes the design robust to the parameters being uncertain.
-4. Runs are chosen greedily within the compute budget (rank-one updates of M^-1): by expected
-   width removed per FLOP, and by width removed; the better of the two designs is kept.
+   at run i (existing runs and candidates alike; one row per loss a run yields) and sigma the
+   noise of one run's loss on the fit scale (robust scale of the current residuals, or given).
+   P0 is a weak prior (the parameter box), or the precision of the prior draws with no runs.
+3. The target's variance under draw r is g_r^T M_r^-1 g_r (delta method, g_r its gradient; see
+   `scaling.advise_targets`), and the criterion is the geometric mean over draws of the 95%
+   width 2 * 1.96 * sqrt(variance): averaging over draws makes the design robust to the
+   parameters being uncertain, and the geometric mean keeps the widest draws from ruling it.
+4. Runs are chosen greedily within the compute budget (rank-one updates of M^-1; a candidate
+   may be chosen up to its `repeats`): by expected width removed per FLOP, and by width
+   removed; each design is improved by exchange and the better one is kept.
 
 Assumptions: the law's form is right (advice from a wrong form is confidently wrong: check the
 held-out error first); one run's loss has independent noise of constant scale on the fit scale;
 the linearisation holds over the spread of the draws. Failure modes: with very few runs the
-draws can be far apart and the linearised widths optimistic; a candidate far beyond the data
-is trusted as much as the form is.
+draws can miss the truth and the design is tailored to the wrong law; a candidate far beyond
+the data is trusted as much as the form is; where the standard design is already near
+c-optimal (a power law in N alone) advice gains little (`advise_simulation.oracle_ratio`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from scaling.advise_targets import TARGETS, TargetOptions, target_function
 from scaling.errors import FitError
 from scaling.laws.base import Law
 
 Z95 = 1.959963984540054
-TARGETS = ("loss", "n_opt", "tokens_per_param")
-"""Target quantities: the predicted loss at `at` (an x value for one-input laws, a compute budget
-for chinchilla, at the compute-optimal allocation), N_opt and D/N at compute `at` (chinchilla)."""
 
 
 @dataclass
@@ -52,6 +54,10 @@ class Candidate:
     label: str = ""
     config: dict[str, Any] | None = None
     """The run's config (RunConfig.to_dict()) when the candidate comes from a spec."""
+    columns: dict[str, Any] | None = None
+    """Other columns the law reads for this run (select: its variant)."""
+    repeats: int = 1
+    """How many times it may be chosen: a size grid's point may be trained with several seeds."""
 
 
 @dataclass
@@ -84,39 +90,6 @@ class Advice:
                 "budget": self.budget, "spent": self.spent, "noise": self.noise, "runs": self.runs}
 
 
-# ------------------------------------------------------------------ targets
-
-
-def target_function(law: Law, target: str, at: float) -> Callable[[np.ndarray], np.ndarray]:
-    """theta [R, P] (optimiser space) -> target value [R]."""
-    if target not in TARGETS:
-        raise FitError(f"unknown advise target {target!r}; choose from {', '.join(TARGETS)}")
-    if not at or at <= 0:
-        raise FitError(f"advise target {target!r} needs --at > 0 (an x value or a compute budget in FLOPs)")
-    if law.name == "chinchilla":
-        from scaling.laws.chinchilla import ChinchillaLaw
-
-        def f(theta: np.ndarray) -> np.ndarray:
-            p = law.to_natural(theta)
-            E, A, B, al, be = (p[:, j] for j in range(5))
-            n, d = ChinchillaLaw._allocation(E, A, B, al, be, np.full(len(p), at))
-            if target == "n_opt":
-                return n
-            if target == "tokens_per_param":
-                return d / n
-            return E + A / n ** al + B / d ** be
-        return f
-    if target != "loss" or law.n_inputs != 1:
-        raise FitError(f"advise target {target!r} is defined for chinchilla; the {law.name} law supports "
-                       f"target 'loss' at an x value" + ("" if law.n_inputs == 1 else " (one-input laws only)"))
-
-    def g(theta: np.ndarray) -> np.ndarray:
-        F = torch.as_tensor(law.features(np.array([[at]], float)), dtype=torch.float64)
-        with torch.no_grad():
-            return law.pred(torch.as_tensor(theta, dtype=torch.float64), F)[:, 0].numpy()
-    return g
-
-
 # ------------------------------------------------------------------ linearisation
 
 
@@ -146,7 +119,7 @@ def target_gradients(f: Callable[[np.ndarray], np.ndarray], theta: np.ndarray) -
         e = np.zeros(P)
         e[j] = 1.0
         g[:, j] = (f(theta + h[:, j:j + 1] * e) - f(theta - h[:, j:j + 1] * e)) / (2 * h[:, j])
-    return np.nan_to_num(g)
+    return np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _free_mask(law: Law) -> np.ndarray:
@@ -159,16 +132,37 @@ def _weak_prior(law: Law) -> np.ndarray:
     return np.diag(1.0 / width ** 2)
 
 
+def candidate_features(law: Law, candidates: Sequence[Candidate],
+                       inputs: Callable[[Candidate], tuple[float, ...]] | None = None) -> torch.Tensor:
+    """The law's features of each candidate run (`inputs` maps a run to the law's x, default its x)."""
+    X = np.array([(inputs or (lambda c: c.x))(c) for c in candidates], float)
+    if X.ndim != 2 or X.shape[1] != law.n_inputs:
+        raise FitError(f"advise: each candidate needs {law.n_inputs} input value(s) for the {law.name} law")
+    if not any(c.columns for c in candidates):
+        return torch.as_tensor(law.features(X), dtype=torch.float64)
+    df = pd.DataFrame(X, columns=law.x_)
+    for key in {k for c in candidates for k in (c.columns or {})}:
+        df[key] = [(c.columns or {}).get(key) for c in candidates]
+    return law._as_features(df)
+
+
 # ------------------------------------------------------------------ design
 
 
-class _Design:
-    """Per-draw inverse information and target variance, updated one run at a time."""
+def _avg(widths: np.ndarray) -> np.ndarray:
+    """The criterion over draws (axis 0): the geometric mean width. The arithmetic mean is ruled by
+    the few draws whose interval is widest (a far target under a draw with a tiny exponent), so it
+    buys designs for those; the geometric mean values the same relative narrowing under every draw."""
+    return np.exp(np.mean(np.log(np.maximum(widths, 1e-300)), axis=0))
 
-    def __init__(self, M0: np.ndarray, g: np.ndarray, free: np.ndarray, noise: float):
-        R, P = g.shape
+
+class _Design:
+    """Per-draw inverse information and target variance, updated one run at a time. Jacobians come
+    scaled by 1/noise, so a run adds information J J^T; a run may observe several losses (a CPT run:
+    its domain and its general loss), J [.., m, P], added one after the other (exact)."""
+
+    def __init__(self, M0: np.ndarray, g: np.ndarray, free: np.ndarray):
         self.free = free
-        self.noise2 = noise ** 2
         Mf = M0[:, free][:, :, free]
         self.Minv = np.linalg.inv(Mf + 1e-12 * np.eye(int(free.sum()))[None])
         self.g = g[:, free]
@@ -176,54 +170,57 @@ class _Design:
 
     def width(self, var: np.ndarray | None = None) -> float:
         v = self.var if var is None else var
-        return float(np.mean(2 * Z95 * np.sqrt(np.maximum(v, 0.0))))
+        return float(_avg(2 * Z95 * np.sqrt(np.maximum(v, 0.0))))
 
     def widths_after(self, Jc: np.ndarray) -> np.ndarray:
-        """Expected width after adding each candidate alone: Jc [R, K, P] -> [K]."""
-        J = Jc[:, :, self.free]
-        u = np.einsum("rpq,rkq->rkp", self.Minv, J)
-        denom = self.noise2 + np.einsum("rkp,rkp->rk", J, u)
-        gu = np.einsum("rp,rkp->rk", self.g, u)
-        var = self.var[:, None] - gu ** 2 / denom
-        return np.mean(2 * Z95 * np.sqrt(np.maximum(var, 0.0)), axis=0)
+        """Expected width after adding each candidate alone: Jc [R, K, m, P] -> [K]."""
+        J = Jc[..., self.free]
+        var = np.repeat(self.var[:, None], J.shape[1], axis=1)
+        prev: list[tuple[np.ndarray, np.ndarray]] = []
+        for j in range(J.shape[2]):
+            v = J[:, :, j]
+            u = np.einsum("rpq,rkq->rkp", self.Minv, v)
+            for up, dp in prev:  # (M + earlier observations)^-1 v, by Sherman-Morrison
+                u = u - up * (np.einsum("rkp,rkp->rk", up, v) / dp)[..., None]
+            d = 1.0 + np.einsum("rkp,rkp->rk", v, u)
+            var = var - np.einsum("rp,rkp->rk", self.g, u) ** 2 / d
+            prev.append((u, d))
+        return _avg(2 * Z95 * np.sqrt(np.maximum(var, 0.0)))
 
     def add(self, Jk: np.ndarray) -> None:
-        J = Jk[:, self.free]
-        u = np.einsum("rpq,rq->rp", self.Minv, J)
-        denom = self.noise2 + np.einsum("rp,rp->r", J, u)
-        self.Minv = self.Minv - np.einsum("rp,rq->rpq", u, u) / denom[:, None, None]
-        gu = np.einsum("rp,rp->r", self.g, u)
-        self.var = self.var - gu ** 2 / denom
+        for v in Jk[:, :, self.free].transpose(1, 0, 2):  # each observation of the run: [R, P]
+            u = np.einsum("rpq,rq->rp", self.Minv, v)
+            d = 1.0 + np.einsum("rp,rp->r", v, u)
+            self.Minv = self.Minv - np.einsum("rp,rq->rpq", u, u) / d[:, None, None]
+            self.var = self.var - np.einsum("rp,rp->r", self.g, u) ** 2 / d
 
     def copy(self) -> "_Design":
         new = object.__new__(_Design)
-        new.free, new.noise2, new.Minv, new.g, new.var = self.free, self.noise2, self.Minv.copy(), self.g, self.var.copy()
+        new.free, new.Minv, new.g, new.var = self.free, self.Minv.copy(), self.g, self.var.copy()
         return new
 
 
 def _greedy(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, n_runs: int | None,
-            per_flop: bool, unique: bool = True) -> tuple[list[int], list[float]]:
+            per_flop: bool, uses: np.ndarray) -> list[int]:
+    """Add, while the budget lasts, the run that narrows the expected width most (per FLOP, or
+    outright); `uses` [K] is how many more times each candidate may be chosen (updated)."""
     chosen: list[int] = []
-    widths: list[float] = []
     left = budget
-    available = np.ones(len(cost), bool)
     while n_runs is None or len(chosen) < n_runs:
-        ok = available & (cost <= left)
+        ok = (uses > 0) & (cost <= left)
         if not ok.any():
             break
         now = design.width()
-        after = design.widths_after(Jc)
-        gain = np.where(ok, now - after, -np.inf)
+        gain = np.where(ok, now - design.widths_after(Jc), -np.inf)
         score = gain / cost if per_flop else gain
         k = int(np.argmax(score))
         if not np.isfinite(score[k]) or gain[k] <= 1e-12 * max(now, 1e-300):
             break
         design.add(Jc[:, k])
         chosen.append(k)
-        widths.append(design.width())
-        available[k] = not unique
+        uses[k] -= 1
         left -= cost[k]
-    return chosen, widths
+    return chosen
 
 
 def _with(design: _Design, Jc: np.ndarray, chosen: list[int]) -> _Design:
@@ -233,11 +230,17 @@ def _with(design: _Design, Jc: np.ndarray, chosen: list[int]) -> _Design:
     return d
 
 
+EXCHANGE_MAX = 48
+"""Designs of more runs than this skip the exchange pass."""
+
+
 def _exchange(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, chosen: list[int],
-              rounds: int = 3) -> list[int]:
+              repeats: np.ndarray, rounds: int = 3) -> list[int]:
     """Fedorov-style exchange after the greedy pass: replace one chosen run at a time by the
     affordable candidate that narrows the expected interval most, until no swap helps."""
     chosen = list(chosen)
+    if len(chosen) > EXCHANGE_MAX:  # O(runs^2) updates per round; greedy is near-optimal for many runs
+        return chosen
     best = _with(design, Jc, chosen).width()
     for _ in range(rounds):
         improved = False
@@ -245,8 +248,7 @@ def _exchange(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, 
             others = chosen[:i] + chosen[i + 1:]
             d = _with(design, Jc, others)
             after = d.widths_after(Jc)
-            ok = cost <= budget - cost[others].sum()
-            ok[others] = False
+            ok = (cost <= budget - cost[others].sum()) & (np.bincount(others, minlength=len(cost)) < repeats)
             after = np.where(ok, after, np.inf)
             k = int(np.argmin(after))
             if after[k] < best * (1 - 1e-9):
@@ -263,14 +265,51 @@ def residual_noise(law: Law, floor: float = 1e-3) -> float:
     return max(mad, floor)
 
 
+def _draws(law: Law, seed: int, noise: float | None, n: int = 200) -> np.ndarray:
+    """Replicates of the fit: with a known `noise`, a parametric bootstrap at that noise (a handful
+    of residuals says little about it: 4 runs of a 3-parameter law leave one degree of freedom);
+    else the law's own replicates, or a residual bootstrap when it has none."""
+    law._check_fitted()
+    if noise is not None and hasattr(law, "_F"):
+        from scaling.laws.bootstrap import run_bootstrap
+
+        law = copy.copy(law)  # the caller's replicates stay as they are
+        run_bootstrap(law, n, seed, method="parametric", noise=noise)
+    elif getattr(law, "boot_theta_", None) is None:
+        if not hasattr(law, "_F"):
+            raise FitError(f"advise: the {law.name} fit has no bootstrap replicates; save it after --bootstrap N")
+        law.bootstrap(200, seed=seed, method="residual")
+    draws = np.asarray(law.boot_theta_, float)
+    return draws[np.all(np.isfinite(draws), axis=1)]
+
+
+def _block_prior(law: Law, draws: np.ndarray, sigma: float, has_runs: bool) -> np.ndarray:
+    """Information [R, P, P] about one law's parameters before the new runs: its runs' (linearised at
+    each draw) plus the weak box prior, or the prior draws' precision when there are no runs."""
+    if has_runs:
+        J0 = jacobians(law, draws, law._F) / sigma
+        return _weak_prior(law)[None] + np.einsum("rnp,rnq->rpq", J0, J0)
+    free = _free_mask(law)
+    cov = np.cov(draws[:, free].T) if free.sum() > 1 else np.atleast_2d(np.var(draws[:, free]))
+    M0 = np.repeat(_weak_prior(law)[None], len(draws), axis=0)
+    idx = np.ix_(free, free)
+    M0[:, idx[0], idx[1]] = np.linalg.pinv(cov)[None]
+    return M0
+
+
 def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str = "loss", at: float = 0.0,
            *, n_runs: int | None = None, noise: float | None = None, n_draws: int = 64,
-           prior: Law | None = None, seed: int = 0) -> Advice:
+           prior: Law | None = None, seed: int = 0, options: TargetOptions | None = None,
+           partner: Law | None = None,
+           partner_inputs: Callable[[Candidate], tuple[float, ...]] | None = None) -> Advice:
     """Choose among `candidates`, within `budget` FLOPs, the runs that shrink the target's interval most.
 
     `law` is fitted on the runs done so far (it is bootstrapped here if it has no replicates), or
     None with `prior`: a fitted law (e.g. `Law.load` of a saved published fit) whose bootstrap
-    replicates stand for the parameter range when no run exists yet.
+    replicates stand for the parameter range when no run exists yet. `partner` is a second law
+    that each new run also informs (the general-loss law of a D-CPT pair, for target
+    domain_share; `partner_inputs` maps a run to its inputs, by default (N, D, 1 - r)); replicate
+    i of each law is paired, as in `optimal_domain_share`.
     """
     if budget <= 0:
         raise FitError(f"advise: --budget must be > 0 FLOPs, got {budget}")
@@ -279,179 +318,88 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     base = law if law is not None else prior
     if base is None:
         raise FitError("advise: give the runs done so far, or a prior fit (--prior FILE) when there are none")
-    base._check_fitted()
-    if getattr(base, "boot_theta_", None) is None:
-        if not hasattr(base, "_F"):
-            raise FitError(f"advise: the {base.name} fit has no bootstrap replicates; save it after --bootstrap N")
-        base.bootstrap(200, seed=seed, method="residual")
-    draws = np.asarray(base.boot_theta_, float)
-    ok = np.all(np.isfinite(draws), axis=1)
-    draws = draws[ok]
-    if len(draws) > n_draws:
-        draws = draws[np.random.default_rng(seed).choice(len(draws), n_draws, replace=False)]
-    f = target_function(base, target, at)
-    free = _free_mask(base)
-    if law is not None:
-        sigma = noise if noise is not None else residual_noise(law)
-        J0 = jacobians(law, draws, law._F)
-        M0 = _weak_prior(law)[None] + np.einsum("rnp,rnq->rpq", J0, J0) / sigma ** 2
-    else:
-        if noise is None:
-            raise FitError("advise: with no runs yet, give the noise of one run's loss (--noise, fit scale)")
-        sigma = noise
-        cov = np.cov(draws[:, free].T) if free.sum() > 1 else np.atleast_2d(np.var(draws[:, free]))
-        M0 = np.repeat(_weak_prior(base)[None], len(draws), axis=0)
-        idx = np.ix_(free, free)
-        M0[:, idx[0], idx[1]] = np.linalg.pinv(cov)[None]
+    if law is None and noise is None:
+        raise FitError("advise: with no runs yet, give the noise of one run's loss (--noise, fit scale)")
+    if partner is not None and law is None:
+        raise FitError("advise: a second (general-loss) law needs the runs done so far, not only a prior")
+    opts = options or TargetOptions()
+    f = target_function(base, target, at, opts, partner)
+    laws = [base] + ([partner] if partner is not None else [])
+    draws_each = [_draws(m, seed, noise) for m in laws]
+    n = min(len(d) for d in draws_each)
+    pick = np.random.default_rng(seed).choice(n, min(n, n_draws), replace=False) if n > n_draws else np.arange(n)
+    draws_each = [d[:n][pick] for d in draws_each]
+    draws = np.concatenate(draws_each, axis=1)
+    values = f(draws)
+    finite = np.isfinite(values)  # e.g. CM = inf where the baseline never reaches the loss: no gradient
+    if finite.sum() < 2:
+        raise FitError(f"advise: the target {target} is undefined (not finite) under {int((~finite).sum())} of "
+                       f"{len(draws)} replicates of the current fit; check --at and the fit")
+    draws_each, draws = [d[finite] for d in draws_each], draws[finite]
+    sigmas = [noise if noise is not None else residual_noise(m) for m in laws]
+    inputs = [None, partner_inputs or (lambda c: (c.x[0], c.x[1], 1.0 - c.x[2]))]
+    sizes = [d.shape[1] for d in draws_each]
+    offsets = np.cumsum([0] + sizes)
+    R, P, K = len(draws), int(offsets[-1]), len(candidates)
+    M0 = np.zeros((R, P, P))
+    Jc = np.zeros((R, K, len(laws), P))
+    for b, (m, d, sig) in enumerate(zip(laws, draws_each, sigmas)):
+        sl = slice(offsets[b], offsets[b + 1])
+        M0[:, sl, sl] = _block_prior(m, d, sig, law is not None)
+        Jc[:, :, b, sl] = jacobians(m, d, candidate_features(m, candidates, inputs[b])) / sig
     g = target_gradients(f, draws)
-    Xc = np.array([c.x for c in candidates], float)
-    if Xc.ndim != 2 or Xc.shape[1] != base.n_inputs:
-        raise FitError(f"advise: each candidate needs {base.n_inputs} input value(s) for the {base.name} law")
+    moves = np.any(g != 0, axis=1)  # a draw whose target no run can move (a share at 0 or 1) tells nothing
+    if moves.sum() >= 2 and not moves.all():
+        g, M0, Jc = g[moves], M0[moves], Jc[moves]
+    free = np.concatenate([_free_mask(m) for m in laws])
     cost = np.array([c.flops for c in candidates], float)
-    Jc = jacobians(base, draws, torch.as_tensor(base.features(Xc), dtype=torch.float64))
-    design = _Design(M0, g, free, sigma)
+    repeats = np.array([max(int(c.repeats), 1) for c in candidates])
+    design = _Design(M0, g, free)
     before = design.width()
     best: tuple[list[int], list[float]] = ([], [])
     for per_flop in (True, False):
-        chosen, _ = _greedy(design.copy(), Jc, cost, budget, n_runs, per_flop)
-        chosen = _exchange(design, Jc, cost, budget, chosen)
+        chosen = _greedy(design.copy(), Jc, cost, budget, n_runs, per_flop, repeats.copy())
+        chosen = _exchange(design, Jc, cost, budget, chosen, repeats)
         # what the swaps left of the budget is spent greedily again
-        d = _with(design, Jc, chosen)
-        more, _ = _greedy(d, Jc, np.where(np.isin(np.arange(len(cost)), chosen), np.inf, cost),
-                          budget - cost[chosen].sum(), None if n_runs is None else n_runs - len(chosen), per_flop)
+        left = repeats - np.bincount(chosen, minlength=K)
+        more = _greedy(_with(design, Jc, chosen), Jc, cost, budget - cost[chosen].sum(),
+                       None if n_runs is None else n_runs - len(chosen), per_flop, left)
         chosen = chosen + more
-        widths = [_with(design, Jc, chosen[:i + 1]).width() for i in range(len(chosen))]
+        d, widths = design.copy(), []
+        for k in chosen:
+            d.add(Jc[:, k])
+            widths.append(d.width())
         if widths and (not best[1] or widths[-1] < best[1][-1]):
             best = (chosen, widths)
-    values = f(draws)
-    center = float(f(base.theta_[None])[0])
-    lo, hi = np.nanquantile(values, [0.025, 0.975])
+    center = float(f(np.concatenate([m.theta_ for m in laws])[None])[0])
+    lo, hi = np.nanquantile(values, [0.025, 0.975]) if np.isfinite(values).any() else (np.nan, np.nan)
     runs, prev = [], before
     for k, w in zip(*best):
         c = candidates[k]
-        runs.append({"label": c.label, "x": dict(zip(base.x_, map(float, c.x))), "flops": float(c.flops),
-                     "expected_width_after": w,
+        runs.append({"label": c.label, "x": dict(zip(base.x_, map(float, c.x))), **(c.columns or {}),
+                     "flops": float(c.flops), "expected_width_after": w,
                      "reason": (f"cuts the expected 95% width of {target} from {prev:.4g} to {w:.4g} "
                                 f"({(prev - w) / prev:.1%}) for {c.flops:.3g} FLOPs")})
         prev = w
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
-                  budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigma),
+                  budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
                   runs=runs, chosen=[candidates[k] for k in best[0]], fitted=base)
 
 
-def candidate_grid(law: Law, df: pd.DataFrame | None, *, sizes: Sequence[float],
-                   tokens_per_param: Sequence[float] = (5, 10, 20, 40, 80), tokens: float | None = None,
-                   flops_per_param_token: float = 6.0) -> list[Candidate]:
-    """Candidates on a size grid: (N, D = tpp · N) for two-input laws, N at `tokens` per run for
-    one-input laws; cost 6 · N · D (the C = 6ND convention; use spec candidates for exact FLOPs)."""
-    out = []
-    for n in sizes:
-        if law.n_inputs == 2:
-            for tpp in tokens_per_param:
-                d = tpp * n
-                out.append(Candidate((float(n), float(d)), flops_per_param_token * n * d, f"N={n:.3g} D={d:.3g}"))
-        else:
-            if not tokens:
-                raise FitError("advise: a one-input law needs the tokens per run (--tokens) to cost a candidate")
-            out.append(Candidate((float(n),), flops_per_param_token * n * tokens, f"N={n:.3g}"))
-    return out
+_STUDY = ("ADVISED_FILE", "NEW_SEEDS", "advise_study", "advised_runs", "append_advised", "candidate_grid",
+          "spec_candidates")
 
 
-def spec_candidates(spec_path: str, x: Sequence[str], step_multipliers: Sequence[float] = (1.0,),
-                    seeds: Sequence[int] = (), exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
-    """The runs a study spec can express, as candidates: its grid (every shape × axis value), each
-    with its training steps scaled by `step_multipliers` and, optionally, extra seeds; the law's
-    inputs `x` are read from the plan's columns (e.g. n_params_nonemb, tokens) and the cost is the
-    exact training FLOPs. Runs in `exclude` (run ids already trained) are not candidates."""
-    import copy
+def __getattr__(name: str) -> Any:
+    # Candidates and study files live in scaling.advise_study, which imports this module.
+    if name in _STUDY:
+        from scaling import advise_study
 
-    from scaling.config import load_spec
-    from scaling.errors import DataError
-    from scaling.train import expand, plan_rows
-    from scaling.train.run_config import RunConfig
-
-    runs = expand(load_spec(spec_path))
-    variants: list[RunConfig] = []
-    for run in runs:
-        if run.parent:
-            continue  # continuation runs are not free-standing candidates
-        for m in step_multipliers:
-            for seed in [run.seed, *[s for s in seeds if s != run.seed]]:
-                d = copy.deepcopy(run.to_dict())
-                d["train"]["steps"] = max(1, int(round(int(d["train"]["steps"]) * float(m))))
-                d["seed"] = seed
-                variants.append(RunConfig.from_dict(d))
-    rows = plan_rows(variants)
-    missing = [c for c in x if c not in rows[0]]
-    if missing:
-        raise DataError(f"advise: candidate runs from {spec_path} have no column(s) {missing}; "
-                        f"plan columns are {', '.join(rows[0])}")
-    seen, out = set(), []
-    for run, row in zip(variants, rows):
-        if run.run_id in seen or run.run_id in exclude:
-            continue
-        seen.add(run.run_id)
-        out.append(Candidate(tuple(float(row[c]) for c in x), float(row["flops"]),
-                             f"{run.label} steps={row['steps']} seed={run.seed}", run.to_dict()))
-    return out
+        return getattr(advise_study, name)
+    raise AttributeError(f"module 'scaling.advise' has no attribute {name!r}")
 
 
-NEW_SEEDS = (0, 1, 2)
-"""Seeds a spec candidate may take besides its own: a second seed of a shape is a new run whose
-loss has its own noise (for a one-input law, the only new runs a fixed-shape spec can express)."""
-
-ADVISED_FILE = "advised.json"
-"""Runs appended to a study by advice (run configs), kept in the study folder beside the store."""
-
-
-def advised_runs(study_root: str | Path) -> list[dict[str, Any]]:
-    path = Path(study_root) / ADVISED_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
-def append_advised(study_root: str | Path, advice: Advice) -> list[dict[str, Any]]:
-    """Add the advised runs that came from a spec to the study (new run ids only); returns the added."""
-    from scaling.store import atomic_write_json
-    from scaling.train.run_config import RunConfig
-
-    have = advised_runs(study_root)
-    ids = {RunConfig.from_dict(c).run_id for c in have}
-    added = []
-    for c in advice.chosen:
-        if c.config is None:
-            raise FitError("advise: only candidates from a study spec (--candidates SPEC) can be appended to it")
-        rid = RunConfig.from_dict(c.config).run_id
-        if rid not in ids:
-            ids.add(rid)
-            added.append(c.config)
-    if added:
-        atomic_write_json(Path(study_root) / ADVISED_FILE, have + added)
-    return added
-
-
-def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law: str | None = None,
-                 target: str = "loss", at: float = 0.0, seed: int = 0) -> Advice:
-    """Advice for a study from its own finished runs and its spec's candidates (`grid run --advise`):
-    by default L(N) = power on non-embedding parameters at 10x the largest N when the study's token
-    budget is one value per run, else chinchilla on (N, tokens) at 100x the largest run's 6ND."""
-    from scaling.laws.cli_support import load_table
-    from scaling.laws.registry import get_law
-
-    df = load_table(root)
-    if law is None:
-        law = "power" if df["tokens"].nunique() == 1 else "chinchilla"
-    x = ["n_params_nonemb"] if law == "power" else ["n_params_nonemb", "tokens"]
-    fitted = get_law(law, seed=seed).fit(df, x=x, y="loss")
-    fitted.bootstrap(200, seed=seed, method="residual")
-    if not at:
-        at = 10.0 * float(df["n_params_nonemb"].max()) if law == "power" else \
-            100.0 * float((6 * df["n_params_nonemb"] * df["tokens"]).max())
-    mult = (1.0,) if law == "power" else (0.25, 0.5, 1.0, 2.0, 4.0)
-    done = frozenset(df["run_id"]) if "run_id" in df.columns else frozenset()
-    cands = spec_candidates(str(spec_path), x, mult, seeds=NEW_SEEDS, exclude=done)
-    return advise(fitted, cands, budget, target, at, seed=seed)
-
-
-__all__ = ["ADVISED_FILE", "Advice", "Candidate", "advise_study", "advised_runs", "append_advised", "TARGETS", "advise", "candidate_grid", "residual_noise", "spec_candidates",
-           "target_function"]
+__all__ = ["ADVISED_FILE", "Advice", "Candidate", "NEW_SEEDS", "TARGETS", "TargetOptions", "advise", "advise_study",
+           "advised_runs", "append_advised", "candidate_features", "candidate_grid", "residual_noise",
+           "spec_candidates", "target_function"]

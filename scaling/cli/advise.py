@@ -25,7 +25,9 @@ def advise(
     x: Annotated[Optional[list[str]], typer.Option("--x", help="Input column(s), in the law's order.")] = None,
     y: Annotated[str, typer.Option("--y", help="Target column.")] = "loss",
     budget: Annotated[float, typer.Option(help="Compute to spend on new runs, FLOPs.")] = 0.0,
-    target: Annotated[str, typer.Option(help="loss, n_opt or tokens_per_param.")] = "loss",
+    target: Annotated[str, typer.Option(help="loss; n_opt or tokens_per_param (chinchilla); encoder_share "
+                                             "(encdec); domain_share (dcpt laws, with --y-general); "
+                                             "compute_multiplier (select, with --variant).")] = "loss",
     at: Annotated[float, typer.Option(help="Where the target is wanted: an x value (one-input laws) or a compute "
                                            "budget in FLOPs (chinchilla). Default: 10x the largest x (power).")] = 0.0,
     candidates: Annotated[Optional[Path], typer.Option(help="Study spec whose runs (shapes x grid, with steps "
@@ -38,6 +40,16 @@ def advise(
     = "5,10,20,40,80",
     tokens: Annotated[float, typer.Option(help="Without a spec: tokens per run for one-input laws "
                                                "(default: the data's `tokens` column).")] = 0.0,
+    repeats: Annotated[int, typer.Option(help="Without a spec: times one grid point may be chosen (new seeds).")] = 1,
+    shares: Annotated[str, typer.Option(help="Without a spec: domain shares r of dcpt candidates.")] = "0.1,0.3,0.5,0.7,0.9",
+    variant: Annotated[Optional[str], typer.Option(help="compute_multiplier: the selection variant.")] = None,
+    variant_column: Annotated[str, typer.Option(help="select law: the variant column.")] = "variant",
+    baseline: Annotated[Optional[str], typer.Option(help="select law: the unfiltered variant's value.")] = None,
+    y_general: Annotated[Optional[str], typer.Option(help="domain_share: the general-loss column (its law is fitted "
+                                                          "on the general share 1 - r).")] = None,
+    at_tokens: Annotated[float, typer.Option(help="domain_share: CPT tokens D of the target run (--at is its N).")] = 0.0,
+    base_loss: Annotated[float, typer.Option(help="domain_share: the base model's general loss.")] = 0.0,
+    threshold: Annotated[float, typer.Option(help="domain_share: allowed rise of the general loss.")] = 0.03,
     n_runs: Annotated[Optional[int], typer.Option("--n-runs", help="At most this many new runs.")] = None,
     noise: Annotated[Optional[float], typer.Option(help="Noise of one run's loss on the fit scale "
                                                         "(default: robust scale of the residuals).")] = None,
@@ -57,8 +69,9 @@ def advise(
     """
     import numpy as np
 
+    from scaling.advise import TargetOptions
+    from scaling.advise_study import candidate_grid, spec_candidates
     from scaling.advise import advise as choose
-    from scaling.advise import candidate_grid, spec_candidates
     from scaling.errors import DataError
     from scaling.laws import get_law
     from scaling.laws.base import Law
@@ -66,27 +79,40 @@ def advise(
 
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
+    if target == "compute_multiplier" and not variant:
+        raise DataError("--target compute_multiplier needs --variant (the selection variant to compare with --baseline)")
+    if target == "domain_share" and not (y_general and at_tokens > 0 and base_loss > 0):
+        raise DataError("--target domain_share needs --y-general COLUMN, --at N, --at-tokens D and --base-loss L")
     prior_law = Law.load(prior) if prior is not None else None
-    fitted, df = None, None
+    fitted, df, general = None, None, None
+    law_options = {"variant": variant_column, "baseline": baseline} if law == "select" else {}
     if data is not None:
         if not x:
             raise DataError("--x is required with DATA (the law's input columns)")
         df = load_table(data, where)
-        fitted = get_law(law, seed=seed).fit(df, x=x, y=y)
+        fitted = get_law(law, seed=seed, **law_options).fit(df, x=x, y=y)
         fitted.bootstrap(bootstrap, seed=seed, method="residual")
+        if target == "domain_share":
+            if not y_general or len(x) != 3:
+                raise DataError("--target domain_share needs --y-general COLUMN and --x N --x D --x SHARE (dcpt laws)")
+            share = df.copy()
+            share[x[2]] = 1.0 - share[x[2]]  # the general loss is modelled on the general share
+            general = get_law(law, seed=seed).fit(share, x=x, y=y_general)
+            general.bootstrap(bootstrap, seed=seed, method="residual")
     elif prior_law is None:
         raise DataError("give DATA (the runs done so far) or --prior FILE (a saved fit) when there are none")
     base = fitted or prior_law
     cols = list(x or base.x_)
-    if not at:
+    if not at and target != "encoder_share":
         if base.n_inputs != 1 or df is None:
             raise DataError("--at is required (a compute budget in FLOPs for chinchilla, an x value otherwise)")
         at = 10.0 * float(df[cols[0]].max())
     if candidates is not None:
-        mult = _floats(step_multipliers, "--step-multipliers") if base.n_inputs == 2 else [1.0]
+        mult = _floats(step_multipliers, "--step-multipliers") if base.n_inputs >= 2 and base.name != "encdec" else [1.0]
         done = frozenset(df["run_id"]) if df is not None and "run_id" in df.columns else frozenset()
         cands = spec_candidates(str(candidates), cols, mult, seeds=[int(v) for v in _floats(seeds, "--seeds")],
-                                exclude=done)
+                                exclude=done, columns=[variant_column] if base.name == "select" else [],
+                                continuations=target == "domain_share")
     else:
         if sizes is None:
             if df is None:
@@ -97,18 +123,21 @@ def advise(
                 lo, hi, k = (float(v) for v in sizes.split(":"))
             except ValueError:
                 raise DataError(f"--sizes must look like LO:HI:K, e.g. 1e7:1e9:12, got {sizes!r}") from None
-        if base.n_inputs == 1 and not tokens:
+        if (base.n_inputs == 1 or base.name == "encdec") and not tokens:
             if df is None or "tokens" not in df.columns or df["tokens"].nunique() != 1:
-                raise DataError("--tokens (tokens per run) is required to cost one-input candidates")
+                raise DataError("--tokens (tokens per run) is required to cost one-input and encdec candidates")
             tokens = float(df["tokens"].iloc[0])
         cands = candidate_grid(base, df, sizes=np.geomspace(lo, hi, int(k)),
-                               tokens_per_param=_floats(tokens_per_param, "--tokens-per-param"), tokens=tokens)
-    advice = choose(fitted, cands, budget, target, at, n_runs=n_runs, noise=noise, prior=prior_law, seed=seed)
+                               tokens_per_param=_floats(tokens_per_param, "--tokens-per-param"), tokens=tokens,
+                               repeats=repeats, shares=_floats(shares, "--shares"))
+    opts = TargetOptions(variant=variant, tokens=at_tokens or None, base_loss=base_loss or None, threshold=threshold)
+    advice = choose(fitted, cands, budget, target, at, n_runs=n_runs, noise=noise, prior=prior_law, seed=seed,
+                    options=opts, partner=general)
     added = None
     if append:
         if candidates is None:
             raise DataError("--append needs --candidates SPEC (the study the advised runs join)")
-        from scaling.advise import append_advised
+        from scaling.advise_study import append_advised
         from scaling.config import load_spec
         from scaling.train import study_root
 

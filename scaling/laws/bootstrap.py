@@ -39,19 +39,23 @@ def cluster_counts(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.n
 
 
 def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float = 0.95, ftol: float = BOOT_FTOL,
-                  method: Literal["pairs", "residual"] = "pairs", cluster: np.ndarray | None = None) -> None:
+                  method: Literal["pairs", "residual", "parametric"] = "pairs", cluster: np.ndarray | None = None,
+                  noise: float | None = None) -> None:
     """Fill law.boot_theta_ [kept, P], boot_params_ (DataFrame), ci_, boot_converged_ (fraction of
     replicates that converged), boot_n_excluded_ and boot_info_.
 
     "pairs" resamples points (robust to a wrong functional form, but with few points many
     resamples cannot pin every parameter down); "residual" keeps the design and adds resampled,
     degrees-of-freedom-corrected residuals of the fit to its predictions (the usual choice for
-    a handful of runs, assuming the form is right).
+    a handful of runs, assuming the form is right); "parametric" adds Gaussian noise of scale
+    `noise` (fit scale) instead, for when the noise is known better than a few residuals tell.
     """
     if n < 2:
         raise FitError(f"bootstrap needs at least 2 replicates, got {n}")
-    if method not in ("pairs", "residual"):
-        raise FitError(f"bootstrap method must be 'pairs' or 'residual', got {method!r}")
+    if method not in ("pairs", "residual", "parametric"):
+        raise FitError(f"bootstrap method must be 'pairs', 'residual' or 'parametric', got {method!r}")
+    if method == "parametric" and not (noise and noise > 0):
+        raise FitError(f"the parametric bootstrap needs the noise scale (> 0), got {noise!r}")
     rng = np.random.default_rng(seed)
     n_pts = law.n_points_
     target = law._t
@@ -64,6 +68,10 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
         counts = cluster_counts(cluster, n, rng)
     elif method == "pairs":
         counts = rng.multinomial(n_pts, np.full(n_pts, 1.0 / n_pts), size=n).astype(np.float64)
+    elif method == "parametric":
+        counts = np.ones((n, n_pts))
+        fitted = law.forward(torch.as_tensor(law.theta_[None]), law._F)[0]
+        target = fitted[None] + torch.as_tensor(rng.normal(0.0, float(noise), size=(n, n_pts)))
     else:
         counts = np.ones((n, n_pts))
         fitted = law.forward(torch.as_tensor(law.theta_[None]), law._F)[0]
