@@ -29,5 +29,5 @@ def test_residual_bootstrap_covers_truth_and_is_finite():
 def test_pairs_is_default_and_unknown_method_is_an_error():
     law = get_law("power").fit(_data(), x=["N"], y="loss").bootstrap(20, seed=0)
     assert law.boot_method_ == "pairs"
-    with pytest.raises(FitError, match="'pairs' or 'residual'"):
+    with pytest.raises(FitError, match="'pairs', 'residual' or 'parametric'"):
         law.bootstrap(20, method="wild")
