@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from scaling.errors import FitError
 from scaling.laws.dcpt_cross import DCPTCrossLaw, leave_one_domain_out
 from scaling.plots.cpt import plot_rewarm_tradeoff
 from scaling.report.fits import ReportOptions
@@ -67,8 +68,21 @@ def cross_domain_table(main: pd.DataFrame, seed: int = 0, init: str = "default")
     return held, coefs
 
 
+CROSS_TITLE = "Cross-domain D-CPT: a new domain's law from a few runs"
+
+
 def cross_domain_section(main: pd.DataFrame, opts: ReportOptions, init: str = "default") -> Section:
-    held, coefs = cross_domain_table(main, opts.seed, init)
+    n_known, sizes = known_count(main), main.groupby("domain").size()
+    # each left-out domain needs runs to test on, and the other domains enough to pin the 8 shared parameters
+    short = [f"{d} ({n})" for d, n in sizes.items() if n <= n_known or len(main) - n < 2 * (8 + len(sizes))]
+    if short:
+        msg = (f"cross-domain D-CPT not fitted: leaving out domain(s) {', '.join(short)} leaves too few runs "
+               f"(each needs more than {n_known}, and the other domains at least {2 * (8 + len(sizes))})")
+        return Section(CROSS_TITLE, text=msg, warnings=[msg])
+    try:
+        held, coefs = cross_domain_table(main, opts.seed, init)
+    except FitError as e:
+        return Section(CROSS_TITLE, text=f"cross-domain D-CPT not fitted: {e}", warnings=[f"cross-domain D-CPT: {e}"])
     n_known = int(held.n_known.iloc[0])
     by = held.groupby(["law", "free"], sort=False).agg(mean_abs_rel_error=("mean_abs_rel_error", "mean"),
                                                         worst_mean=("mean_abs_rel_error", "max"),
@@ -92,7 +106,7 @@ def cross_domain_section(main: pd.DataFrame, opts: ReportOptions, init: str = "d
                  f"(dcpt_cross, {best.free} per domain; mean over domains)", float(best.mean_abs_rel_error), None,
                  float(best.mean_abs_rel_error), f"worst domain {worst.domain}: max {worst.max_abs_rel_error:.2%}; "
                  f"pooled law without a domain coefficient: {pooled.mean_abs_rel_error:.2%}", 4)
-    return Section("Cross-domain D-CPT: a new domain's law from a few runs", text=text, tables=[
+    return Section(CROSS_TITLE, text=text, tables=[
         Table(held, caption="Each domain left out in turn: fitted from its cheapest runs, tested on the rest"),
         Table(by, caption="Per variant: mean over left-out domains, worst domain's mean, largest error"),
         Table(coefs, caption="dcpt_cross (E per domain) fitted on every domain")], fit=held, answers=[ans])
@@ -255,5 +269,5 @@ def rewarm_section(table: pd.DataFrame, primary: str) -> Section:
         fit=cells, answers=answers)
 
 
-__all__ = ["CROSS_VARIANTS", "cross_domain_section", "cross_domain_table", "known_count", "r0_section", "r0_table",
+__all__ = ["CROSS_TITLE", "CROSS_VARIANTS", "cross_domain_section", "cross_domain_table", "known_count", "r0_section", "r0_table",
            "rewarm_cells", "rewarm_paired", "rewarm_section", "t_interval", "variant_section", "variant_verdict"]

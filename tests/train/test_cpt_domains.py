@@ -146,3 +146,15 @@ def test_tiny_multi_domain_study_end_to_end(tmp_path: Path):
     assert len(r0_table(table)) == 0  # one budget: nothing to compare
     paired, both = rewarm_paired(table, "rewarm", "constant")
     assert len(both) == 12 and len(paired) == 3 * 2
+    # the report: too few runs for the laws, which it says, and the re-warming comparison it can make
+    from scaling.report import ReportOptions, build_report
+
+    sections = build_report(spec, store, tmp_path / "report.html", ReportOptions(bootstrap=0))
+    titles = [s.title for s in sections]
+    assert "Re-warming: domain gained against general forgotten" in titles
+    assert any("too few runs" in w for s in sections for w in s.warnings if s.title.startswith("Cross-domain"))
+    assert "D-CPT law — domain b" in titles
+    rewarm = sections[titles.index("Re-warming: domain gained against general forgotten")]
+    diff = next(a for a in rewarm.answers if a.label.startswith("rewarm minus constant"))
+    at1 = both[both.r == 1.0]
+    assert diff.value == pytest.approx(float(at1.groupby("N").d_gain.mean().mean()))
