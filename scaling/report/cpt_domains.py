@@ -137,7 +137,11 @@ def variant_section(comparisons: dict[str, pd.DataFrame]) -> Section:
         win, rest = verdict.iloc[0], verdict.iloc[1:]
         others = "; ".join(f"{r.law} {r.overall:.2%}" for r in rest.itertuples())
         splits = ", ".join(f"{s} {win[s]:.2%}" for s in SPLITS if s in verdict.columns and np.isfinite(win[s]))
-        lines.append(f"{role} loss: {win.law} (mean held-out error {win.overall:.2%}: {splits}; against {others})")
+        own = "; ".join(f"{d}: {v.iloc[0].law} ({v.iloc[0].overall:.2%} against " + ", ".join(
+            f"{r.law} {r.overall:.2%}" for r in v.iloc[1:].itertuples()) + ")"
+            for d, v in ((d, variant_verdict({d: c}, role)) for d, c in comparisons.items()))
+        lines.append(f"{role} loss: {win.law} (mean held-out error {win.overall:.2%}: {splits}; against {others}); "
+                     f"per domain, {own}")
         tables.append(Table(verdict, caption=f"{role} loss: held-out mean |relative error| per split, averaged over "
                                              f"{len(comparisons)} domain(s)"))
         answers.append(Answer(f"D-CPT variant the held-out errors support on the {role} loss", str(win.law), None,
@@ -237,28 +241,31 @@ def rewarm_section(table: pd.DataFrame, primary: str) -> Section:
     paired, both = rewarm_paired(table, a, b)
     answers, parts = [], []
     mixed = table[table.r > 0]
-    for s in schedules:
-        # one value per size and seed (the mean over its domains, budgets and shares > 0): the interval is across sizes
-        t = mixed[mixed.schedule == s]
-        per = t.assign(gain=t.base_loss_domain - t.loss_domain, forgetting=t.loss_general - t.base_loss_general
-                       ).groupby(["N", "seed"])[["gain", "forgetting"]].mean()
-        g, f = t_interval(per.gain), t_interval(per.forgetting)
-        parts.append(f"{s}: gains {g[0]:.4f} nats of domain loss (95% interval {g[1]:.4f} to {g[2]:.4f}) and forgets "
-                     f"{f[0]:+.4f} nats of general loss ({f[1]:+.4f} to {f[2]:+.4f})")
-        answers.append(Answer(f"domain loss gained, {s} schedule (nats; mean over domains, D, r > 0)", g[0],
-                              (g[1], g[2]), None, f"across {g[3]} sizes × seeds"))
-        answers.append(Answer(f"general loss forgotten, {s} schedule (nats; mean over domains, D, r > 0)", f[0],
-                              (f[1], f[2]), None, f"across {f[3]} sizes × seeds"))
+    for dom in dict.fromkeys(table.domain):  # per domain: their losses differ in scale, so no mean across them
+        for s in schedules:
+            # one value per size and seed (the mean over the budgets and shares r > 0): the interval is across sizes
+            t = mixed[(mixed.schedule == s) & (mixed.domain == dom)]
+            per = t.assign(gain=t.base_loss_domain - t.loss_domain, forgetting=t.loss_general - t.base_loss_general
+                           ).groupby(["N", "seed"])[["gain", "forgetting"]].mean()
+            g, f = t_interval(per.gain), t_interval(per.forgetting)
+            parts.append(f"{dom}, {s}: gains {g[0]:.4f} nats of domain loss (95% interval {g[1]:.4f} to {g[2]:.4f}) "
+                         f"and forgets {f[0]:+.4f} nats of general loss ({f[1]:+.4f} to {f[2]:+.4f})")
+            answers.append(Answer(f"domain {dom}: domain loss gained, {s} schedule (nats; mean over D, r > 0)", g[0],
+                                  (g[1], g[2]), None, f"general loss forgotten {f[0]:+.4f} ({f[1]:+.4f} to "
+                                                      f"{f[2]:+.4f}); across {g[3]} sizes × seeds"))
+        pos = both[(both.r > 0) & (both.domain == dom)].groupby(["N", "seed"])[["d_gain", "d_forgetting"]].mean()
+        dg, df_ = t_interval(pos.d_gain), t_interval(pos.d_forgetting)
+        answers.append(Answer(f"domain {dom}: {a} minus {b}, domain gain (nats, paired per run, mean over r > 0)",
+                              dg[0], (dg[1], dg[2]), None,
+                              f"forgetting difference {df_[0]:+.4f} ({df_[1]:+.4f} to {df_[2]:+.4f})"))
     pos = both[both.r > 0].groupby(["N", "seed"])[["d_gain", "d_forgetting"]].mean()
     dg, df_ = t_interval(pos.d_gain), t_interval(pos.d_forgetting)
-    answers.append(Answer(f"{a} minus {b}: domain gain (nats, paired per run, mean over r > 0)", dg[0],
-                          (dg[1], dg[2]), None, f"forgetting difference {df_[0]:+.4f} ({df_[1]:+.4f} to {df_[2]:+.4f})"))
     text = markup(
         "Gupta et al. (2023): re-warming the learning rate for the continuation adapts faster to the new data "
         "but forgets more of the old. Gain: the base model's domain loss (each run's step-0 eval) minus the "
-        "final one; forgetting: the final general loss minus the base model's. Per schedule, averaged over "
-        "domains, budgets and shares r > 0, with 95% intervals across sizes (and seeds): {}. Paired per run "
-        "({} − {}): the domain gain differs by {} nats ({} to {}) and the forgetting by {} nats ({} to {}).",
+        "final one; forgetting: the final general loss minus the base model's. Per domain and schedule, averaged "
+        "over budgets and shares r > 0, with 95% intervals across sizes (and seeds): {}. Paired per run ({} − {}) "
+        "over every domain: the domain gain differs by {} nats ({} to {}) and the forgetting by {} nats ({} to {}).",
         "; ".join(parts), a, b, f"{dg[0]:+.4f}", f"{dg[1]:+.4f}", f"{dg[2]:+.4f}", f"{df_[0]:+.4f}",
         f"{df_[1]:+.4f}", f"{df_[2]:+.4f}")
     fig = plot_rewarm_tradeoff(cells)
