@@ -90,6 +90,20 @@ SELECTIONS_TABLE = "selections.parquet"
 SELECT_TABLE = "select.parquet"
 """Finished select runs with plain select_method / select_keep / select_variant columns."""
 
+# continual pre-training (family `cpt`): runs.parquet columns of its runs' `extra` values
+CPT_ROLE = "extra.role"
+"""`base` (trained on the general corpus) or `cpt` (continued from a base run on a mixture)."""
+CPT_DOMAIN = "extra.domain"
+"""The CPT run's domain: its [cpt] `domains` name (absent in single-`domain` studies)."""
+CPT_SCHEDULE = "extra.rewarm"
+"""The CPT run's continuation schedule: `rewarm` (warm-up, cosine decay) or `constant`."""
+CPT_SHARE = "extra.domain_share"
+CPT_TOKENS = "extra.cpt_tokens"
+CPT_N = "extra.N"
+CPT_BASE_SEED = "extra.base_seed"
+CPT_TABLE = "cpt.parquet"
+"""Finished CPT runs with fit-ready columns (N, D, r, r_general, domain, schedule, losses, base losses)."""
+
 COMPUTE_CONVENTION = "6ND"
 """The compute the laws use: C = 6 * N * D with N non-embedding parameters and D training tokens."""
 _COMPUTE_WORDS = {
@@ -133,3 +147,4 @@ __all__ = ["BAYES_LOSS", "BAYES_PREFIX", "BLEU_PREFIX", "BUDGET_FLOPS", "COMPUTE
 __all__ += ["DOC_ID", "DOC_TYPE", "EPOCHS", "KEPT_DOCS", "KEPT_TABLE", "KEPT_TOKENS", "PRECISION_GOOD", "RANK", "SCORE",
             "SCORES_TABLE", "SELECT_FLOOR", "SELECT_FLOPS", "SELECT_KEEP", "SELECT_KL_REDUCTION", "SELECT_METHOD",
             "SELECTIONS_TABLE", "SELECT_TABLE", "SELECT_VARIANT", "SHARE_PREFIX"]
+__all__ += ["CPT_BASE_SEED", "CPT_DOMAIN", "CPT_N", "CPT_ROLE", "CPT_SCHEDULE", "CPT_SHARE", "CPT_TABLE", "CPT_TOKENS"]

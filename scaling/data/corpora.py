@@ -6,6 +6,10 @@ topics (one document per topic) plus each module's docstrings (module, classes, 
 one document per module), read with `ast` so nothing is imported or executed. Both split by
 file (`stdlib_split_key`): a module held out of one is held out of the other, so continual
 pre-training from docs to code (or back) never trains on its validation files' text.
+`stdlib_tests`: the standard library's own test files, every `.py` file under a test folder
+(`test/`, and the `tests`/`idle_test` folders of packages), one document per file. It is
+disjoint from `stdlib_code` by construction: a file is a test file iff a folder of its path is
+a test folder, which is exactly what `stdlib_code` skips (`stdlib_files(tests=True)`).
 """
 
 from __future__ import annotations
@@ -21,33 +25,41 @@ from typing import Any, ClassVar
 from scaling.data.text import TEXT_OPTIONS, Documents, TextSource
 from scaling.errors import DataError
 
-_SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+_TEST_DIRS = {"test", "tests", "idle_test"}
+_SKIP_DIRS = _TEST_DIRS | {"site-packages", "dist-packages", "__pycache__"}
 
 
 def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-@lru_cache(maxsize=1)
-def stdlib_files() -> tuple[str, ...]:
-    """Relative paths of the stdlib's .py files, sorted, without tests or site-packages."""
+@lru_cache(maxsize=2)
+def stdlib_files(tests: bool = False) -> tuple[str, ...]:
+    """Relative paths of the stdlib's .py files, sorted, without site-packages: those outside any
+    test folder (`stdlib_code`), or with `tests` those inside one (`stdlib_tests`)."""
     root = stdlib_root()
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        rel_dir = os.path.relpath(dirpath, root)
+        in_tests = any(part in _TEST_DIRS for part in Path(rel_dir).parts)
+        # Outside test folders skip everything in _SKIP_DIRS; inside, only the never-source folders.
+        dirnames[:] = [d for d in dirnames if d not in (_SKIP_DIRS - _TEST_DIRS if tests else _SKIP_DIRS)]
+        if in_tests != tests:
+            continue
         for f in filenames:
             if f.endswith(".py"):
                 out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
     if not out:
-        raise DataError(f"no .py files found under the standard library path {root}")
+        what = "test .py files (test folders)" if tests else ".py files"
+        raise DataError(f"no {what} found under the standard library path {root}")
     return tuple(sorted(out))
 
 
-@lru_cache(maxsize=1)
-def _stdlib_fingerprint() -> str:
+@lru_cache(maxsize=2)
+def _stdlib_fingerprint(tests: bool = False) -> str:
     h = hashlib.blake2b(digest_size=16)
     root = stdlib_root()
-    for rel in stdlib_files():
+    for rel in stdlib_files(tests):
         h.update(rel.encode() + b"\x00" + (root / rel).read_bytes() + b"\x00")
     return h.hexdigest()
 
@@ -64,6 +76,11 @@ def stdlib_split_key(doc_id: str) -> str:
 def stdlib_code_documents() -> Documents:
     root = stdlib_root()
     return [(rel, (root / rel).read_bytes().decode("utf-8", errors="replace")) for rel in stdlib_files()]
+
+
+def stdlib_tests_documents() -> Documents:
+    root = stdlib_root()
+    return [(rel, (root / rel).read_bytes().decode("utf-8", errors="replace")) for rel in stdlib_files(tests=True)]
 
 
 def module_docstrings(source: str) -> str:
@@ -138,3 +155,16 @@ class StdlibDocsSource(TextSource):
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibDocsSource:
         kwargs = cls.text_kwargs(options, tokenizer, seed)
         return cls("stdlib_docs", _docs_fingerprint(), stdlib_docs_documents, split_key=stdlib_split_key, **kwargs)
+
+
+class StdlibTestsSource(TextSource):
+    """The standard library's test files (`test/` and packages' test folders): disjoint from `stdlib_code`."""
+
+    kind: ClassVar[str] = "stdlib_tests"
+    OPTIONS: ClassVar[dict[str, Any]] = dict(TEXT_OPTIONS)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibTestsSource:
+        # Test paths never occur in stdlib_code or stdlib_docs, so the shared split key keeps them apart too.
+        return cls("stdlib_tests", "stdlib_tests-v1" + _stdlib_fingerprint(tests=True), stdlib_tests_documents,
+                   split_key=stdlib_split_key, **cls.text_kwargs(options, tokenizer, seed))  # fmt: skip

@@ -128,7 +128,7 @@ class DCPTCrossLaw(_CPTForm):
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         # The single-domain D-CPT grid on the pooled points, each per-domain coefficient started
         # at its pooled value and each domain's floor moved by its lowest loss over the pooled one.
-        pooled = DCPTLaw()
+        pooled = DCPTLaw(init=self.init, seed=self.seed)
         base = pooled.init_grid(F[:, :3], t)
         names = self.param_names
         onehot = F[:, 3:].astype(bool)
@@ -185,9 +185,12 @@ def known_runs(df: pd.DataFrame, x: list[str], n_known: int) -> np.ndarray:
 
 
 def leave_one_domain_out(df: pd.DataFrame, x: list[str], y: str, domain: str = "domain", n_known: int = 3,
-                         **law_options: Any) -> pd.DataFrame:
+                         pooled: bool = False, **law_options: Any) -> pd.DataFrame:
     """For each domain: fit on all other domains plus its `n_known` cheapest runs, predict its
-    other runs. One row per domain: n_known, n_test, mean_abs_rel_error, max_abs_rel_error."""
+    other runs. One row per domain: n_known, n_test, mean_abs_rel_error, max_abs_rel_error.
+
+    `pooled`: the baseline without a domain coefficient (one `dcpt` law over every domain's runs),
+    which shows what the per-domain coefficients buy."""
     if domain not in df.columns:
         raise DataError(f"dcpt_cross: domain column {domain!r} not found; columns are {list(df.columns)}")
     names = sorted(str(v) for v in pd.unique(df[domain].astype(str)))
@@ -201,7 +204,10 @@ def leave_one_domain_out(df: pd.DataFrame, x: list[str], y: str, domain: str = "
             raise DataError(f"dcpt_cross: domain {d!r} has {len(own)} run(s); need more than n_known = {n_known}")
         known = known_runs(own, x, n_known)
         train = pd.concat([df[labels != d], own[known]])
-        law = DCPTCrossLaw(domain=domain, **law_options).fit(train, x=x, y=y)
+        if pooled:
+            law = DCPTLaw(**law_options).fit(train, x=x, y=y)
+        else:
+            law = DCPTCrossLaw(domain=domain, **law_options).fit(train, x=x, y=y)
         test = own[~known]
         err = law.predict(test) / test[y].to_numpy(float) - 1.0
         rows.append({"domain": d, "n_known": int(n_known), "n_test": len(test),

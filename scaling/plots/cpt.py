@@ -80,3 +80,39 @@ def plot_share_choice(curves: pd.DataFrame, general_limit: float, share: float, 
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def plot_rewarm_tradeoff(cells: pd.DataFrame) -> Figure:
+    """Re-warming against a constant continuation LR: domain loss gained against general loss
+    forgotten, one point per (schedule, domain, D, r) cell (mean over sizes and seeds) with its
+    95% interval bars; one colour per schedule, one marker per domain, a line per (schedule,
+    domain, D) through its shares. `cells` has schedule, domain, D, r, gain, gain_lo, gain_hi,
+    forgetting, forgetting_lo, forgetting_hi (NaN bounds: no bar)."""
+    fig = Figure(figsize=(7.5, 5.0))
+    ax = fig.subplots()
+    schedules = sorted(cells.schedule.unique())
+    domains = sorted(cells.domain.unique())
+    colors = dict(zip(schedules, matplotlib.colormaps["tab10"](np.arange(len(schedules)))))
+    markers = dict(zip(domains, "osD^vP*X"))
+    budgets = sorted(cells.D.unique())
+    styles = dict(zip(budgets, ["-", "--", "-.", ":"] * 4))
+    for (s, d, dd), part in cells.groupby(["schedule", "domain", "D"]):
+        part = part.sort_values("r")
+        ax.plot(part.forgetting, part.gain, color=colors[s], ls=styles[dd], lw=0.8, alpha=0.6)
+        xerr = np.abs(np.vstack([part.forgetting - part.forgetting_lo, part.forgetting_hi - part.forgetting]))
+        yerr = np.abs(np.vstack([part.gain - part.gain_lo, part.gain_hi - part.gain]))
+        ax.errorbar(part.forgetting, part.gain, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), fmt=markers[d],
+                    color=colors[s], ms=5, lw=0.6, capsize=2)
+    for s in schedules:
+        ax.plot([], [], "s", color=colors[s], label=f"schedule {s}")
+    for d in domains:
+        ax.plot([], [], markers[d], color="0.3", label=f"domain {d}")
+    for dd in budgets:
+        ax.plot([], [], color="0.3", ls=styles[dd], label=f"D = {dd:.3g}")
+    ax.axvline(0.0, color="0.6", lw=0.8)
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel("general loss forgotten (final − base model's), nats")
+    ax.set_ylabel("domain loss gained (base model's − final), nats")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
