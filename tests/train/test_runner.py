@@ -185,7 +185,9 @@ def test_killing_grid_run_and_rerunning_completes_the_study(spec_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "scaling", "grid", "run", str(spec_path)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = expand(load_spec(spec_path))
+    from scaling.train.grid import training_flops
+
+    runs = sorted(expand(load_spec(spec_path)), key=training_flops, reverse=True)  # the order they train in
     deadline = time.time() + 300
     # kill once the first run has finished and the second has written a checkpoint
     while time.time() < deadline:
