@@ -91,12 +91,11 @@ def nnls_small(G: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def _wnnls(Phi: np.ndarray, w: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Non-negative c minimising sum_n w (Phi c - z)² per grid row; Phi[G, n, m], w, z [G, n]."""
-    # matmul rather than einsum: batched BLAS, several times faster on the profile's grid
-    s = np.sqrt(np.matmul(w[:, None, :], Phi * Phi)[:, 0]).clip(1e-300)  # column norms
+    s = np.sqrt(np.einsum("gnm,gn->gm", Phi * Phi, w)).clip(1e-300)  # column norms
     A = Phi / s[:, None, :]
-    AwT = (A * w[..., None]).transpose(0, 2, 1)
-    G = np.matmul(AwT, A)
-    h = np.matmul(AwT, z[..., None])[..., 0]
+    Aw = A * w[..., None]
+    G = np.einsum("gni,gnj->gij", Aw, A)
+    h = np.einsum("gni,gn->gi", Aw, z)
     return nnls_small(G, h) / s
 
 
@@ -110,7 +109,7 @@ def profile(law: "Law", nl: np.ndarray, F: np.ndarray, t: np.ndarray, delta: flo
     # First solve: relative least squares for log residuals (log p - log y ≈ (p - y) / y).
     coef = _wnnls(Phi, ones / (y * y) if log else ones, np.broadcast_to(y, (G, n)))
     for _ in range(N_INNER if (log or law.loss == "huber") else 0):
-        p = np.matmul(Phi, coef[..., None])[..., 0]
+        p = np.einsum("gnm,gm->gn", Phi, coef)
         if log:
             pos = p > 0
             r = np.where(pos, np.log(np.where(pos, p, 1.0)), -50.0) - t
@@ -123,7 +122,7 @@ def profile(law: "Law", nl: np.ndarray, F: np.ndarray, t: np.ndarray, delta: flo
             coef = _wnnls(Phi, w / (pp * pp), pp * (1.0 - r))
         else:
             coef = _wnnls(Phi, w, np.broadcast_to(t, (G, n)))
-    p = np.matmul(Phi, coef[..., None])[..., 0]
+    p = np.einsum("gnm,gm->gn", Phi, coef)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = (np.log(p) - t) if log else (p - t)
     f = rho(r, law.loss, delta)[0].sum(-1)
