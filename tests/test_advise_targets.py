@@ -117,13 +117,16 @@ def test_simulation_compute_multiplier_beats_the_per_variant_ladder():
     assert res["coverage"] == 1.0, res
 
 
-def test_cli_encoder_share(tmp_path):
-    truth = encdec_truth()
-    law = truth.laws()[0]
-    rng = np.random.default_rng(3)
+def _noisy_pilot_csv(truth, seed: int, path):
+    """The truth's pilot runs with 1% log-normal noise on the first law's loss, written to `path`."""
+    rng = np.random.default_rng(seed)
     df = truth.pilot.copy()
-    df["loss"] = law.predict(df) * np.exp(rng.normal(0, 0.01, len(df)))
-    df.to_csv(tmp_path / "runs.csv", index=False)
+    df["loss"] = truth.laws()[0].predict(df) * np.exp(rng.normal(0, 0.01, len(df)))
+    df.to_csv(path, index=False)
+
+
+def test_cli_encoder_share(tmp_path):
+    _noisy_pilot_csv(encdec_truth(), 3, tmp_path / "runs.csv")
     r = CliRunner().invoke(app, ["advise", str(tmp_path / "runs.csv"), "--law", "encdec", "--x", "Ne", "--x", "Nd",
                                  "--target", "encoder_share", "--budget", "2e12", "--tokens", "4e6",
                                  "--sizes", "2e3:6.4e4:6", "--repeats", "4", "--json"])
@@ -137,12 +140,7 @@ def test_cli_encoder_share(tmp_path):
 
 @pytest.mark.slow
 def test_cli_compute_multiplier(tmp_path):
-    truth = select_truth()
-    law = truth.laws()[0]
-    rng = np.random.default_rng(0)
-    df = truth.pilot.copy()
-    df["loss"] = law.predict(df) * np.exp(rng.normal(0, 0.01, len(df)))
-    df.to_csv(tmp_path / "runs.csv", index=False)
+    _noisy_pilot_csv(select_truth(), 0, tmp_path / "runs.csv")
     r = CliRunner().invoke(app, ["advise", str(tmp_path / "runs.csv"), "--law", "select", "--x", "N", "--x", "D",
                                  "--baseline", "base", "--target", "compute_multiplier", "--variant", "sel",
                                  "--at", "1e22", "--budget", "1e20", "--sizes", "2e7:4e8:4", "--tokens-per-param",

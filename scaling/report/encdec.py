@@ -51,12 +51,12 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
     sections = []
     budget = float(done.n_params_nonemb.max()) * 4
     fitted = []
-    for loss_col, _ in eval_set_columns(done):
+    for loss_col, bayes_col in eval_set_columns(done):
         name = loss_col[len("loss_"):]
         law = fit_with_holdout("encdec", done, X, loss_col, opts, holdout=holdout)
         power = fit_with_holdout("power", done, ["n_params_nonemb"], loss_col, opts, holdout=holdout)
         frac, ci = split_fraction(law)
-        fitted.append((loss_col, law, power))
+        fitted.append((loss_col, bayes_col, law, power))
         ne, nd = law.optimal_split(budget)
         corner = ("" if 0 < frac < 1 else " The fit finds no effect of the "
                   + ("encoder" if frac == 0 else "decoder") + " size at these scales (its exponent is 0), so the"
@@ -117,16 +117,16 @@ def _ci_text(law, name: str) -> str:
     return f"{lo_hi[0]:.3g}–{lo_hi[1]:.3g}" if lo_hi else ""
 
 
-def composition_table(done: pd.DataFrame, fitted: list[tuple[str, object, object]]) -> pd.DataFrame:
+def composition_table(done: pd.DataFrame, fitted: list[tuple[str, str | None, object, object]]) -> pd.DataFrame:
     """Per eval set: the floor, the smallest and the largest run's loss and BLEU, how far the
     largest run closed the gap to the floor, and the fitted exponents (L(N_total)'s alpha;
     L(Ne, Nd)'s pe and pd)."""
     d = done.sort_values("n_params_nonemb")
     small, large = d.iloc[0], d.iloc[-1]
     rows = []
-    for loss_col, law, power in fitted:
+    for loss_col, bayes_col, law, power in fitted:
         name = loss_col[len("loss_"):]
-        bayes = float(d["bayes_" + name].mean()) if "bayes_" + name in d and d["bayes_" + name].notna().any() else math.nan
+        bayes = float(d[bayes_col].mean()) if bayes_col else math.nan
         floor = 0.0 if math.isnan(bayes) else bayes
         row = {"eval set": name, "Bayes loss": bayes, "loss, smallest": small[loss_col], "loss, largest": large[loss_col],
                "gap to Bayes closed": 1 - (large[loss_col] - floor) / (small[loss_col] - floor),
@@ -141,7 +141,7 @@ def composition_table(done: pd.DataFrame, fitted: list[tuple[str, object, object
     return pd.DataFrame(rows)
 
 
-def composition_section(done: pd.DataFrame, fitted: list[tuple[str, object, object]]) -> Section:
+def composition_section(done: pd.DataFrame, fitted: list[tuple[str, str | None, object, object]]) -> Section:
     """Ghorbani et al.'s finding (iii): scaling helps source-original and target-original test
     data differently; here, how loss and BLEU scale on each eval set of the same runs."""
     table = composition_table(done, fitted)
@@ -155,8 +155,8 @@ def composition_section(done: pd.DataFrame, fitted: list[tuple[str, object, obje
     text = join(["The same runs evaluated on each eval set (composition bias, Ghorbani et al. 2021: a model's gains "
                  "on data whose source side is original need not carry over to data whose target side is "
                  "original, translated back).", *lines])
-    sets = [(c, ("bayes_" + c[len("loss_"):]) if ("bayes_" + c[len("loss_"):]) in done else None,
-             ("bleu_" + c[len("loss_"):]) if ("bleu_" + c[len("loss_"):]) in done else None) for c, _, _ in fitted]
+    sets = [(c, b, ("bleu_" + c[len("loss_"):]) if ("bleu_" + c[len("loss_"):]) in done else None)
+            for c, b, _, _ in fitted]
     figure = ("Excess loss over each eval set's Bayes loss and BLEU against model size, per eval set",
               plot_composition(done, sets))
     return Section("Composition bias: source-original against target-original", text=text,
