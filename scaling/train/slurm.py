@@ -38,6 +38,7 @@ LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", 
                "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
 REGISTRY = Path("slurm") / "jobs.json"
 REQUEUE_FILE = "requeue.json"
+SQUEUE_DOWN_S = 300.0  # how long the coordinator bears squeue failing before it gives the jobs up
 # submitit's own parameters; every other --slurm KEY=VALUE goes to sbatch as --KEY=VALUE
 _SUBMITIT_KEYS = {"time", "cpus_per_task", "gpus_per_node", "partition", "signal_delay_s", "array_parallelism",
                   "job_name", "setup"}
@@ -380,11 +381,20 @@ class SlurmExecutor:
 
         last_note = ""
         ended_at: dict[str, float] = {}
+        down_since: dict[str, float] = {}
         while waiting:
-            states = squeue_states({e["job_id"] for e in waiting.values()}) or {}
+            queried = squeue_states({e["job_id"] for e in waiting.values()})
+            states = queried or {}
+            # squeue failing for a while (slurmctld busy) says nothing about the jobs: treat them as
+            # live; failing for SQUEUE_DOWN_S, the jobs count as gone (their runs resume on a rerun)
+            squeue_down = queried is None and time.time() - down_since.setdefault("t", time.time()) < SQUEUE_DOWN_S
+            if queried is not None:
+                down_since.clear()
             for run_id, entry in list(waiting.items()):
                 paths = JobPaths(entry["folder"], job_id=entry["job_id"], task_id=0)
-                state = states.get(entry["job_id"], ("ENDED", ""))[0]
+                state = "RUNNING" if squeue_down else states.get(entry["job_id"], ("ENDED", ""))[0]
+                if state in LIVE_STATES:
+                    ended_at.pop(run_id, None)  # gone for 10 s in a row, not 10 s after a first blip
                 row = None
                 if paths.result_pickle.exists():
                     try:

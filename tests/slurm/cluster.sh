@@ -113,6 +113,11 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
+# a requeued job may start again only once its old credential has expired (before that slurmd
+# refuses it: "Job credential revoked", and the job fails); 120 s by default, 10 s for tests
+AuthInfo=cred_expire=10
+# look at pending jobs every 2 s (default 60 s), so a requeued job starts soon after its hold
+SchedulerParameters=sched_interval=2,bf_interval=2
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none

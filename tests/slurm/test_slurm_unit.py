@@ -131,3 +131,40 @@ def test_an_early_signal_is_not_lost_and_the_checkpoint_call_counts_requeues(pay
     # resumed without a signal, it finishes from the checkpoint
     row = S.SlurmRun(max_requeues=3)(p)
     assert row["status"] == "done" and row["steps"] == 400
+
+
+def test_the_coordinator_bears_squeue_failing_and_a_job_missing_once(tmp_path, monkeypatch):
+    """squeue failing (slurmctld busy) or a job missing from one listing is not the job's end: the
+    coordinator keeps waiting and takes the result the job writes afterwards."""
+    from submitit.core.utils import JobPaths, cloudpickle_dump
+
+    store = Store(tmp_path / "study")
+    entry = {"job_id": "7", "folder": str(tmp_path / "logs"), "submitted": 0.0}
+    paths = JobPaths(entry["folder"], job_id="7", task_id=0)
+    paths.result_pickle.parent.mkdir(parents=True)
+    row = {"run_id": "r1", "status": "done"}
+    # squeue: fails for a while, lists the job, misses it once, fails again, then the result exists
+    answers = [None] * 3 + [{"7": ("RUNNING", "None")}, {}, None, None]
+    clock = iter(range(0, 1000, 4))  # 4 s per poll: the misses span more than 10 s in all
+
+    def squeue(job_ids):
+        if not answers:
+            cloudpickle_dump(("success", row), paths.result_pickle)
+            return {}
+        return answers.pop(0)
+
+    monkeypatch.setattr(S, "squeue_states", squeue)
+    monkeypatch.setattr(S.time, "time", lambda: float(next(clock)))
+    got = []
+    S.SlurmExecutor(store, poll_s=0.0)._wait({"r1": entry}, got.append)
+    assert got == [row]
+
+    # squeue failing for longer than SQUEUE_DOWN_S gives the job up: unfinished (resumable), not failed
+    monkeypatch.setattr(S, "squeue_states", lambda job_ids: None)
+    monkeypatch.setattr(S, "SQUEUE_DOWN_S", 20.0)
+    store.checkpoint_path("r2").parent.mkdir(parents=True, exist_ok=True)
+    store.checkpoint_path("r2").write_bytes(b"ckpt")
+    monkeypatch.setattr(S, "sacct_state", lambda job: "UNKNOWN")
+    got = []
+    S.SlurmExecutor(store, poll_s=0.0)._wait({"r2": {**entry, "job_id": "8"}}, got.append)
+    assert [g["status"] for g in got] == ["unfinished"]
