@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 N_INNER = 6  # reweighting / Gauss-Newton sweeps of the inner solve
 N_POLISH = 4  # distinct grid optima polished in all parameters
 RIDGE = 1e-12  # relative ridge on the (column-normalised) Gram matrix: degenerate exponents
+POLISH = "auto"  # auto: numpy quasi-Newton, scipy where it stops short; numpy; scipy (for comparisons)
 
 
 @dataclass
@@ -168,12 +169,23 @@ def grad_scale(law: "Law", theta: np.ndarray, F: np.ndarray, t: np.ndarray, delt
 
 
 def polish(law: "Law", theta0: np.ndarray, F, t, delta: float, lo, hi, max_iter: int):
-    """scipy L-BFGS-B on all parameters from theta0, to tight tolerances."""
+    """All parameters from theta0 to tight tolerances: our bounded quasi-Newton (numpy), then
+    scipy's L-BFGS-B from where it stopped if it stopped short of a stationary point (scipy.optimize
+    loads only then: importing it costs a `scaling fit` process more than the fit)."""
+    from scaling.laws.quasi_newton import minimize_bounded
+
+    def fg(th):
+        return objective(law, th, F, t, delta)
+
+    res = minimize_bounded(fg, theta0, lo, hi, max_iter=max_iter)
+    if POLISH == "numpy" or (POLISH == "auto" and stationary_at(law, res.x, F, t, delta, lo, hi)):
+        return res
     from scipy.optimize import minimize
 
-    res = minimize(lambda th: objective(law, th, F, t, delta), np.clip(theta0, lo, hi), jac=True, method="L-BFGS-B",
-                   bounds=list(zip(lo, hi)), options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-14, "maxls": 50})
-    return res
+    start = res.x if POLISH == "auto" else np.clip(theta0, lo, hi)
+    sp = minimize(fg, start, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
+                  options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-14, "maxls": 50})
+    return sp if POLISH == "scipy" or sp.fun <= res.fun else res
 
 
 def fit_varpro(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.ndarray, hi: np.ndarray,
