@@ -63,7 +63,10 @@ SELECT_KEEP = "select_keep"
 SELECT_VARIANT = "select_variant"
 """Method and keep share in one label (e.g. `oracle@0.5`), the variant column of the select law."""
 KEPT_TOKENS = "kept_tokens"
-"""Unique tokens in the selection (the law's unique-token column)."""
+"""Tokens in the selection, repeated documents counted every time (the training stream's size)."""
+UNIQUE_TOKENS = "unique_tokens"
+"""Tokens of the selection's distinct documents (a repeated document counted once): the select
+law's unique-token column, so that duplicates count as repetition (Muennighoff et al.)."""
 KEPT_DOCS = "kept_docs"
 EPOCHS = "epochs"
 """Training tokens / kept tokens: how many times the selection was seen."""
@@ -146,5 +149,5 @@ __all__ = ["BAYES_LOSS", "BAYES_PREFIX", "BLEU_PREFIX", "BUDGET_FLOPS", "COMPUTE
            "loss_column"]
 __all__ += ["DOC_ID", "DOC_TYPE", "EPOCHS", "KEPT_DOCS", "KEPT_TABLE", "KEPT_TOKENS", "PRECISION_GOOD", "RANK", "SCORE",
             "SCORES_TABLE", "SELECT_FLOOR", "SELECT_FLOPS", "SELECT_KEEP", "SELECT_KL_REDUCTION", "SELECT_METHOD",
-            "SELECTIONS_TABLE", "SELECT_TABLE", "SELECT_VARIANT", "SHARE_PREFIX"]
+            "SELECTIONS_TABLE", "SELECT_TABLE", "SELECT_VARIANT", "SHARE_PREFIX", "UNIQUE_TOKENS"]
 __all__ += ["CPT_BASE_SEED", "CPT_DOMAIN", "CPT_N", "CPT_ROLE", "CPT_SCHEDULE", "CPT_SHARE", "CPT_TABLE", "CPT_TOKENS"]

@@ -46,6 +46,18 @@ class DocumentPool:
     def has_types(self) -> bool:
         return self.doc_types is not None
 
+    def unique_tokens(self, kept: np.ndarray) -> int:
+        """Tokens of the distinct documents among `kept` (identical token sequences counted once)."""
+        seen: set[bytes] = set()
+        total = 0
+        for i in np.asarray(kept, dtype=np.int64):
+            doc = self.document(int(i))
+            key = doc.tobytes()
+            if key not in seen:
+                seen.add(key)
+                total += len(doc)
+        return total
+
     def labelled(self) -> np.ndarray:
         """Mask of documents whose type is known (all of a synthetic pool)."""
         if self.doc_types is None:

@@ -23,9 +23,17 @@ from scaling.report.study import ReportOptions, register_sections
 from scaling.store import Store
 
 
+def unique_column(select: pd.DataFrame) -> str:
+    """The unique-token column: distinct documents' tokens, or kept tokens in a store trained before
+    runs recorded `unique_tokens` (there, duplicated documents count as unique)."""
+    if schema.UNIQUE_TOKENS in select and select[schema.UNIQUE_TOKENS].notna().all():
+        return schema.UNIQUE_TOKENS
+    return schema.KEPT_TOKENS
+
+
 def selection_summary(select: pd.DataFrame) -> pd.DataFrame:
     """One row per variant: keep share, precision and kept type shares (mean over runs)."""
-    cols = [c for c in [schema.KEPT_TOKENS, schema.PRECISION_GOOD, schema.SELECT_FLOOR, schema.SELECT_FLOPS]
+    cols = [c for c in [schema.KEPT_TOKENS, schema.UNIQUE_TOKENS, schema.PRECISION_GOOD, schema.SELECT_FLOOR, schema.SELECT_FLOPS]
             if c in select] + sorted(c for c in select if c.startswith(schema.SHARE_PREFIX))
     g = select.groupby([schema.SELECT_METHOD, schema.SELECT_KEEP])[cols].mean().reset_index()
     return g.sort_values([schema.SELECT_KEEP, schema.SELECT_METHOD]).reset_index(drop=True)
@@ -111,7 +119,7 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
     from scaling.laws import get_law
     from scaling.laws.select import R_STAR, cell_bootstrap, multiplier_summary
 
-    law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=schema.KEPT_TOKENS,
+    law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=unique_column(select),
                   seed=opts.seed, **select_law_options(select))
     law.fit(select, x=["N", "D"], y=schema.LOSS)
     note = ""
@@ -125,7 +133,7 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
                     delattr(law, attr)
             law.ci_ = {}
     C = np.geomspace(select["C"].min(), select["C"].max() * 10, 9)
-    unique = select.groupby(schema.SELECT_VARIANT)[schema.KEPT_TOKENS].first().to_dict()
+    unique = select.groupby(schema.SELECT_VARIANT)[unique_column(select)].first().to_dict()
     summary = multiplier_summary(law, C, unique=unique)
     cost = select.groupby(schema.SELECT_VARIANT)[schema.SELECT_FLOPS].first().to_dict()
     rows = []

@@ -202,9 +202,10 @@ def kept_documents(pool: DocumentPool, run: RunConfig) -> tuple[np.ndarray, floa
 
 
 def selection_metrics(pool: DocumentPool, kept: np.ndarray, eval_set: Any) -> dict[str, float]:
-    """Kept tokens and, where types are known, precision, per-type token shares and the exact floor."""
+    """Kept and unique tokens and, where types are known, precision, per-type token shares and the exact floor."""
     lengths = pool.doc_lengths[kept]
-    out = {schema.KEPT_TOKENS: float(lengths.sum()), schema.KEPT_DOCS: float(len(kept))}
+    out = {schema.KEPT_TOKENS: float(lengths.sum()), schema.KEPT_DOCS: float(len(kept)),
+           schema.UNIQUE_TOKENS: float(pool.unique_tokens(kept))}
     if pool.has_types:
         types = pool.doc_types[kept]
         labelled = types != ""

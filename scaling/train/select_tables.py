@@ -7,7 +7,7 @@
     select.parquet   finished select runs with plain select_method / select_keep / select_variant
                      columns, N (non-embedding parameters), D (training tokens) and C (6ND), ready for
                      `scaling fit select runs/<study>/select.parquet --variant select_variant
-                     --baseline none --x N --x D --y loss --unique-tokens kept_tokens`
+                     --baseline none --x N --x D --y loss --unique-tokens unique_tokens`
                      (add `--floor-column select_floor` on synthetic pools, `--r-star fit` where
                      selections repeat for several epochs)
 
@@ -32,7 +32,7 @@ def selection_stats(pool, kept: np.ndarray, target_counts: np.ndarray, features)
     from scaling.data.selection.dsir import kl_reduction
 
     lengths = pool.doc_lengths[kept]
-    out = {schema.KEPT_DOCS: len(kept), schema.KEPT_TOKENS: int(lengths.sum()),
+    out = {schema.KEPT_DOCS: len(kept), schema.KEPT_TOKENS: int(lengths.sum()), schema.UNIQUE_TOKENS: pool.unique_tokens(kept),
            schema.SELECT_KL_REDUCTION: kl_reduction(target_counts, features.total(), features.total(kept), 1.0)}
     if pool.has_types:
         out[schema.PRECISION_GOOD] = float(lengths[np.isin(pool.doc_types[kept], GOOD_TYPES)].sum() / lengths.sum())

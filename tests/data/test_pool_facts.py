@@ -119,6 +119,23 @@ def test_stream_over_a_selection_repeats_each_kept_document_once_per_epoch(tiny)
     np.testing.assert_array_equal(again, tokens[3:6])  # indexed: a pure function of (index, seed)
 
 
+def test_unique_tokens_count_each_repeated_document_once():
+    # a bigger pool than TINY, so that every dup source is repeated several times
+    pool = build_source("facts_pool", {**TINY, "n_symbols": 16, "n_keys": 40, "n_docs": 200, "doc_triples": 4},
+                        seed=3)
+    types, L = pool.doc_types, 3 * 4
+    dup = np.flatnonzero(types == "dup")
+    assert len(dup) > 2 * 2  # each of the 2 dup sources repeated more than twice
+    everything = np.arange(pool.n_docs)
+    # ground truth from the pool's construction: dup document i repeats source i mod dup_sources,
+    # and no other two documents coincide (random facts of 4 triples over 16 symbols)
+    assert pool.unique_tokens(everything) == L * (int((types != "dup").sum()) + len({int(i) % 2 for i in dup}))
+    assert pool.unique_tokens(everything) < int(pool.doc_lengths.sum())
+    assert pool.unique_tokens(dup) == 2 * L and pool.unique_tokens(dup[:1]) == L
+    clean = np.flatnonzero(types == "clean")
+    assert pool.unique_tokens(clean) == int(pool.doc_lengths[clean].sum())
+
+
 def test_keep_by_token_share_and_rank():
     scores = np.array([0.1, 0.9, 0.5, 0.7, np.nan])
     lengths = np.array([10, 10, 10, 10, 10])

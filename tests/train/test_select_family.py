@@ -92,6 +92,8 @@ def test_a_tiny_study_stores_selection_figures(tmp_path):
     assert df.loc["oracle@0.25", schema.SELECT_FLOOR] == pytest.approx(ev.bayes_loss, rel=1e-12)
     assert df.loc["none", schema.SHARE_PREFIX + "junk"] == pytest.approx(0.3)
     assert df.loc["none", schema.KEPT_TOKENS] == 300 * 48
+    assert df.loc["none", schema.UNIQUE_TOKENS] == 300 * 48  # no dup type: every document distinct
+    assert df.loc["oracle@0.25", schema.UNIQUE_TOKENS] <= df.loc["oracle@0.25", schema.KEPT_TOKENS]
     kept = df.loc["oracle@0.25", schema.KEPT_TOKENS]
     assert kept == pytest.approx(0.25 * 300 * 48, abs=48)
     assert df.loc["oracle@0.25", schema.EPOCHS] == pytest.approx(20 * 4 * 48 / kept)
