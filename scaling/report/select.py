@@ -8,7 +8,6 @@ Also writes scores.parquet, kept.parquet and select.parquet (scaling.train.selec
 
 from __future__ import annotations
 
-import html
 import itertools
 
 import numpy as np
@@ -18,7 +17,7 @@ from matplotlib.figure import Figure
 from scaling import schema
 from scaling.config import StudySpec
 from scaling.errors import ScalingError
-from scaling.report.render import Section, table_html
+from scaling.report.render import Answer, Section, markup, table_html
 from scaling.report.study import ReportOptions, register_sections
 from scaling.store import Store
 
@@ -127,7 +126,7 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
         try:
             cell_bootstrap(law, select, cells=["N", schema.SEED], n=opts.bootstrap, seed=opts.seed)
         except (ScalingError, IndexError) as e:  # IndexError: no replicate converged
-            note = f" The paired bootstrap failed ({html.escape(type(e).__name__)}: no converged replicates?), so no intervals."
+            note = f" The paired bootstrap failed ({type(e).__name__}: no converged replicates?), so no intervals."
             for attr in ("boot_theta_", "ci_"):
                 if hasattr(law, attr):
                     delattr(law, attr)
@@ -150,13 +149,32 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
            "one free E_v per variant")
     rep = (f"R* fitted ({law.params_['R_star']:.3g}), since some selection repeats for 4 or more epochs"
            if law.fits_r_star else f"R* = {R_STAR} (Muennighoff et al.)")
-    return [Section("Compute multiplier", text=(
-        f"The select law L_v(N, D) = E_v + A/N^α + B/(m_v·D′_v)^β fitted jointly over variants ({how}; D′: effective "
-        f"data under repetition of the kept tokens, {rep}). CM_v(C) is the compute the unfiltered baseline needs to reach "
+    return [Section("Compute multiplier", answers=multiplier_answers(law, select, unique, cost), text=markup(
+        "The select law L_v(N, D) = E_v + A/N^α + B/(m_v·D′_v)^β fitted jointly over variants ({}; D′: effective "
+        "data under repetition of the kept tokens, {}). CM_v(C) is the compute the unfiltered baseline needs to reach "
         "v's compute-optimal loss at C, over C; intervals from a paired bootstrap over (size, seed) cells; "
-        "<i>cm_with_scoring</i> charges v its scoring FLOPs. Beyond the largest run the curve is extrapolation." + note),
+        "<i>cm_with_scoring</i> charges v its scoring FLOPs. Beyond the largest run the curve is extrapolation.{}",
+        how, rep, note),
         tables=[table_html(table)], figures=[("CM(C) per variant with its 95% band", plot_cm(summary["cm"]))],
         fit=law)]
+
+
+def multiplier_answers(law, select: pd.DataFrame, unique: dict, cost: dict) -> list[Answer]:
+    """The summary's answers: each variant's compute multiplier at the largest run's compute (the
+    frontier the runs reach, not an extrapolation), best first, with its interval and P(CM < 1)."""
+    from scaling.laws.select import multiplier_summary
+
+    C = float(select["C"].max())
+    cm = multiplier_summary(law, np.array([C]), unique=unique)["cm"]
+    out = []
+    for v, (r,) in sorted(cm.items(), key=lambda kv: -kv[1][0]["cm"]):
+        incl = r["cm"] * C / (C + cost.get(v, 0.0))
+        p = r["p_below_1"]
+        out.append(Answer(f"compute multiplier of {v} at C = {C:.3g} FLOPs (the largest run)", r["cm"],
+                          ci=tuple(r["ci95"]), digits=3,
+                          note=(f"P(CM < 1) = {p:.2f}; " if np.isfinite(p) else "")
+                          + f"{incl:.3g} with scoring FLOPs counted"))
+    return out
 
 
 def select_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
@@ -174,13 +192,13 @@ def select_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         summary = summary.merge(stats[[schema.SELECT_METHOD, schema.SELECT_KEEP, schema.SELECT_KL_REDUCTION]],
                                 on=[schema.SELECT_METHOD, schema.SELECT_KEEP], how="left")
     sections = [
-        Section("Data selection: what each method kept", text=(
-            f"{len(select)} runs over {select[schema.SELECT_VARIANT].nunique()} variants. precision_good: share of "
-            f"kept tokens from documents of a good type; share_*: kept token share per type; select_floor: exact "
-            f"loss floor of the kept mixture on the target set (synthetic pools); select_kl_reduction: DSIR's KL "
-            f"reduction of the kept hashed-bigram distribution towards the target's. Tables: "
-            f"<code>{html.escape(str(store.root / schema.SCORES_TABLE))}</code>, "
-            f"<code>{html.escape(str(store.root / schema.KEPT_TABLE))}</code>."), tables=[table_html(summary)]),
+        Section("Data selection: what each method kept", text=markup(
+            "{} runs over {} variants. precision_good: share of kept tokens from documents of a good type; share_*: "
+            "kept token share per type; select_floor: exact loss floor of the kept mixture on the target set "
+            "(synthetic pools); select_kl_reduction: DSIR's KL reduction of the kept hashed-bigram distribution "
+            "towards the target's; unique_tokens: tokens of the distinct kept documents. Tables: <code>{}</code>, "
+            "<code>{}</code>.", len(select), select[schema.SELECT_VARIANT].nunique(),
+            store.root / schema.SCORES_TABLE, store.root / schema.KEPT_TABLE), tables=[table_html(summary)]),
         Section("Loss against compute", figures=[("Target loss per method and keep share (seeds averaged)",
                                                   plot_loss_vs_compute(select))]),
     ]
@@ -193,7 +211,7 @@ def select_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
     try:
         sections += multiplier_sections(select, baseline, opts)
     except ScalingError as e:
-        sections.append(Section("Compute multiplier", text=f"The select law could not be fitted: {html.escape(str(e))}"))
+        sections.append(Section("Compute multiplier", text=f"The select law could not be fitted: {e}"))  # plain text: escaped once, by the template
     return sections
 
 

@@ -4,6 +4,7 @@ runs generated from the select law with a known multiplier."""
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import Markup
 
 from scaling import schema
 from scaling.report.select import decision_accuracy, multiplier_sections, selection_summary
@@ -44,5 +45,13 @@ def test_multiplier_section_recovers_a_known_multiplier():
     assert law.multiplier_["oracle@0.5"] == pytest.approx(2.0, rel=0.05)
     lo, hi = law.ci_["m_oracle@0.5"]
     assert lo < 2.0 < hi and lo > 1.5
+    # the section's text is trusted markup (its tags render; arguments are escaped), not escaped twice
+    assert isinstance(section.text, Markup) and "<i>cm_with_scoring</i>" in section.text
+    # the report's summary answers with the multiplier at the largest run's compute: CM = m here
+    # (equal floors), with its bootstrap interval
+    (answer,) = section.answers
+    assert answer.label.startswith("compute multiplier of oracle@0.5 at C = ")
+    assert answer.value == pytest.approx(2.0, rel=0.05) and answer.ci[0] < 2.0 < answer.ci[1]
+    assert "P(CM < 1) = 0.00" in answer.note
     summary = selection_summary(df)
     assert list(summary[schema.SELECT_METHOD]) == ["oracle", "none"]
