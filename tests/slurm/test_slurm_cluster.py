@@ -144,7 +144,9 @@ def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(slurm_c
 
 
 def test_a_killed_coordinator_is_replaced_without_submitting_live_runs_again(slurm_cluster, tmp_path):
-    spec = write_spec(tmp_path, "kill", THREE, 1500)
+    # long enough (~20-40 s a run here) that the two surviving jobs are still running when the new
+    # coordinator starts: at 1,500 steps they could finish during the scancel wait under load
+    spec = write_spec(tmp_path, "kill", THREE, 8000)
     store = Store(tmp_path / "kill")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     coord = subprocess.Popen([sys.executable, "-c", "from scaling.cli import main; main()", "grid", "run", str(spec), "--executor", "slurm",
