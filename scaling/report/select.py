@@ -118,7 +118,8 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
     from scaling.laws import get_law
     from scaling.laws.select import R_STAR, cell_bootstrap, multiplier_summary
 
-    law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=unique_column(select),
+    unique_col = unique_column(select)
+    law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=unique_col,
                   seed=opts.seed, **select_law_options(select))
     law.fit(select, x=["N", "D"], y=schema.LOSS)
     note = ""
@@ -132,15 +133,14 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
                     delattr(law, attr)
             law.ci_ = {}
     C = np.geomspace(select["C"].min(), select["C"].max() * 10, 9)
-    unique = select.groupby(schema.SELECT_VARIANT)[unique_column(select)].first().to_dict()
+    unique = select.groupby(schema.SELECT_VARIANT)[unique_col].first().to_dict()
     summary = multiplier_summary(law, C, unique=unique)
     cost = select.groupby(schema.SELECT_VARIANT)[schema.SELECT_FLOPS].first().to_dict()
     rows = []
     for v, entries in summary["cm"].items():
         m = summary["multiplier"][v]
         for r in entries:
-            # cost-inclusive: the variant pays its scoring compute on top of its training compute
-            incl = r["cm"] * r["compute"] / (r["compute"] + cost.get(v, 0.0))
+            incl = with_scoring(r["cm"], r["compute"], cost.get(v, 0.0))
             rows.append({"variant": v, "m": m["m"], "m_lo": m["ci95"][0], "m_hi": m["ci95"][1],
                          "compute": r["compute"], "cm": r["cm"], "cm_lo": r["ci95"][0], "cm_hi": r["ci95"][1],
                          "p_below_1": r["p_below_1"], "cm_with_scoring": incl})
@@ -159,6 +159,11 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
         fit=law)]
 
 
+def with_scoring(cm: float, compute: float, scoring_flops: float) -> float:
+    """Cost-inclusive CM: the variant pays its scoring compute on top of its training compute."""
+    return cm * compute / (compute + scoring_flops)
+
+
 def multiplier_answers(law, select: pd.DataFrame, unique: dict, cost: dict) -> list[Answer]:
     """The summary's answers: each variant's compute multiplier at the largest run's compute (the
     frontier the runs reach, not an extrapolation), best first, with its interval and P(CM < 1)."""
@@ -168,7 +173,7 @@ def multiplier_answers(law, select: pd.DataFrame, unique: dict, cost: dict) -> l
     cm = multiplier_summary(law, np.array([C]), unique=unique)["cm"]
     out = []
     for v, (r,) in sorted(cm.items(), key=lambda kv: -kv[1][0]["cm"]):
-        incl = r["cm"] * C / (C + cost.get(v, 0.0))
+        incl = with_scoring(r["cm"], C, cost.get(v, 0.0))
         p = r["p_below_1"]
         out.append(Answer(f"compute multiplier of {v} at C = {C:.3g} FLOPs (the largest run)", r["cm"],
                           ci=tuple(r["ci95"]), digits=3,

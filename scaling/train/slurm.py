@@ -381,15 +381,17 @@ class SlurmExecutor:
 
         last_note = ""
         ended_at: dict[str, float] = {}
-        down_since: dict[str, float] = {}
+        down_since: float | None = None  # when squeue started failing
         while waiting:
             queried = squeue_states({e["job_id"] for e in waiting.values()})
             states = queried or {}
             # squeue failing for a while (slurmctld busy) says nothing about the jobs: treat them as
             # live; failing for SQUEUE_DOWN_S, the jobs count as gone (their runs resume on a rerun)
-            squeue_down = queried is None and time.time() - down_since.setdefault("t", time.time()) < SQUEUE_DOWN_S
-            if queried is not None:
-                down_since.clear()
+            if queried is None:
+                down_since = time.time() if down_since is None else down_since
+            else:
+                down_since = None
+            squeue_down = down_since is not None and time.time() - down_since < SQUEUE_DOWN_S
             for run_id, entry in list(waiting.items()):
                 paths = JobPaths(entry["folder"], job_id=entry["job_id"], task_id=0)
                 state = "RUNNING" if squeue_down else states.get(entry["job_id"], ("ENDED", ""))[0]
