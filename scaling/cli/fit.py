@@ -139,7 +139,7 @@ def fit(
     """
     from scaling.laws.cli_support import fit_result_json, load_table
 
-    df = load_table(data, where, derive)
+    df = load_table(data, where, derive, frame=bool(sensitivity or by))  # a plain CSV fit loads no pandas
     if ci not in ("bootstrap", "profile"):
         from scaling.errors import FitError
 

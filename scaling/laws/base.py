@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 if TYPE_CHECKING:  # torch is imported only by the grid engine, bootstrap and torch formulas
+    import pandas as pd  # a CSV fit reads scaling.tables.Columns and never imports pandas
     import torch
 
 import numpy as np
-import pandas as pd
 
 from scaling.errors import FitError
-from scaling.laws.validation import check_columns, goodness, holdout_mask, holdout_report, numeric_column
+from scaling.laws.validation import (check_columns, goodness, holdout_mask, holdout_report, is_table,
+                                     numeric_column)
 
 HUBER_TUNING = 1.345  # delta / sigma at which Huber keeps 95% efficiency under Gaussian noise
 MAD_TO_SIGMA = 1.4826  # sigma / MAD of a Gaussian
@@ -235,7 +236,7 @@ class Law:
         return torch.as_tensor(self._as_features_np(data), dtype=torch.float64)
 
     def _as_features_np(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
-        if isinstance(data, pd.DataFrame):
+        if is_table(data):
             X, _ = self._design(data, self.x_, None)
         else:
             X = np.asarray(data, dtype=float)
@@ -578,10 +579,12 @@ class Law:
         return 1.0 - float(np.sum((t - pred) ** 2) / np.sum((t - t.mean()) ** 2))
 
     def bootstrap(self, n: int = 1000, seed: int | None = None, starts: int = 3, ftol: float = 1e-10,
-                  method: str = "pairs", cluster: np.ndarray | pd.Series | None = None) -> "Law":
+                  method: str = "pairs", cluster: np.ndarray | pd.Series | None = None,
+                  noise: float | None = None) -> "Law":
         """Refit n resampled data sets (vectorised; `starts` per replicate: the best fit and jitters
-        around it; `ftol` relative stopping tolerance; `method` "pairs" or "residual"; `cluster` one
-        label per fitted row to resample whole clusters, see `scaling.laws.bootstrap.run_bootstrap`);
+        around it; `ftol` relative stopping tolerance; `method` "pairs", "residual" or "parametric"
+        (Gaussian noise of scale `noise` on the fit scale); `cluster` one label per fitted row to
+        resample whole clusters, see `scaling.laws.bootstrap.run_bootstrap`);
         fills ci_ (95%), boot_params_ and boot_n_excluded_ (replicates that did not converge)."""
         from scaling.laws.bootstrap import run_bootstrap
 
@@ -589,7 +592,8 @@ class Law:
         if not hasattr(self, "_F"):
             raise FitError(f"{self.name}: bootstrap needs the training data; refit this law (loaded laws keep none)")
         labels = None if cluster is None else np.asarray(cluster)
-        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol, method=method, cluster=labels)
+        run_bootstrap(self, n, self.seed if seed is None else seed, starts, ftol=ftol, method=method, cluster=labels,
+                      noise=noise)
         return self
 
     def profile(self, level: float = 0.95) -> "Law":
@@ -671,6 +675,8 @@ class Law:
         if d.get("bootstrap") is not None:
             law.boot_info_ = dict(d["bootstrap"])
         if d.get("boot_theta") is not None:
+            import pandas as pd
+
             law.boot_theta_ = np.array(d["boot_theta"], float)
             law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
         return law

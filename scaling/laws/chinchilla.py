@@ -11,7 +11,6 @@ import itertools
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from scaling.errors import FitError
 from scaling.laws.base import Law, Param
@@ -19,6 +18,7 @@ from scaling.laws.registry import register_law
 from scaling.schema import COMPUTE_CONVENTION
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
 
 # Exponent grid profiled by variable projection (both exponents): dense where fits land.
@@ -148,6 +148,8 @@ class ChinchillaLaw(Law):
         q = [(1 - level) / 2, (1 + level) / 2]
         n_lo, n_hi = np.nanquantile(nb, q, axis=0)
         d_lo, d_hi = np.nanquantile(db, q, axis=0)
+        import pandas as pd
+
         return pd.DataFrame(
             {"C": C, "N_opt": n_opt, "N_lo": n_lo, "N_hi": n_hi, "D_opt": d_opt, "D_lo": d_lo, "D_hi": d_hi}
         )

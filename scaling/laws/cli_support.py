@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from scaling.errors import DataError
 from scaling.laws.base import Law
-from scaling.tables import read_table
+from scaling.tables import Columns, read_columns, read_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def load_table(path: str | Path, where: str | None = None, derive: list[str] | None = None) -> pd.DataFrame:
+def load_table(path: str | Path, where: str | None = None, derive: list[str] | None = None,
+               frame: bool = True) -> "pd.DataFrame | Columns":
     """Read parquet, CSV, TSV (lines starting with # are comments), a study folder's runs.parquet
     (its finished runs only) or a shipped dataset by name (`scaling datasets list`), add
     `derive`d columns ("name = expression"), then keep the rows where `where` holds (e.g.
     "data_bytes > 5 * 2**20"). Expressions are evaluated by `scaling.expr`: columns, literals,
-    arithmetic and a few functions, never Python code."""
+    arithmetic and a few functions, never Python code.
+
+    `frame=False` lets a plain CSV/TSV file come back as `Columns`, read without pandas, for a
+    caller that only fits a law on it (`scaling fit`); everything else is a DataFrame."""
+    p = Path(path)
+    if not frame and not where and not derive:
+        cols = read_columns(p)
+        if cols is not None:
+            return cols
     from scaling.expr import derive_column, filter_rows
 
-    p = Path(path)
     study = p.is_dir()
     if study:
         runs = p / "runs.parquet"

@@ -28,6 +28,7 @@ from scaling.errors import DataError, FitError
 from scaling.laws.base import Law, Param
 from scaling.laws.dcpt import DCPTLaw, _CPTForm
 from scaling.laws.registry import register_law
+from scaling.laws.validation import as_frame
 
 _SHARED = {p.name: p for p in DCPTLaw.params}
 
@@ -73,6 +74,7 @@ class DCPTCrossLaw(_CPTForm):
     # ---- data: the domain column becomes a one-hot block after [log N, log D, r] ----
     def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "DCPTCrossLaw":
         self._check_options()
+        df = as_frame(df)
         if self.domain not in df.columns:
             raise DataError(f"dcpt_cross: domain column {self.domain!r} not found; columns are {list(df.columns)} "
                             f"(set the `domain` option)")
@@ -80,6 +82,7 @@ class DCPTCrossLaw(_CPTForm):
         return super().fit(df, x, y, holdout=holdout)
 
     def _design(self, df: pd.DataFrame, x: list[str], y: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        df = as_frame(df)
         X, yv = super()._design(df, x, y)
         if self.domain not in df.columns:
             raise DataError(f"dcpt_cross: domain column {self.domain!r} not found")
@@ -95,6 +98,7 @@ class DCPTCrossLaw(_CPTForm):
         return np.column_stack([super().features(X[:, :3]), X[:, 3:]])
 
     def _as_features(self, data: pd.DataFrame | np.ndarray) -> torch.Tensor:
+        data = as_frame(data)
         if not isinstance(data, pd.DataFrame):
             raise FitError("dcpt_cross: predict from a DataFrame with the x columns and the domain column")
         return super()._as_features(data)

@@ -15,19 +15,41 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from scaling.errors import DataError, FitError
+
+if TYPE_CHECKING:  # a table is a pandas DataFrame or scaling.tables.Columns (a CSV read without pandas)
+    import pandas as pd
 
 _COND = re.compile(r"^\s*([^<>=]+?)\s*(>=|>)\s*([-+0-9.eE]+)\s*$")
 
 
+def is_table(data: object) -> bool:
+    """A pandas DataFrame or a `scaling.tables.Columns`, not an array."""
+    from scaling.tables import Columns
+
+    if isinstance(data, Columns):
+        return True
+    pd = sys.modules.get("pandas")  # not imported yet: data cannot be a DataFrame
+    return pd is not None and isinstance(data, pd.DataFrame)
+
+
+def as_frame(data):
+    """A DataFrame for laws that read more than numeric columns (variant or domain labels)."""
+    from scaling.tables import Columns
+
+    return data.to_frame() if isinstance(data, Columns) else data
+
+
 def check_columns(df: pd.DataFrame, cols: list[str], law: str) -> None:
     """Raise DataError naming any column not in df."""
-    if not isinstance(df, pd.DataFrame):
+    if not is_table(df):
         raise DataError(f"{law}: expected a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -39,7 +61,13 @@ def check_columns(df: pd.DataFrame, cols: list[str], law: str) -> None:
 def numeric_column(df: pd.DataFrame, col: str, law: str, positive: bool) -> np.ndarray:
     """Column as float64, rejecting NaN/inf and (if positive) values <= 0."""
     try:
-        v = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
+        values = df[col]
+        if isinstance(values, np.ndarray):  # a Columns table: floats already, or the strings it could not parse
+            v = values.astype(np.float64)
+        else:
+            import pandas as pd
+
+            v = pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64)
     except (ValueError, TypeError) as e:
         raise DataError(f"{law}: column {col!r} is not numeric ({e})") from None
     bad = ~np.isfinite(v)
@@ -69,7 +97,7 @@ def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple
     if m and not text.startswith(("largest:", "frac:")):
         col, op, val = m.group(1), m.group(2), float(m.group(3))
         _need(df, col, text)
-        v = df[col].to_numpy(dtype=float)
+        v = np.asarray(df[col], dtype=float)
         mask = v > val if op == ">" else v >= val
         return mask, {"split": text, "column": col, "threshold": val}
     parts = text.split(":")
@@ -80,7 +108,7 @@ def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple
         )
     col = parts[2] if len(parts) == 3 else default_col
     _need(df, col, text)
-    v = df[col].to_numpy(dtype=float)
+    v = np.asarray(df[col], dtype=float)
     distinct = np.unique(v)[::-1]  # largest first
     if parts[0] == "largest":
         try:

@@ -1,4 +1,5 @@
-"""`scaling fit` starts without torch, matplotlib, the report or the training code (nor rich for --json)."""
+"""`scaling fit` starts without torch, matplotlib, the report or the training code (nor rich for --json, nor
+pandas or scipy for a CSV)."""
 
 import json
 import subprocess
@@ -14,7 +15,8 @@ r = CliRunner().invoke(scaling.cli.app, sys.argv[1:])
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'matplotlib')
                or m.startswith(('scaling.report', 'scaling.train', 'scaling.plots', 'scaling.model')))
 rich = any(m.split('.')[0] == 'rich' for m in sys.modules)
-print(json.dumps({"exit": r.exit_code, "out": r.output, "heavy": heavy, "rich": rich}))
+frames = sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'pyarrow', 'scipy'))
+print(json.dumps({"exit": r.exit_code, "out": r.output, "heavy": heavy, "rich": rich, "frames": frames}))
 """
 
 
@@ -31,5 +33,6 @@ def test_fit_imports_no_torch_or_matplotlib(tmp_path):
     assert json.loads(r["out"])["solver"] == "varpro"
     assert r["heavy"] == []
     assert not r["rich"]  # JSON output needs no terminal tables
+    assert r["frames"] == []  # a CSV is read without pandas (scaling.tables.read_columns); no scipy polish either
     r = _probe("fit", "isoflop", str(csv), "--n", "N", "--d", "D", "--budget", "N", "--y", "loss")
     assert r["heavy"] == []  # an error path (budgets without minima) loads nothing heavy either
