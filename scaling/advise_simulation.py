@@ -87,9 +87,15 @@ def ladder_cost(truth: GroundTruth) -> float:
     return float(np.sum(6 * X[:, 0] * (X[:, 1] if X.shape[1] == 2 else truth.tokens)))
 
 
-def _interval(truth: GroundTruth, df: pd.DataFrame, seed: int, n_boot: int) -> tuple[float, float]:
+def _interval(truth: GroundTruth, df: pd.DataFrame, seed: int, n_boot: int,
+              noise: float | None = None) -> tuple[float, float]:
+    """95% percentile interval of the target after refitting on df: residual bootstrap (the noise
+    estimated from the fit's residuals), or parametric at a known `noise`."""
     law = get_law(truth.law, seed=seed).fit(df, x=truth.x, y="loss")
-    law.bootstrap(n_boot, seed=seed, method="residual")
+    if noise is None:
+        law.bootstrap(n_boot, seed=seed, method="residual")
+    else:
+        law.bootstrap(n_boot, seed=seed, method="parametric", noise=noise)
     values = target_function(law, truth.target, truth.at)(law.boot_theta_)
     lo, hi = np.nanquantile(values, [0.025, 0.975])
     return float(lo), float(hi)
@@ -146,10 +152,16 @@ def run_trial(truth: GroundTruth, seed: int, n_boot: int = 200) -> dict[str, Any
                "standard": standard_ladder(truth)}
     for name, X in designs.items():
         new = _observe(truth, true_law, X, np.random.default_rng([seed, 1 if name == "advised" else 2]))
-        lo, hi = _interval(truth, pd.concat([pilot, new], ignore_index=True), seed, n_boot)
+        both = pd.concat([pilot, new], ignore_index=True)
+        lo, hi = _interval(truth, both, seed, n_boot)
         out[f"{name}_width"] = hi - lo
         out[f"{name}_width_at_truth"] = width_at_truth(truth, X)
         out[f"{name}_covers"] = bool(lo <= true_value <= hi)
+        # The same refit with the noise known (the noise advice planned with): the width then
+        # reflects the design, not how well a dozen residuals estimate the noise.
+        lo, hi = _interval(truth, both, seed, n_boot, noise=truth.noise)
+        out[f"{name}_width_known_noise"] = hi - lo
+        out[f"{name}_covers_known_noise"] = bool(lo <= true_value <= hi)
     return out
 
 
@@ -163,6 +175,11 @@ def simulation_study(truth: GroundTruth, trials: int, seed: int = 0, n_boot: int
             "win_rate": float(np.mean(rows.advised_width < rows.standard_width)),
             "coverage": float(np.mean(rows.advised_covers)),
             "coverage_standard": float(np.mean(rows.standard_covers)),
+            "median_width_ratio_known_noise": float(np.median(rows.advised_width_known_noise
+                                                              / rows.standard_width_known_noise)),
+            "win_rate_known_noise": float(np.mean(rows.advised_width_known_noise < rows.standard_width_known_noise)),
+            "coverage_known_noise": float(np.mean(rows.advised_covers_known_noise)),
+            "coverage_standard_known_noise": float(np.mean(rows.standard_covers_known_noise)),
             "median_expected_narrowing": float(np.median(rows.expected_narrowing)),
             "median_advised_runs": float(np.median(rows.advised_runs))}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.advise import Advice, Candidate, advise
+from scaling.advise import Advice, Candidate, TargetOptions, advise
 from scaling.errors import FitError
 from scaling.laws.base import Law
 
@@ -132,13 +132,38 @@ def append_advised(study_root: str | Path, advice: Advice) -> list[dict[str, Any
 
 def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law: str | None = None,
                  target: str = "loss", at: float = 0.0, seed: int = 0) -> Advice:
-    """Advice for a study from its own finished runs and its spec's candidates (`grid run --advise`):
-    by default L(N) = power on non-embedding parameters at 10x the largest N when the study's token
-    budget is one value per run, else chinchilla on (N, tokens) at 100x the largest run's 6ND."""
+    """Advice for a study from its own finished runs and its spec's candidates (`grid run --advise`,
+    the report's "which runs next"), by the spec's family:
+
+    - decoder: L(N) = power on non-embedding parameters at 10x the largest N when the study's
+      token budget is one value per run, else chinchilla on (N, tokens) at 100x the largest run's
+      6ND (`target` and `at` override);
+    - encdec: the encdec law L(Ne, Nd) on the first eval set's loss; target the optimal encoder
+      share (the paper's question), candidates the spec's (Ne, Nd) shapes with new seeds;
+    - select: the select law as the report fits it (`scaling.laws.select.study_law`); target the
+      compute multiplier, at the largest run's compute, of the variant with the largest fitted
+      multiplier; candidates the spec's runs of trained variants, token budgets x0.25 to x4.
+    CPT studies take their own inputs (general loss, base loss): advise them with
+    `scaling advise DATA --law dcpt ...`."""
+    from scaling import schema
+    from scaling.config import load_spec
     from scaling.laws.cli_support import load_table
     from scaling.laws.registry import get_law
 
+    family = load_spec(spec_path).family
     df = load_table(root)
+    done = frozenset(df["run_id"]) if "run_id" in df.columns else frozenset()
+    if family == "encdec":
+        x = [schema.N_PARAMS_ENC, schema.N_PARAMS_DEC]
+        fitted = get_law(law or "encdec", seed=seed).fit(df, x=x, y=schema.LOSS)
+        fitted.bootstrap(200, seed=seed, method="residual")
+        cands = spec_candidates(str(spec_path), x, (1.0,), seeds=NEW_SEEDS, exclude=done)
+        return advise(fitted, cands, budget, "encoder_share" if target == "loss" else target, at, seed=seed)
+    if family == "select":
+        return _advise_select(spec_path, root, budget, at=at, seed=seed)
+    if family != "decoder":
+        raise FitError(f"advice for a {family} study needs the law's own inputs: use scaling advise {root} "
+                       f"--law dcpt ... --candidates {spec_path} (see README, `scaling advise`)")
     if law is None:
         law = "power" if df["tokens"].nunique() == 1 else "chinchilla"
     x = ["n_params_nonemb"] if law == "power" else ["n_params_nonemb", "tokens"]
@@ -148,9 +173,41 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
         at = 10.0 * float(df["n_params_nonemb"].max()) if law == "power" else \
             100.0 * float((6 * df["n_params_nonemb"] * df["tokens"]).max())
     mult = (1.0,) if law == "power" else (0.25, 0.5, 1.0, 2.0, 4.0)
-    done = frozenset(df["run_id"]) if "run_id" in df.columns else frozenset()
     cands = spec_candidates(str(spec_path), x, mult, seeds=NEW_SEEDS, exclude=done)
     return advise(fitted, cands, budget, target, at, seed=seed)
+
+
+def _advise_select(spec_path: str | Path, root: str | Path, budget: float, *, at: float, seed: int) -> Advice:
+    from scaling import schema
+    from scaling.config import load_spec
+    from scaling.laws.select import study_law
+    from scaling.store import Store
+    from scaling.train.select import select_options
+    from scaling.train.select_tables import select_runs
+
+    spec = load_spec(spec_path)
+    select = select_runs(Store(root).runs())
+    if select.empty:
+        raise FitError(f"advise: {root} has no finished select runs to fit yet")
+    fitted = study_law(select, select_options(spec)["baseline"], seed=seed).fit(select, x=["N", "D"], y=schema.LOSS)
+    fitted.bootstrap(200, seed=seed, method="residual")
+    others = {v: m for v, m in fitted.multiplier_.items() if v != fitted.baseline}
+    if not others:
+        raise FitError("advise: the select study has no trained variant besides the baseline")
+    variant = max(others, key=others.get)
+    # What the law reads per variant beside N and D, from the variant's trained runs.
+    per_variant = select.groupby(schema.SELECT_VARIANT).first()
+    extra = [c for c in (fitted.unique_tokens, fitted.floor_column if fitted.floors == "column" else None) if c]
+    done = frozenset(select[schema.RUN_ID])
+    cands = []
+    for c in spec_candidates(str(spec_path), [schema.N_PARAMS_NONEMB, schema.TOKENS], (0.25, 0.5, 1.0, 2.0, 4.0),
+                             seeds=NEW_SEEDS, exclude=done, columns=["extra." + schema.SELECT_VARIANT]):
+        v = str(c.columns["extra." + schema.SELECT_VARIANT])
+        if v in fitted.variants_:  # probes, reference models and untrained variants are not candidates
+            c.columns = {schema.SELECT_VARIANT: v, **{k: per_variant.loc[v, k] for k in extra}}
+            cands.append(c)
+    return advise(fitted, cands, budget, "compute_multiplier", at or float(select["C"].max()), seed=seed,
+                  options=TargetOptions(variant=variant))
 
 
 __all__ = ["ADVISED_FILE", "NEW_SEEDS", "advise_study", "advised_runs", "append_advised", "candidate_grid",

@@ -38,6 +38,7 @@ import torch
 from scaling.errors import DataError, FitError
 from scaling.laws.base import Law, Param
 from scaling.laws.registry import register_law
+from scaling.laws.validation import as_frame
 
 R_STAR = 15.4
 """Muennighoff et al. 2023's fitted R_D*: repeated tokens' value decays with this many epochs."""
@@ -172,6 +173,7 @@ class SelectLaw(Law):
     def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
             weight: str | np.ndarray | None = None) -> "SelectLaw":
         self._check_options()
+        df = as_frame(df)
         self.variants_ = self._variants_from(df)
         if self.floors == "column":
             self.floors_known_ = self._known_floors(df)
@@ -180,6 +182,7 @@ class SelectLaw(Law):
         return self
 
     def _design(self, df: pd.DataFrame, x: list[str], y: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        df = as_frame(df)
         X, yv = super()._design(df, x, y)
         if (X <= 0).any():
             raise DataError(f"select: columns {x} must be > 0 (parameters and tokens)")
@@ -362,4 +365,23 @@ def multiplier_summary(law: SelectLaw, compute: list[float] | np.ndarray,
     return out
 
 
-__all__ = ["R_STAR", "SelectLaw", "cell_bootstrap", "effective_tokens", "multiplier_summary"]
+def study_law(select: pd.DataFrame, baseline: str, seed: int = 0) -> SelectLaw:
+    """The select law as a study's report and advice fit it, on `select_runs`' table (columns of
+    `scaling.schema`): the unique-token column is distinct documents' tokens, or kept tokens in a
+    store trained before runs recorded `unique_tokens` (there duplicated documents count as unique);
+    known floors are held fixed where the pool knows them (free floors let the fit explain a
+    multiplier by a floor gap, so CM drifts with compute); R* is fitted where a selection repeats
+    for 4 or more epochs beside runs that do not repeat (enough to measure it)."""
+    from scaling import schema
+
+    unique = (schema.UNIQUE_TOKENS if schema.UNIQUE_TOKENS in select and select[schema.UNIQUE_TOKENS].notna().all()
+              else schema.KEPT_TOKENS)
+    known = schema.SELECT_FLOOR in select and select[schema.SELECT_FLOOR].notna().all()
+    repeats = schema.EPOCHS in select and (select[schema.EPOCHS] >= 4).any() and (select[schema.EPOCHS] <= 1).any()
+    options: dict[str, Any] = {"floors": "column", "floor_column": schema.SELECT_FLOOR} if known else {}
+    if repeats:
+        options["r_star"] = "fit"
+    return SelectLaw(variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=unique, seed=seed, **options)
+
+
+__all__ = ["R_STAR", "SelectLaw", "cell_bootstrap", "effective_tokens", "multiplier_summary", "study_law"]

@@ -8,8 +8,8 @@ __all__ = ["Answer", "LawFit", "ReportOptions", "Section", "Table", "build_repor
            "fit_with_holdout", "join", "law_section", "markup", "register_sections", "render_report", "size_fits",
            "table_html"]
 
-# Family sections register themselves on import.
-from scaling.report import advise as _advise  # noqa: E402,F401
+# Family sections register themselves on import, in report order: "which runs next" comes last.
 from scaling.report import cpt as _cpt  # noqa: E402,F401
 from scaling.report import encdec as _encdec  # noqa: E402,F401
 from scaling.report import select as _select  # noqa: E402,F401
+from scaling.report import advise as _advise  # noqa: E402,F401,I001

@@ -1,4 +1,5 @@
-"""The "which runs next" section: the target's interval now, the advised runs, the expected narrowing."""
+"""The "which runs next" section: the target's interval now, the advised runs, the expected narrowing
+(decoder, encoder-decoder and select studies; see `scaling.advise_study.advise_study`)."""
 
 from __future__ import annotations
 
@@ -35,19 +36,24 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
                      "flops": r["flops"], "expected 95% width after": r["expected_width_after"], "why": r["reason"]})
     advised = pd.DataFrame(rows)
     if len(advised):
-        X = pd.DataFrame({k: advised[k] for k in law.x_})
+        X = pd.DataFrame([{**dict(zip(law.x_, c.x)), **(c.columns or {})} for c in advice.chosen])  # what the law reads
         band = law.predict_interval(X)
         advised["pred"], advised["lo"], advised["hi"] = band["pred"].to_numpy(), band["lo"].to_numpy(), band["hi"].to_numpy()
     done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
     lo, hi = advice.ci95_before
-    text = markup("{} at {} under the current {} fit; {} advised run(s) for {} of {} FLOPs narrow its expected 95% "
-                  "width from {} to {} (x{}). Train them with: scaling advise {} --x {} --budget {} --candidates {} "
-                  "--append, then scaling grid run {}. {}",
-                  advice.target, f"{advice.at:.3g}", advice.law, len(advice.runs), f"{advice.spent:.3g}",
+    where = f" at {advice.at:.3g}" if advice.at else ""
+    # `grid run --advise` repeats this advice exactly (same store, budget and seed 0) and trains it.
+    command = f"scaling grid run {spec.path} --advise --budget {advice.budget:.6g}"
+    by_hand = "" if spec.family == "select" else (  # the CLI takes these laws' inputs as flags
+        f" (or choose them with scaling advise {store.root} --law {advice.law} --x {' --x '.join(law.x_)} "
+        f"--target {advice.target}" + (f" --at {advice.at:.6g}" if advice.at else "")
+        + f" --budget {advice.budget:.6g} --candidates {spec.path} --append, then scaling grid run {spec.path})")
+    text = markup("{}{} under the current {} fit; {} advised run(s) for {} of {} FLOPs narrow its expected 95% "
+                  "width from {} to {} (x{}). Train them with one command: {}{}. {}",
+                  advice.target, where, advice.law, len(advice.runs), f"{advice.spent:.3g}",
                   f"{advice.budget:.3g}", f"{advice.expected_width_before:.3g}", f"{advice.expected_width_after:.3g}",
-                  f"{advice.expected_narrowing:.2f}", store.root, " --x ".join(law.x_), f"{advice.budget:.6g}",
-                  spec.path, spec.path, METHOD)
-    answers = [Answer(f"{advice.target} at {advice.at:.3g} (now)", advice.value, ci=(lo, hi),
+                  f"{advice.expected_narrowing:.2f}", command, by_hand, METHOD)
+    answers = [Answer(f"{advice.target}{where} (now)", advice.value, ci=(lo, hi),
                       note=f"advised runs narrow the expected width x{advice.expected_narrowing:.2f}")]
     table_cols = [c for c in advised.columns if c not in ("pred", "lo", "hi")]
     return [Section("Which runs next", text=text, answers=answers,
@@ -59,3 +65,5 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
 __all__ = ["advise_sections"]
 
 register_sections("decoder", advise_sections)
+register_sections("encdec", advise_sections)
+register_sections("select", advise_sections)

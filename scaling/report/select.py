@@ -22,14 +22,6 @@ from scaling.report.study import ReportOptions, register_sections
 from scaling.store import Store
 
 
-def unique_column(select: pd.DataFrame) -> str:
-    """The unique-token column: distinct documents' tokens, or kept tokens in a store trained before
-    runs recorded `unique_tokens` (there, duplicated documents count as unique)."""
-    if schema.UNIQUE_TOKENS in select and select[schema.UNIQUE_TOKENS].notna().all():
-        return schema.UNIQUE_TOKENS
-    return schema.KEPT_TOKENS
-
-
 def selection_summary(select: pd.DataFrame) -> pd.DataFrame:
     """One row per variant: keep share, precision and kept type shares (mean over runs)."""
     cols = [c for c in [schema.KEPT_TOKENS, schema.UNIQUE_TOKENS, schema.PRECISION_GOOD, schema.SELECT_FLOOR, schema.SELECT_FLOPS]
@@ -102,25 +94,11 @@ def plot_cm(cm: dict[str, list[dict]]) -> Figure:
     return fig
 
 
-def select_law_options(select: pd.DataFrame) -> dict:
-    """How the report fits the select law: known floors held fixed where the pool knows them (free
-    floors let the fit explain a multiplier by a floor gap, so CM drifts with compute), and R*
-    fitted where a selection repeats for 4 or more epochs (enough to measure it)."""
-    known = schema.SELECT_FLOOR in select and select[schema.SELECT_FLOOR].notna().all()
-    repeats = schema.EPOCHS in select and (select[schema.EPOCHS] >= 4).any() and (select[schema.EPOCHS] <= 1).any()
-    out: dict = {"floors": "column", "floor_column": schema.SELECT_FLOOR} if known else {}
-    if repeats:
-        out["r_star"] = "fit"
-    return out
-
-
 def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions) -> list[Section]:
-    from scaling.laws import get_law
-    from scaling.laws.select import R_STAR, cell_bootstrap, multiplier_summary
+    from scaling.laws.select import R_STAR, cell_bootstrap, multiplier_summary, study_law
 
-    unique_col = unique_column(select)
-    law = get_law("select", variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=unique_col,
-                  seed=opts.seed, **select_law_options(select))
+    law = study_law(select, baseline, seed=opts.seed)
+    unique_col = law.unique_tokens
     law.fit(select, x=["N", "D"], y=schema.LOSS)
     note = ""
     if opts.bootstrap:

@@ -1,6 +1,9 @@
 """The report's "which runs next" section (`scaling report --advise-budget`)."""
 
 import re
+from pathlib import Path
+
+import pytest
 
 from scaling.config import load_spec
 from scaling.report import ReportOptions, build_report
@@ -39,4 +42,82 @@ def test_report_shows_the_advised_runs_and_the_expected_narrowing(tmp_path):
     assert "Which runs next" in html and "Advised runs, in the order chosen" in html
     m = re.search(r"narrow its expected 95% width from ([0-9.e+-]+) to ([0-9.e+-]+)", html)
     assert m and float(m.group(2)) < float(m.group(1))
+    assert "Train them with one command: scaling grid run " in html and "--advise --budget 2e+09" in html
     assert "--append, then scaling grid run" in html and "Assumes the law&#39;s form is right" in html
+
+
+ENCDEC_SPEC = """
+[study]
+name = "tiny-encdec"
+family = "encdec"
+[data]
+source = "transduction"
+[model]
+shapes = [{enc_d_model = 8, d_model = 8}, {enc_d_model = 32, d_model = 8}, {enc_d_model = 8, d_model = 32},
+          {enc_d_model = 32, d_model = 32}]
+[train]
+steps = 10
+batch_size = 2
+"""
+
+
+def test_encdec_report_advises_runs_for_the_encoder_share(tmp_path):
+    from synthetic_stores import encdec_runs
+
+    spec_path = tmp_path / "tiny-encdec.toml"
+    spec_path.write_text(ENCDEC_SPEC)
+    store = write_store(tmp_path / "tiny-encdec", encdec_runs())
+    out = tmp_path / "index.html"
+    sections = build_report(load_spec(spec_path), store, out, ReportOptions(bootstrap=50, advise_budget=1e12))
+    titles = [s.title for s in sections]
+    k = titles.index("Which runs next")
+    assert titles[0].startswith("Encoder/decoder law") and titles[k + 1:] == ["Runs"], titles  # after the family's own sections
+    answer = sections[k].answers[0]
+    assert answer.label.startswith("encoder_share (now)")
+    # The synthetic law's share is pe / (pe + pd) = 0.15 / 0.45.
+    assert answer.ci[0] < 1 / 3 < answer.ci[1] and abs(answer.value - 1 / 3) < 0.02
+    html = out.read_text()
+    assert "--law encdec --x n_params_enc --x n_params_dec --target encoder_share" in html
+    m = re.search(r"narrow its expected 95% width from ([0-9.e+-]+) to ([0-9.e+-]+)", html)
+    assert m and float(m.group(2)) < float(m.group(1))
+
+
+def test_select_study_advice_targets_the_best_variants_multiplier(tmp_path):
+    """A select store from the select law with m = 2 for oracle@0.5 (equal floors, so CM = 2 at any
+    compute); advice on runs the select-facts spec can express, through the report's section."""
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    from scaling import schema
+    from scaling.report.advise import advise_sections
+    from scaling.store import Store
+
+    spec_path = tmp_path / "select-facts.toml"
+    shutil.copy(Path(__file__).parents[2] / "runs" / "select-facts.toml", spec_path)
+    spec = load_spec(spec_path)
+    rows = []
+    for N in np.geomspace(2e3, 3e4, 4):
+        for tpp in (8, 32):
+            for seed in (0, 1):
+                for v, m in (("none", 1.0), ("oracle@0.5", 2.0)):
+                    D = N * tpp
+                    loss = (1.5 + 40.0 / N ** 0.4 + 300.0 / (m * D) ** 0.35) * np.exp(
+                        np.random.default_rng([int(N), tpp, seed, int(m)]).normal(0, 0.002))
+                    rows.append({schema.RUN_ID: f"{v}-{int(N)}-{tpp}-{seed}", "family": "select", schema.STATUS: "done",
+                                 schema.SEED: seed, schema.N_PARAMS_NONEMB: N, schema.TOKENS: D, schema.C_6ND: 6 * N * D,
+                                 "flops": 6 * N * D, schema.LOSS: loss,
+                                 schema.EXTRA_PREFIX + schema.SELECT_METHOD: v.split("@")[0],
+                                 schema.EXTRA_PREFIX + schema.SELECT_VARIANT: v,
+                                 schema.EXTRA_PREFIX + schema.SELECT_KEEP: 1.0 if v == "none" else 0.5,
+                                 schema.KEPT_TOKENS: 1e12, schema.UNIQUE_TOKENS: 1e12, schema.EPOCHS: 0.01})
+    runs = pd.DataFrame(rows)
+    store = write_store(tmp_path / spec.name, runs)
+    (section,) = advise_sections(spec, Store(store.root), runs, ReportOptions(bootstrap=0, advise_budget=5e10))
+    answer = section.answers[0]
+    assert answer.label.startswith("compute_multiplier at ")
+    assert answer.value == pytest.approx(2.0, rel=0.05) and answer.ci[0] < 2.0 < answer.ci[1]
+    table = section.tables[0].df
+    assert len(table) > 0 and set(table["run"].str.rsplit("-", n=1).str[-1].str.split(" ").str[0]) <= {"none", "oracle@0.5"}
+    assert "Train them with one command: scaling grid run " in section.text and "--append" not in section.text
