@@ -73,21 +73,32 @@ def plot_loss_vs_compute(select: pd.DataFrame, loss: str = schema.LOSS) -> Figur
     return fig
 
 
-def plot_cm(cm: dict[str, list[dict]]) -> Figure:
+def plot_cm(cm: dict[str, list[dict]], largest_run: float | None = None) -> Figure:
+    """CM(C) per variant with its band. The y range follows the point estimates (x3 either side of
+    them and of 1), not the bands: a band that runs off to infinity where the baseline never
+    reaches the variant's loss would otherwise flatten every curve; such bands are cut at the
+    frame. A dotted line marks the largest trained run: to its right CM is extrapolated."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot(1, 1, 1)
+    est = np.array([r["cm"] for rows in cm.values() for r in rows], dtype=float)
+    est = est[np.isfinite(est) & (est > 0)]
+    y_lo = min(float(est.min()) if len(est) else 1.0, 1.0) / 3
+    y_hi = max(float(est.max()) if len(est) else 1.0, 1.0) * 3
     for i, (v, rows) in enumerate(cm.items()):
         C = np.array([r["compute"] for r in rows])
         y = np.array([r["cm"] for r in rows])
-        lo = np.array([r["ci95"][0] for r in rows])
-        hi = np.array([r["ci95"][1] for r in rows])
+        lo = np.array([r["ci95"][0] for r in rows], dtype=float)
+        hi = np.array([r["ci95"][1] for r in rows], dtype=float)
         ax.plot(C, y, color=f"C{i}", label=v)
-        ok = np.isfinite(lo) & np.isfinite(hi)
+        ok = ~np.isnan(lo) & ~np.isnan(hi)
         if ok.any():
-            ax.fill_between(C[ok], lo[ok], np.minimum(hi[ok], 1e6), color=f"C{i}", alpha=0.15)
+            ax.fill_between(C[ok], np.clip(lo[ok], y_lo, y_hi), np.clip(hi[ok], y_lo, y_hi), color=f"C{i}", alpha=0.15)
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    if largest_run:
+        ax.axvline(largest_run, color="0.4", lw=0.8, ls="--", label="largest run (extrapolated beyond)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_ylim(y_lo, y_hi)
     ax.set_xlabel("compute C (FLOPs)")
     ax.set_ylabel("compute multiplier CM(C) vs baseline")
     ax.legend(fontsize=7)
@@ -133,7 +144,7 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
         "v's compute-optimal loss at C, over C; intervals from a paired bootstrap over (size, seed) cells; "
         "<i>cm_with_scoring</i> charges v its scoring FLOPs. Beyond the largest run the curve is extrapolation.{}",
         how, rep, note),
-        tables=[table_html(table)], figures=[("CM(C) per variant with its 95% band", plot_cm(summary["cm"]))],
+        tables=[table_html(table)], figures=[("CM(C) per variant with its 95% band", plot_cm(summary["cm"], float(select["C"].max())))],
         fit=law)]
 
 

@@ -55,3 +55,13 @@ def test_multiplier_section_recovers_a_known_multiplier():
     assert "P(CM < 1) = 0.00" in answer.note
     summary = selection_summary(df)
     assert list(summary[schema.SELECT_METHOD]) == ["oracle", "none"]
+
+
+def test_cm_plot_scales_to_the_estimates_not_to_runaway_bands():
+    from scaling.report.select import plot_cm
+
+    rows = [{"compute": c, "cm": cm, "ci95": [cm / 2, hi]}
+            for c, cm, hi in ((1e10, 1.5, 3.0), (1e12, 2.0, 1e9), (1e14, 3.0, float("inf")))]
+    ax = plot_cm({"oracle@0.5": rows}, largest_run=1e12).axes[0]
+    assert ax.get_ylim() == pytest.approx((1 / 3, 9.0))  # x3 around the estimates (and 1)
+    assert any(line.get_xdata()[0] == 1e12 for line in ax.lines)  # the largest run is marked
