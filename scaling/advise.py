@@ -78,6 +78,8 @@ class Advice:
     chosen: list[Candidate] = field(default_factory=list)
     fitted: Law | None = None
     """The law (with its bootstrap replicates) the advice was computed from."""
+    variant: str | None = None
+    """compute_multiplier: the selection variant the target is about."""
 
     @property
     def expected_narrowing(self) -> float:
@@ -87,7 +89,8 @@ class Advice:
         return {"law": self.law, "target": self.target, "at": self.at, "value": self.value,
                 "ci95_before": list(self.ci95_before), "expected_width_before": self.expected_width_before,
                 "expected_width_after": self.expected_width_after, "expected_narrowing": self.expected_narrowing,
-                "budget": self.budget, "spent": self.spent, "noise": self.noise, "runs": self.runs}
+                "budget": self.budget, "spent": self.spent, "noise": self.noise, "runs": self.runs,
+                **({"variant": self.variant} if self.variant else {})}
 
 
 # ------------------------------------------------------------------ linearisation
@@ -384,7 +387,8 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
-                  runs=runs, chosen=[candidates[k] for k in best[0]], fitted=base)
+                  runs=runs, chosen=[candidates[k] for k in best[0]], fitted=base,
+                  variant=options.variant if options is not None and target == "compute_multiplier" else None)
 
 
 _STUDY = ("ADVISED_FILE", "NEW_SEEDS", "advise_study", "advised_runs", "append_advised", "candidate_grid",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scaling.advise import Advice, Candidate, TargetOptions, advise
@@ -141,8 +142,7 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
     - encdec: the encdec law L(Ne, Nd) on the first eval set's loss; target the optimal encoder
       share (the paper's question), candidates the spec's (Ne, Nd) shapes with new seeds;
     - select: the select law as the report fits it (`scaling.laws.select.study_law`); target the
-      compute multiplier, at the largest run's compute, of the variant with the largest fitted
-      multiplier; candidates the spec's runs of trained variants, token budgets x0.25 to x4.
+      compute multiplier, at the largest run's compute, of the variant with the largest one there; candidates the spec's runs of trained variants, token budgets x0.25 to x4.
     CPT studies take their own inputs (general loss, base loss): advise them with
     `scaling advise DATA --law dcpt ...`."""
     from scaling import schema
@@ -191,10 +191,14 @@ def _advise_select(spec_path: str | Path, root: str | Path, budget: float, *, at
         raise FitError(f"advise: {root} has no finished select runs to fit yet")
     fitted = study_law(select, select_options(spec)["baseline"], seed=seed).fit(select, x=["N", "D"], y=schema.LOSS)
     fitted.bootstrap(200, seed=seed, method="residual")
-    others = {v: m for v, m in fitted.multiplier_.items() if v != fitted.baseline}
+    at = at or float(select["C"].max())
+    others = [v for v in fitted.variants_ if v != fitted.baseline]
     if not others:
         raise FitError("advise: the select study has no trained variant besides the baseline")
-    variant = max(others, key=others.get)
+    # The variant worth most compute at `at` (not the largest m: a high floor can undo any m).
+    unique = select.groupby(schema.SELECT_VARIANT)[fitted.unique_tokens].first().to_dict()
+    cm = {v: float(fitted.compute_multiplier(v, np.array([at]), unique=unique)[0][0]) for v in others}
+    variant = max(others, key=lambda v: cm[v] if np.isfinite(cm[v]) else -1.0)
     # What the law reads per variant beside N and D, from the variant's trained runs.
     per_variant = select.groupby(schema.SELECT_VARIANT).first()
     extra = [c for c in (fitted.unique_tokens, fitted.floor_column if fitted.floors == "column" else None) if c]
@@ -206,8 +210,7 @@ def _advise_select(spec_path: str | Path, root: str | Path, budget: float, *, at
         if v in fitted.variants_:  # probes, reference models and untrained variants are not candidates
             c.columns = {schema.SELECT_VARIANT: v, **{k: per_variant.loc[v, k] for k in extra}}
             cands.append(c)
-    return advise(fitted, cands, budget, "compute_multiplier", at or float(select["C"].max()), seed=seed,
-                  options=TargetOptions(variant=variant))
+    return advise(fitted, cands, budget, "compute_multiplier", at, seed=seed, options=TargetOptions(variant=variant, unique=unique))
 
 
 __all__ = ["ADVISED_FILE", "NEW_SEEDS", "advise_study", "advised_runs", "append_advised", "candidate_grid",

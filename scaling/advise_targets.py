@@ -37,6 +37,8 @@ class TargetOptions:
 
     variant: str | None = None
     """compute_multiplier: the selection variant (a value of the law's variant column)."""
+    unique: dict[str, float] | None = None
+    """compute_multiplier: each variant's unique tokens, where selections repeat (see SelectLaw)."""
     tokens: float | None = None
     """domain_share: the CPT tokens D of the target run (`at` is its N)."""
     base_loss: float | None = None
@@ -84,7 +86,7 @@ def target_function(law: Law, target: str, at: float, options: TargetOptions | N
                 return p[:, j_e] / (p[:, j_e] + p[:, j_d])
         return share
     if target == "compute_multiplier":
-        return lambda theta: law.compute_multiplier(opts.variant, np.array([at]), theta=theta)[:, 0]
+        return lambda theta: law.compute_multiplier(opts.variant, np.array([at]), theta=theta, unique=opts.unique)[:, 0]
     if target == "domain_share":
         return _domain_share(law, partner, float(at), float(opts.tokens), opts.base_loss * (1 + opts.threshold))
 

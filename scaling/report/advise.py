@@ -41,7 +41,7 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         advised["pred"], advised["lo"], advised["hi"] = band["pred"].to_numpy(), band["lo"].to_numpy(), band["hi"].to_numpy()
     done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
     lo, hi = advice.ci95_before
-    where = f" at {advice.at:.3g}" if advice.at else ""
+    where = (f" of {advice.variant}" if advice.variant else "") + (f" at {advice.at:.3g}" if advice.at else "")
     # `grid run --advise` repeats this advice exactly (same store, budget and seed 0) and trains it.
     command = f"scaling grid run {spec.path} --advise --budget {advice.budget:.6g}"
     by_hand = "" if spec.family == "select" else (  # the CLI takes these laws' inputs as flags

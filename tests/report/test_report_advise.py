@@ -84,7 +84,9 @@ def test_encdec_report_advises_runs_for_the_encoder_share(tmp_path):
 
 def test_select_study_advice_targets_the_best_variants_multiplier(tmp_path):
     """A select store from the select law with m = 2 for oracle@0.5 (equal floors, so CM = 2 at any
-    compute); advice on runs the select-facts spec can express, through the report's section."""
+    compute) and m = 5 for ppl_high@0.1 over a floor 0.5 higher (CM < 1 at these computes: a
+    large m is not a large CM); advice on runs the select-facts spec can express, through the
+    report's section, is about oracle@0.5."""
     import shutil
 
     import numpy as np
@@ -101,23 +103,23 @@ def test_select_study_advice_targets_the_best_variants_multiplier(tmp_path):
     for N in np.geomspace(2e3, 3e4, 4):
         for tpp in (8, 32):
             for seed in (0, 1):
-                for v, m in (("none", 1.0), ("oracle@0.5", 2.0)):
+                for v, m, E in (("none", 1.0, 1.5), ("oracle@0.5", 2.0, 1.5), ("ppl_high@0.1", 5.0, 2.0)):
                     D = N * tpp
-                    loss = (1.5 + 40.0 / N ** 0.4 + 300.0 / (m * D) ** 0.35) * np.exp(
+                    loss = (E + 40.0 / N ** 0.4 + 300.0 / (m * D) ** 0.35) * np.exp(
                         np.random.default_rng([int(N), tpp, seed, int(m)]).normal(0, 0.002))
                     rows.append({schema.RUN_ID: f"{v}-{int(N)}-{tpp}-{seed}", "family": "select", schema.STATUS: "done",
                                  schema.SEED: seed, schema.N_PARAMS_NONEMB: N, schema.TOKENS: D, schema.C_6ND: 6 * N * D,
                                  "flops": 6 * N * D, schema.LOSS: loss,
                                  schema.EXTRA_PREFIX + schema.SELECT_METHOD: v.split("@")[0],
                                  schema.EXTRA_PREFIX + schema.SELECT_VARIANT: v,
-                                 schema.EXTRA_PREFIX + schema.SELECT_KEEP: 1.0 if v == "none" else 0.5,
+                                 schema.EXTRA_PREFIX + schema.SELECT_KEEP: {"none": 1.0, "oracle@0.5": 0.5}.get(v, 0.1),
                                  schema.KEPT_TOKENS: 1e12, schema.UNIQUE_TOKENS: 1e12, schema.EPOCHS: 0.01})
     runs = pd.DataFrame(rows)
     store = write_store(tmp_path / spec.name, runs)
     (section,) = advise_sections(spec, Store(store.root), runs, ReportOptions(bootstrap=0, advise_budget=5e10))
     answer = section.answers[0]
-    assert answer.label.startswith("compute_multiplier at ")
+    assert answer.label.startswith("compute_multiplier of oracle@0.5 at ")
     assert answer.value == pytest.approx(2.0, rel=0.05) and answer.ci[0] < 2.0 < answer.ci[1]
     table = section.tables[0].df
-    assert len(table) > 0 and set(table["run"].str.rsplit("-", n=1).str[-1].str.split(" ").str[0]) <= {"none", "oracle@0.5"}
+    assert len(table) > 0 and set(table["run"].str.rsplit("-", n=1).str[-1].str.split(" ").str[0]) <= {"none", "oracle@0.5", "ppl_high@0.1"}
     assert "Train them with one command: scaling grid run " in section.text and "--append" not in section.text
