@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from scaling import schema
 from scaling.config import StudySpec
 from scaling.errors import ScalingError
+from scaling.report.fits import fit_warnings
 from scaling.report.render import Answer, Section, markup, table_html
 from scaling.report.study import ReportOptions, register_sections
 from scaling.store import Store
@@ -138,7 +139,11 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
            "one free E_v per variant")
     rep = (f"R* fitted ({law.params_['R_star']:.3g}), since some selection repeats for 4 or more epochs"
            if law.fits_r_star else f"R* = {R_STAR} (Muennighoff et al.)")
-    return [Section("Compute multiplier", answers=multiplier_answers(law, select, unique, cost), text=markup(
+    warnings = fit_warnings(law, "select law")
+    if note:
+        warnings.append("select law:" + note)
+    return [Section("Compute multiplier", answers=multiplier_answers(law, select, unique, cost), warnings=warnings,
+                    text=markup(
         "The select law L_v(N, D) = E_v + A/N^α + B/(m_v·D′_v)^β fitted jointly over variants ({}; D′: effective "
         "data under repetition of the kept tokens, {}). CM_v(C) is the compute the unfiltered baseline needs to reach "
         "v's compute-optimal loss at C, over C; intervals from a paired bootstrap over (size, seed) cells; "
@@ -160,13 +165,16 @@ def multiplier_answers(law, select: pd.DataFrame, unique: dict, cost: dict) -> l
 
     C = float(select["C"].max())
     cm = multiplier_summary(law, np.array([C]), unique=unique)["cm"]
+    # A fit that did not converge, or whose bootstrap failed, gives numbers nobody should act on.
+    caveat = ("" if law.converged_ else "NOT IDENTIFIED: the select-law fit did not converge; ") + (
+        "" if getattr(law, "boot_theta_", None) is not None else "no interval (no bootstrap); ")
     out = []
     for v, (r,) in sorted(cm.items(), key=lambda kv: -kv[1][0]["cm"]):
         incl = with_scoring(r["cm"], C, cost.get(v, 0.0))
         p = r["p_below_1"]
         out.append(Answer(f"compute multiplier of {v} at C = {C:.3g} FLOPs (the largest run)", r["cm"],
                           ci=tuple(r["ci95"]), digits=3,
-                          note=(f"P(CM < 1) = {p:.2f}; " if np.isfinite(p) else "")
+                          note=caveat + (f"P(CM < 1) = {p:.2f}; " if np.isfinite(p) else "")
                           + f"{incl:.3g} with scoring FLOPs counted"))
     return out
 

@@ -65,3 +65,20 @@ def test_cm_plot_scales_to_the_estimates_not_to_runaway_bands():
     ax = plot_cm({"oracle@0.5": rows}, largest_run=1e12).axes[0]
     assert ax.get_ylim() == pytest.approx((1 / 3, 9.0))  # x3 around the estimates (and 1)
     assert any(line.get_xdata()[0] == 1e12 for line in ax.lines)  # the largest run is marked
+
+
+def test_multipliers_of_a_fit_that_did_not_converge_are_flagged(monkeypatch):
+    import scaling.laws.select as select_law
+
+    real = select_law.study_law
+
+    def starved(*args, **kwargs):  # too few iterations to converge
+        law = real(*args, **kwargs)
+        law.max_iter = 3
+        return law
+
+    monkeypatch.setattr(select_law, "study_law", starved)
+    (section,) = multiplier_sections(synthetic_select(2.0), "none", ReportOptions(bootstrap=0))
+    assert not section.fit.converged_
+    assert any("did not converge" in w for w in section.warnings)
+    assert all(a.note.startswith("NOT IDENTIFIED: the select-law fit did not converge; no interval") for a in section.answers)
