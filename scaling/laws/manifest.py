@@ -60,7 +60,9 @@ def fit_manifest(law: "Law", dropped: list[dict[str, Any]] | None = None, counti
     import scaling
 
     law._check_fitted()
-    grid = law._screen.theta if hasattr(law, "_screen") else None
+    # The grid engine keeps every start's screening result; variable projection profiles an
+    # exponent grid instead (n_starts_ points, coefficients solved exactly) and has none.
+    grid = law._screen.theta if getattr(law, "_screen", None) is not None else None
     uncert: dict[str, Any] = {"method": getattr(law, "ci_method_", None) or ("bootstrap" if getattr(law, "boot_info_", None) else None)}
     if getattr(law, "boot_info_", None):
         uncert["bootstrap"] = dict(law.boot_info_)
@@ -78,12 +80,14 @@ def fit_manifest(law: "Law", dropped: list[dict[str, Any]] | None = None, counti
         "objective": {"loss": law.loss, "delta": law.delta, "reduction": law.reduction,
                       "asymmetry": law.asymmetry if law.loss == "asymmetric" else None,
                       "weight": getattr(law, "weight_", None), "value": law.objective_},
-        "optimizer": {"converged": law.converged_, "n_iter": law.n_iter_, "at_bounds": law.at_bounds_,
+        "optimizer": {"solver": getattr(law, "solver_", None), "converged": law.converged_, "n_iter": law.n_iter_,
+                      "at_bounds": law.at_bounds_,
                       "n_starts_best": law.n_starts_best_, **(_starts(law) if grid is not None else {})},
         "start_grid": {"init": law.init, "n_starts": law.n_starts_,
                        "min": None if grid is None else dict(zip(_start_names(law), law._theta0.min(0).tolist())),
                        "max": None if grid is None else dict(zip(_start_names(law), law._theta0.max(0).tolist())),
-                       "space": "optimiser (log of log-scaled parameters)"},
+                       "space": ("optimiser (log of log-scaled parameters)" if grid is not None else
+                                 "exponents only (variable projection: linear coefficients solved per grid point)")},
         "dropped": list(dropped or []),
         "counting": dict(counting or {}),
         "uncertainty": uncert,

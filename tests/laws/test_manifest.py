@@ -45,3 +45,27 @@ def test_manifest_names_profile_method():
     law.profile()
     m = fit_manifest(law)
     assert m["uncertainty"]["method"] == "profile" and m["uncertainty"]["profile"]["open_sides"] == []
+
+
+def test_manifest_of_a_variable_projection_fit(tmp_path):
+    # The default solver for chinchilla: no per-start screening, an exponent grid instead.
+    law = get_law("chinchilla").fit(_df(), ["N", "D"], "loss")
+    assert law.solver_ == "varpro"
+    m = fit_manifest(law)
+    assert m["optimizer"]["solver"] == "varpro" and "per_start" not in m["optimizer"]
+    assert m["start_grid"]["n_starts"] == law.n_starts_ and m["start_grid"]["space"].startswith("exponents only")
+    assert json.loads(write_manifest(law, manifest_path(tmp_path / "f.json")).read_text())["optimizer"]["converged"]
+
+
+def test_cli_fit_save_writes_the_manifest(tmp_path):
+    from typer.testing import CliRunner
+
+    import scaling.cli
+
+    csv = tmp_path / "d.csv"
+    _df().to_csv(csv, index=False)
+    r = CliRunner().invoke(scaling.cli.app, ["fit", "chinchilla", str(csv), "--x", "N", "--x", "D", "--y", "loss",
+                                             "--bootstrap", "10", "--save", str(tmp_path / "fit.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "fit.manifest.json").read_text())
+    assert m["optimizer"]["solver"] == "varpro" and m["uncertainty"]["bootstrap"]["n"] == 10
