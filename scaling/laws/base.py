@@ -132,6 +132,10 @@ class Law:
     # its Jacobian [n, P] in optimiser space) lets predict/score run without torch; with
     # vp_basis / vp_theta / vp_grid as well, the law is fitted by variable projection.
     np_pred_jac: ClassVar[Callable[..., tuple[np.ndarray, np.ndarray]] | None] = None
+    vp_engine_polish: ClassVar[bool] = False
+    """Variable projection's profiled points are polished by the batched torch engine instead of
+    the numpy quasi-Newton (laws with many parameters in flat valleys, where the engine's L-BFGS
+    reaches the grid engine's optimum and the numpy polish stops slightly short)."""
 
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Starting points [S, P] in optimiser space for features F and fit-scale target t."""
@@ -505,7 +509,7 @@ class Law:
             raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}, "
                            "'random[:K]' or 'best[:GRID]'")
         self._screen = None  # per-start screening results (grid engine), for the fit manifest
-        if self._uses_varpro():
+        if self._uses_varpro() and not self.vp_engine_polish:
             from scaling.laws.varpro import fit_varpro
 
             res = fit_varpro(self, self._Fn, self._tn, delta, lo, hi, max_iter=self.max_iter)
@@ -514,12 +518,22 @@ class Law:
         else:
             from scaling.laws.engine import STATUS, multistart
 
-            theta0 = self._start_grid()
             flo, fhi = self._free_bounds()
-            res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter)
-            self._screen, self._box, self._theta0 = res.screen, (flo, fhi), theta0
+            if self._uses_varpro():  # the profile's best points, polished by the batched engine
+                from scaling.laws.varpro import profiled_starts
+
+                theta0, n_grid, _ = profiled_starts(self, self._Fn, self._tn, delta, lo, hi)
+            else:
+                theta0 = self._start_grid()
+            res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter,
+                             screen=not self._uses_varpro())
+            # Profiled starts have no screening pass: the manifest then describes the exponent grid.
+            self._screen = None if self._uses_varpro() else res.screen
+            self._box, self._theta0 = (flo, fhi), theta0
             res.theta = self._from_free(res.theta)
             self.solver_ = "grid"
+            if self._uses_varpro():  # n_starts_best: polished points that reached the best basin
+                self.solver_, res.n_starts = "varpro+engine", n_grid
             status = STATUS[res.status]
             plain = not self.tied and getattr(self, "_w", None) is None and self.reduction == "sum"
             if not res.converged and status == "linesearch" and self.np_pred_jac is not None and plain:

@@ -41,6 +41,10 @@ class DCPTCrossLaw(_CPTForm):
     must be among them). Fitted beyond Law's: domains_ (order of the per-domain parameters).
     """
 
+    # Per-domain coefficients ride on a one-hot block: not the linear structure _CPTForm profiles.
+    np_pred_jac = None
+    vp_basis = None
+
     name = "dcpt_cross"
 
     def __init__(self, *args: Any, domain: str = "domain", per_domain: tuple[str, ...] | list[str] = ("E",),

@@ -2,11 +2,14 @@
 
 A law whose prediction is `basis(nl, x) @ coef` once its nonlinear parameters `nl` (exponents)
 are fixed (chinchilla: [1, N^-alpha, D^-beta] @ [E, A, B]; power: [1, x^-alpha] @ [L_inf,
-x0^alpha]) is profiled on a grid of `nl`: for each grid point the best non-negative
-coefficients are found by iteratively reweighted non-negative least squares (Gauss-Newton
-steps for residuals of log y, Huber weights for the Huber loss), batched over the whole grid.
-The best few distinct grid points are then polished in all parameters with scipy's L-BFGS-B on
-the exact objective. numpy/scipy only: a fit that needs no torch does not import it.
+x0^alpha]; D-CPT: [1, N^-alpha, r^eta D^-beta, (r + eps)^-gamma] @ [E, A, B, C]) is profiled
+on a grid of `nl`: for each grid point the best non-negative coefficients are found by
+iteratively reweighted non-negative least squares (Gauss-Newton steps for residuals of log y,
+Huber weights for the Huber loss), batched over the whole grid. The best few distinct grid
+points are then polished in all parameters on the exact objective: by the numpy quasi-Newton of
+`scaling.laws.quasi_newton` (scipy's L-BFGS-B only where it stops short of a stationary point),
+or, for a law with `vp_engine_polish` (D-CPT's nine parameters), by the batched torch engine.
+A numpy-polished fit imports neither torch nor scipy.
 
 A law opts in by implementing `vp_basis`, `vp_theta`, `vp_grid` and `np_pred_jac` (see
 `scaling.laws.chinchilla`); `Law.solver` chooses between this and the batched grid engine.
@@ -188,16 +191,26 @@ def polish(law: "Law", theta0: np.ndarray, F, t, delta: float, lo, hi, max_iter:
     return sp if POLISH == "scipy" or sp.fun <= res.fun else res
 
 
+def profiled_starts(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.ndarray, hi: np.ndarray
+                    ) -> tuple[np.ndarray, int, int]:
+    """The best distinct points of the profiled exponent grid as full parameter vectors [K, P]
+    (clipped to the box), the number of grid points and how many lie within 1e-3 of the best."""
+    nl = np.atleast_2d(law.vp_grid(F, t))
+    coef, f = profile(law, nl, F, t, delta)
+    picks = _pick(nl, f, getattr(law, "vp_polish", N_POLISH))
+    if not picks:
+        return np.clip(law.vp_theta(nl[:1], coef[:1]), lo, hi), len(f), 0
+    ref = float(f[picks[0]])
+    n_best = max(1, int(np.sum(f <= ref + 1e-3 * abs(ref) + 1e-14)))
+    return np.clip(law.vp_theta(nl[picks], coef[picks]), lo, hi), len(f), n_best
+
+
 def fit_varpro(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.ndarray, hi: np.ndarray,
                max_iter: int = 1000) -> VarProResult:
     """Profile the law's exponent grid, then polish the best distinct candidates."""
-    nl = np.atleast_2d(law.vp_grid(F, t))
-    coef, f = profile(law, nl, F, t, delta)
-    picks = _pick(nl, f, N_POLISH)
-    if not picks:
-        return VarProResult(np.clip(law.vp_theta(nl[:1], coef[:1])[0], lo, hi), np.inf, False, "no finite start",
-                            0, len(f), 0)
-    starts = np.clip(law.vp_theta(nl[picks], coef[picks]), lo, hi)
+    starts, n_grid, n_best = profiled_starts(law, F, t, delta, lo, hi)
+    if n_best == 0:
+        return VarProResult(starts[0], np.inf, False, "no finite start", 0, n_grid, 0)
     best = None
     for th in starts:
         res = polish(law, th, F, t, delta, lo, hi, max_iter)
@@ -209,7 +222,5 @@ def fit_varpro(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.nd
     # a stationary point (also converged); only max_iter or a non-stationary point is a failure.
     conv = bool(np.isfinite(fun)) and (
         (best.success and best.nit < max_iter) or stationary_at(law, theta, F, t, delta, lo, hi))
-    ref = float(f[picks[0]])
-    n_best = max(1, int(np.sum(f <= ref + 1e-3 * abs(ref) + 1e-14)))
     msg = best.message if isinstance(best.message, str) else best.message.decode()
-    return VarProResult(theta, float(fun), conv, msg, int(best.nit), len(f), n_best)
+    return VarProResult(theta, float(fun), conv, msg, int(best.nit), n_grid, n_best)

@@ -60,8 +60,9 @@ def fitted(data):
 def test_recovers_known_parameters(data, fitted):
     law = fitted
     assert law.converged_
-    assert law.n_starts_ == 2916 and law.max_iter == 5000
-    assert law.n_starts_best_ >= 50  # the best basin is found from many starts, not one
+    # variable projection: 12,005 exponent grid points, the best 8 polished by the batched engine
+    assert law.solver_ == "varpro+engine" and law.n_starts_ == 12005 and law.max_iter == 5000
+    assert law.n_starts_best_ >= 6  # most polished points reach the best basin, not one lucky start (measured 8 of 8)
     assert law.r2_ > 0.99
     p = law.params_
     # exponents and E are the identifiable part at 0.3% noise; coefficients trade off with exponents
@@ -80,9 +81,9 @@ def test_optimum_does_not_move_when_the_grid_is_refined(data, fitted):
     assert fine.objective_ == pytest.approx(fitted.objective_, rel=1e-8)
     for k, v in fitted.params_.items():
         assert fine.params_[k] == pytest.approx(v, rel=1e-4), k
-    # the coarse 96-start grid is the one that could land elsewhere; on this data it agrees too
+    # the coarse exponent grid (every other value) is the one that could land elsewhere; here it agrees
     coarse = get_law("dcpt", init="coarse").fit(data, x=X, y="loss")
-    assert coarse.n_starts_ == 96 and coarse.objective_ >= fitted.objective_ * (1 - 1e-8)
+    assert coarse.n_starts_ == 4 * 4 * 3 * 4 * 4 and coarse.objective_ >= fitted.objective_ * (1 - 1e-8)
 
 
 def test_e_bounds_are_scale_free_and_flagged():
