@@ -142,7 +142,8 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
     - encdec: the encdec law L(Ne, Nd) on the first eval set's loss; target the optimal encoder
       share (the paper's question), candidates the spec's (Ne, Nd) shapes with new seeds;
     - select: the select law as the report fits it (`scaling.laws.select.study_law`); target the
-      compute multiplier, at the largest run's compute, of the variant with the largest one there; candidates the spec's runs of trained variants, token budgets x0.25 to x4.
+      compute multiplier, at the largest run's compute, of the variant with the largest one there;
+      candidates the spec's runs of trained variants, token budgets x0.25 to x4.
     CPT studies take their own inputs (general loss, base loss): advise them with
     `scaling advise DATA --law dcpt ...`."""
     from scaling import schema
@@ -203,14 +204,16 @@ def _advise_select(spec_path: str | Path, root: str | Path, budget: float, *, at
     per_variant = select.groupby(schema.SELECT_VARIANT).first()
     extra = [c for c in (fitted.unique_tokens, fitted.floor_column if fitted.floors == "column" else None) if c]
     done = frozenset(select[schema.RUN_ID])
+    plan_variant = schema.EXTRA_PREFIX + schema.SELECT_VARIANT  # the plan's column of a run's variant
     cands = []
     for c in spec_candidates(str(spec_path), [schema.N_PARAMS_NONEMB, schema.TOKENS], (0.25, 0.5, 1.0, 2.0, 4.0),
-                             seeds=NEW_SEEDS, exclude=done, columns=["extra." + schema.SELECT_VARIANT]):
-        v = str(c.columns["extra." + schema.SELECT_VARIANT])
+                             seeds=NEW_SEEDS, exclude=done, columns=[plan_variant]):
+        v = str(c.columns[plan_variant])
         if v in fitted.variants_:  # probes, reference models and untrained variants are not candidates
             c.columns = {schema.SELECT_VARIANT: v, **{k: per_variant.loc[v, k] for k in extra}}
             cands.append(c)
-    return advise(fitted, cands, budget, "compute_multiplier", at, seed=seed, options=TargetOptions(variant=variant, unique=unique))
+    return advise(fitted, cands, budget, "compute_multiplier", at, seed=seed,
+                  options=TargetOptions(variant=variant, unique=unique))
 
 
 __all__ = ["ADVISED_FILE", "NEW_SEEDS", "advise_study", "advised_runs", "append_advised", "candidate_grid",

@@ -509,7 +509,8 @@ class Law:
             raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}, "
                            "'random[:K]' or 'best[:GRID]'")
         self._screen = None  # per-start screening results (grid engine), for the fit manifest
-        if self._uses_varpro() and not self.vp_engine_polish:
+        profiled = self._uses_varpro()
+        if profiled and not self.vp_engine_polish:
             from scaling.laws.varpro import fit_varpro
 
             res = fit_varpro(self, self._Fn, self._tn, delta, lo, hi, max_iter=self.max_iter)
@@ -519,20 +520,20 @@ class Law:
             from scaling.laws.engine import STATUS, multistart
 
             flo, fhi = self._free_bounds()
-            if self._uses_varpro():  # the profile's best points, polished by the batched engine
+            if profiled:  # the profile's best points, polished by the batched engine
                 from scaling.laws.varpro import profiled_starts
 
                 theta0, n_grid, _ = profiled_starts(self, self._Fn, self._tn, delta, lo, hi)
             else:
                 theta0 = self._start_grid()
             res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter,
-                             screen=not self._uses_varpro())
+                             screen_starts=not profiled)
             # Profiled starts have no screening pass: the manifest then describes the exponent grid.
-            self._screen = None if self._uses_varpro() else res.screen
+            self._screen = None if profiled else res.screen
             self._box, self._theta0 = (flo, fhi), theta0
             res.theta = self._from_free(res.theta)
             self.solver_ = "grid"
-            if self._uses_varpro():  # n_starts_best: polished points that reached the best basin
+            if profiled:  # n_starts_best: polished points that reached the best basin
                 self.solver_, res.n_starts = "varpro+engine", n_grid
             status = STATUS[res.status]
             plain = not self.tied and getattr(self, "_w", None) is None and self.reduction == "sum"

@@ -257,7 +257,7 @@ def multistart(
     max_iter: int = 1000,
     n_polish: int = 16,
     basin_rtol: float = 1e-3,
-    screen: bool = True,
+    screen_starts: bool = True,
 ) -> MultiStartResult:
     """Screen every start with a loose tolerance, then polish the best few to a tight one.
 
@@ -265,7 +265,7 @@ def multistart(
     is slow (relative decrease < 1e-6 per iteration, about scipy's default factr for
     objectives near 1e-3) and only driving the most promising
     distinct candidates to full precision finds the same optimum at a fraction of the cost."""
-    if not screen:  # the starts are already few and good (variable projection's): polish them all
+    if not screen_starts:  # the starts are already few and good (variable projection's): polish them all
         polish = minimize_batched(fg, x0, lower, upper, EngineOptions(max_iter=max_iter))
         pf = np.where(np.isfinite(polish.fun), polish.fun, np.inf)
         b = int(np.argmin(pf))
