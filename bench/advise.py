@@ -46,7 +46,7 @@ def main() -> None:
         truth = TRUTHS[name]()
         t0 = time.perf_counter()
         if name in ("chinchilla", "demo_power"):
-            res = simulation_study(truth, args.trials, args.seed, args.boot)
+            res = simulation_study(truth, args.trials, args.seed, args.boot, known_noise=True)
             if name == "demo_power":
                 res["oracle_width_ratio_at_truth"] = oracle_ratio(truth)
         else:

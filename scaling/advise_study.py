@@ -7,7 +7,7 @@ import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ import pandas as pd
 from scaling.advise import Advice, Candidate, TargetOptions, advise
 from scaling.errors import FitError
 from scaling.laws.base import Law
+
+if TYPE_CHECKING:
+    from scaling.config import StudySpec
 
 
 def candidate_grid(law: Law, df: pd.DataFrame | None, *, sizes: Sequence[float],
@@ -151,7 +154,13 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
     from scaling.laws.cli_support import load_table
     from scaling.laws.registry import get_law
 
-    family = load_spec(spec_path).family
+    spec = load_spec(spec_path)
+    family = spec.family
+    if family not in ("decoder", "encdec", "select"):
+        raise FitError(f"advice for a {family} study needs the law's own inputs: use scaling advise {root} "
+                       f"--law dcpt ... --candidates {spec_path} (see README, `scaling advise`)")
+    if family == "select":
+        return _advise_select(spec, root, budget, at=at, seed=seed)
     df = load_table(root)
     done = frozenset(df["run_id"]) if "run_id" in df.columns else frozenset()
     if family == "encdec":
@@ -160,11 +169,6 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
         fitted.bootstrap(200, seed=seed, method="residual")
         cands = spec_candidates(str(spec_path), x, (1.0,), seeds=NEW_SEEDS, exclude=done)
         return advise(fitted, cands, budget, "encoder_share" if target == "loss" else target, at, seed=seed)
-    if family == "select":
-        return _advise_select(spec_path, root, budget, at=at, seed=seed)
-    if family != "decoder":
-        raise FitError(f"advice for a {family} study needs the law's own inputs: use scaling advise {root} "
-                       f"--law dcpt ... --candidates {spec_path} (see README, `scaling advise`)")
     if law is None:
         law = "power" if df["tokens"].nunique() == 1 else "chinchilla"
     x = ["n_params_nonemb"] if law == "power" else ["n_params_nonemb", "tokens"]
@@ -178,15 +182,13 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
     return advise(fitted, cands, budget, target, at, seed=seed)
 
 
-def _advise_select(spec_path: str | Path, root: str | Path, budget: float, *, at: float, seed: int) -> Advice:
+def _advise_select(spec: StudySpec, root: str | Path, budget: float, *, at: float, seed: int) -> Advice:
     from scaling import schema
-    from scaling.config import load_spec
     from scaling.laws.select import study_law
     from scaling.store import Store
     from scaling.train.select import select_options
     from scaling.train.select_tables import select_runs
 
-    spec = load_spec(spec_path)
     select = select_runs(Store(root).runs())
     if select.empty:
         raise FitError(f"advise: {root} has no finished select runs to fit yet")
@@ -196,17 +198,17 @@ def _advise_select(spec_path: str | Path, root: str | Path, budget: float, *, at
     others = [v for v in fitted.variants_ if v != fitted.baseline]
     if not others:
         raise FitError("advise: the select study has no trained variant besides the baseline")
-    # The variant worth most compute at `at` (not the largest m: a high floor can undo any m).
-    unique = select.groupby(schema.SELECT_VARIANT)[fitted.unique_tokens].first().to_dict()
-    cm = {v: float(fitted.compute_multiplier(v, np.array([at]), unique=unique)[0][0]) for v in others}
-    variant = max(others, key=lambda v: cm[v] if np.isfinite(cm[v]) else -1.0)
     # What the law reads per variant beside N and D, from the variant's trained runs.
     per_variant = select.groupby(schema.SELECT_VARIANT).first()
+    unique = per_variant[fitted.unique_tokens].to_dict()
+    # The variant worth most compute at `at` (not the largest m: a high floor can undo any m).
+    cm = {v: float(fitted.compute_multiplier(v, np.array([at]), unique=unique)[0][0]) for v in others}
+    variant = max(others, key=lambda v: cm[v] if np.isfinite(cm[v]) else -1.0)
     extra = [c for c in (fitted.unique_tokens, fitted.floor_column if fitted.floors == "column" else None) if c]
     done = frozenset(select[schema.RUN_ID])
     plan_variant = schema.EXTRA_PREFIX + schema.SELECT_VARIANT  # the plan's column of a run's variant
     cands = []
-    for c in spec_candidates(str(spec_path), [schema.N_PARAMS_NONEMB, schema.TOKENS], (0.25, 0.5, 1.0, 2.0, 4.0),
+    for c in spec_candidates(str(spec.path), [schema.N_PARAMS_NONEMB, schema.TOKENS], (0.25, 0.5, 1.0, 2.0, 4.0),
                              seeds=NEW_SEEDS, exclude=done, columns=[plan_variant]):
         v = str(c.columns[plan_variant])
         if v in fitted.variants_:  # probes, reference models and untrained variants are not candidates

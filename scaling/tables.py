@@ -20,6 +20,9 @@ from scaling.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+SEPARATORS = {".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t"}
+"""Delimited table files by suffix, and their separator."""
+
 # pandas.read_csv's default missing-value markers: the same cells are NaN on both paths.
 NA_VALUES = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
@@ -33,10 +36,8 @@ def read_table(path: str | Path) -> "pd.DataFrame":
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
-        if suffix in (".tsv", ".tab"):
-            return _read_delimited(p, "\t")
-        if suffix in (".csv", ".txt"):
-            return _read_delimited(p, ",")
+        if suffix in SEPARATORS:
+            return _read_delimited(p, SEPARATORS[suffix])
     except Exception as e:  # noqa: BLE001 - any reader failure is the user's file
         raise DataError(f"could not read {p}: {e}") from None
     raise DataError(f"{p.name}: unknown table format {suffix!r}; use .parquet, .csv or .tsv")
@@ -101,7 +102,7 @@ def _column(cells: list[str]) -> np.ndarray:
 def read_columns(path: str | Path) -> Columns | None:
     """A plain CSV/TSV as Columns, or None when pandas must read it (see the module docstring)."""
     p = Path(path)
-    sep = {".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t"}.get(p.suffix.lower())
+    sep = SEPARATORS.get(p.suffix.lower())
     if sep is None or not p.is_file():
         return None
     try:
@@ -112,9 +113,8 @@ def read_columns(path: str | Path) -> Columns | None:
         return None
     header = lines[0].split(sep)
     rows = [ln.split(sep) for ln in lines[1:]]
-    if "" in header or len(set(header)) < len(header) or any(len(r) != len(header) for r in rows):
-        return None
-    if any(h != h.strip() for h in header):
+    if ("" in header or len(set(header)) < len(header) or any(h != h.strip() for h in header)
+            or any(len(r) != len(header) for r in rows)):
         return None
     cells = [c for r in rows for c in r]
     if any(c != c.strip() for c in cells):  # pandas reads padded cells its own way

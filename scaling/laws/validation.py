@@ -16,9 +16,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -123,3 +123,14 @@ def test_select_study_advice_targets_the_best_variants_multiplier(tmp_path):
     table = section.tables[0].df
     assert len(table) > 0 and set(table["run"].str.rsplit("-", n=1).str[-1].str.split(" ").str[0]) <= {"none", "oracle@0.5", "ppl_high@0.1"}
     assert "Train them with one command: scaling grid run " in section.text and "--append" not in section.text
+
+
+def test_study_advice_refuses_cpt_and_names_a_missing_store(tmp_path):
+    from scaling.advise_study import advise_study
+    from scaling.errors import DataError, FitError
+
+    runs_dir = Path(__file__).parents[2] / "runs"
+    with pytest.raises(FitError, match=r"advice for a cpt study needs the law's own inputs: use scaling advise .* --law dcpt"):
+        advise_study(runs_dir / "cpt-domains.toml", tmp_path / "none", 1e12)
+    with pytest.raises(DataError, match=r"runs.parquet: no such table; run `scaling grid run`"):
+        advise_study(runs_dir / "select-facts.toml", tmp_path / "none", 1e12)
