@@ -5,14 +5,20 @@ and on the standard design (the log-spaced ladder at 20 tokens/parameter for L(N
 one side scaled at a time for encdec; a ladder per variant for select); both refitted, and the
 95% residual-bootstrap interval of the target compared (width; does it cover the truth).
 
-    python bench/advise.py [--trials 20] [--boot 200] [--truths chinchilla,demo_power,encdec,select] [--json]
+    python bench/advise.py [--trials 20] [--boot 200] [--rounds 3] [--truths chinchilla,demo_power,encdec,select] [--json]
+
+For L(N) and L(N, D) the advice is spent as the tool is used, in `--rounds` rounds of run, fit,
+advise (1: all of it from the pilot's fit), and each design's interval is also measured at the
+known noise (the `_known_noise` keys: the width a design buys, without the noise of
+re-estimating one run's noise from a dozen residuals).
 
 Prints, per ground-truth law: median_width_ratio (advised / standard), win_rate (share of trials
 where advised is narrower), coverage (share of advised intervals that cover the truth) and the
 standard design's coverage, measured in the same run. For the one-input law also the ratio of
 linearised widths at the true parameters (median_width_ratio_at_truth: the designs' quality
 without the refit's sampling noise) and oracle_width_ratio_at_truth, the best any design over
-the same sizes could reach (the c-optimal design at the truth).
+the same sizes could reach (the c-optimal design at the truth); and the `_oracle` keys: that
+design, in whole runs, refitted like the others (the win rate no advice can beat).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of advice for chinchilla and demo_power")
     ap.add_argument("--truths", default="chinchilla,demo_power,encdec,select",
                     help=f"comma-separated, of {', '.join(TRUTHS)}")
     ap.add_argument("--json", action="store_true")
@@ -46,7 +53,8 @@ def main() -> None:
         truth = TRUTHS[name]()
         t0 = time.perf_counter()
         if name in ("chinchilla", "demo_power"):
-            res = simulation_study(truth, args.trials, args.seed, args.boot, known_noise=True)
+            res = simulation_study(truth, args.trials, args.seed, args.boot, known_noise=True, rounds=args.rounds,
+                                   oracle=name == "demo_power")
             if name == "demo_power":
                 res["oracle_width_ratio_at_truth"] = oracle_ratio(truth)
         else:

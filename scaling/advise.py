@@ -22,7 +22,8 @@ Method (a Bayesian c-optimal design, linearised around each replicate of the cur
 Assumptions: the law's form is right (advice from a wrong form is confidently wrong: check the
 held-out error first); one run's loss has independent noise of constant scale on the fit scale;
 the linearisation holds over the spread of the draws. Failure modes: with very few runs the
-draws can miss the truth and the design is tailored to the wrong law; a candidate far beyond
+draws can miss the truth and the design is tailored to the wrong law (spend the budget in
+rounds of run, fit, advise: `advise_simulation.run_trial(rounds=...)` measures it); a candidate far beyond
 the data is trusted as much as the form is; where the standard design is already near
 c-optimal (a power law in N alone) advice gains little (`advise_simulation.oracle_ratio`).
 """

@@ -113,11 +113,11 @@ def width_at_truth(truth: GroundTruth, X: np.ndarray) -> float:
     return _Design(M, g, np.ones(len(g[0]), bool)).width()
 
 
-def oracle_ratio(truth: GroundTruth, n_sizes: int = 200, steps: int = 3000) -> float:
-    """The best any design over the candidates' size range could do, as a ratio of the ladder's
-    width, both linearised at the true parameters: the continuous c-optimal design (budget shares
-    over `n_sizes` log-spaced sizes, any number of runs each), by Frank-Wolfe, which converges to
-    the global optimum since the target's variance is convex in the shares. One-input laws."""
+def _c_optimal(truth: GroundTruth, n_sizes: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The continuous c-optimal design at the true parameters: `n_sizes` log-spaced sizes over the
+    candidates' range and the (fractional) number of runs of each that spends the ladder's budget,
+    by Frank-Wolfe on the budget shares, which converges to the global optimum since the
+    target's variance is convex in the shares. One-input laws."""
     law = _truth_law(truth)
     th = law.theta_[None]
     sizes = np.geomspace(truth.sizes[0], truth.sizes[-1], n_sizes)
@@ -132,33 +132,85 @@ def oracle_ratio(truth: GroundTruth, n_sizes: int = 200, steps: int = 3000) -> f
         k = int(np.argmax((A @ u) ** 2 * runs_per_share))  # steepest descent vertex of the variance
         p *= 1 - 2 / (it + 3)
         p[k] += 2 / (it + 3)
-    best = np.sqrt(g @ np.linalg.solve(M0 + (A.T * (p * runs_per_share)) @ A, g)) * 2 * 1.959963984540054
+    return sizes, p * runs_per_share
+
+
+def oracle_ratio(truth: GroundTruth, n_sizes: int = 200, steps: int = 3000) -> float:
+    """The best any design over the candidates' size range could do, as a ratio of the ladder's
+    width, both linearised at the true parameters: the continuous c-optimal design (`_c_optimal`:
+    budget shares over `n_sizes` log-spaced sizes, any number of runs each). One-input laws."""
+    law = _truth_law(truth)
+    th = law.theta_[None]
+    sizes, runs = _c_optimal(truth, n_sizes, steps)
+    A = jacobians(law, th, torch.as_tensor(law.features(sizes[:, None])))[0] / truth.noise
+    J0 = jacobians(law, th, torch.as_tensor(law.features(truth.pilot)))[0] / truth.noise
+    M = _weak_prior(law) + J0.T @ J0 + (A.T * runs) @ A
+    g = target_gradients(target_function(law, truth.target, truth.at), th)[0]
+    best = np.sqrt(g @ np.linalg.solve(M, g)) * 2 * 1.959963984540054
     return float(best / width_at_truth(truth, standard_ladder(truth)))
 
 
-def run_trial(truth: GroundTruth, seed: int, n_boot: int = 200, known_noise: bool = False) -> dict[str, Any]:
+def oracle_design(truth: GroundTruth, n_sizes: int = 200, steps: int = 3000) -> np.ndarray:
+    """The c-optimal design at the true parameters (`oracle_ratio`'s shares) as whole runs within
+    the ladder's budget: each size's runs rounded down, the budget left spent on the sizes with the
+    largest remainders. The yardstick no advice from a fitted pilot can beat. One-input laws."""
+    sizes, runs = _c_optimal(truth, n_sizes, steps)
+    whole = np.floor(runs + 1e-9)
+    left = ladder_cost(truth) - float(np.sum(whole * 6 * truth.tokens * sizes))
+    for k in np.argsort(-(runs - whole)):
+        if runs[k] - whole[k] > 1e-9 and 6 * truth.tokens * sizes[k] <= left:
+            whole[k] += 1
+            left -= 6 * truth.tokens * sizes[k]
+    return np.repeat(sizes, whole.astype(int))[:, None]
+
+
+def _advise_rounds(truth: GroundTruth, pilot: pd.DataFrame, true_law, seed: int, rounds: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, Any, pd.DataFrame]:
+    """The loop the tool is for (run, fit, advise, run) in `rounds` rounds: each round refits on all
+    runs so far and spends its share of what is left of the budget on advised runs, which are then
+    observed. Returns the advised inputs, the first round's advice and the new runs' losses."""
+    data, left, chosen, news, first = pilot, ladder_cost(truth), [], [], None
+    for k in range(rounds):
+        fitted = get_law(truth.law, seed=seed).fit(data, x=truth.x, y="loss")
+        candidates = candidate_grid(fitted, data, sizes=truth.sizes, tokens=truth.tokens, repeats=truth.repeats)
+        advice = advise(fitted, candidates, left / (rounds - k), truth.target, truth.at, noise=truth.noise,
+                        seed=seed)
+        first = first or advice
+        X = np.array([c.x for c in advice.chosen], float).reshape(-1, len(truth.x))
+        left -= advice.spent
+        new = _observe(truth, true_law, X, rng)
+        chosen.append(X)
+        news.append(new)
+        data = pd.concat([data, new], ignore_index=True)
+    return np.concatenate(chosen), first, pd.concat(news, ignore_index=True)
+
+
+def run_trial(truth: GroundTruth, seed: int, n_boot: int = 200, known_noise: bool = False, rounds: int = 1,
+              oracle: bool = False) -> dict[str, Any]:
     """One trial; `known_noise` also refits each design with a parametric bootstrap at the truth's
     noise (the noise advice planned with), so the width reflects the design, not how well a dozen
-    residuals estimate the noise."""
+    residuals estimate the noise. `rounds` > 1 spends the budget in that many rounds of advice,
+    each after refitting on the runs of the rounds before (the tool's loop); `oracle` also runs
+    `oracle_design`, the c-optimal design at the truth, as a third design."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(seed)
     true_law = _truth_law(truth)
     true_value = float(target_function(true_law, truth.target, truth.at)(true_law.theta_[None])[0])
     pilot = _observe(truth, true_law, truth.pilot, rng)
-    fitted = get_law(truth.law, seed=seed).fit(pilot, x=truth.x, y="loss")
-    fitted.bootstrap(n_boot, seed=seed, method="residual")
-    candidates = candidate_grid(fitted, pilot, sizes=truth.sizes, tokens=truth.tokens, repeats=truth.repeats)
-    advice = advise(fitted, candidates, ladder_cost(truth), truth.target, truth.at, noise=truth.noise, seed=seed)
-    out: dict[str, Any] = {"seed": seed, "truth": true_value, "advised_runs": len(advice.chosen),
-                           "advised_flops": advice.spent,
+    X, advice, new = _advise_rounds(truth, pilot, true_law, seed, rounds, np.random.default_rng([seed, 1]))
+    out: dict[str, Any] = {"seed": seed, "truth": true_value, "advised_runs": len(X),
+                           "advised_flops": float(np.sum(6 * X[:, 0] * (X[:, 1] if X.shape[1] == 2 else truth.tokens))),
                            "expected_narrowing": advice.expected_narrowing}
-    designs = {"advised": np.array([c.x for c in advice.chosen], float).reshape(-1, len(truth.x)),
-               "standard": standard_ladder(truth)}
-    for name, X in designs.items():
-        new = _observe(truth, true_law, X, np.random.default_rng([seed, 1 if name == "advised" else 2]))
+    others = {"standard": (standard_ladder(truth), 2), **({"oracle": (oracle_design(truth), 3)} if oracle else {})}
+    designs = {"advised": (X, new)}
+    for name, (D, stream) in others.items():  # each design's runs get their own noise stream
+        designs[name] = (D, _observe(truth, true_law, D, np.random.default_rng([seed, stream])))
+    for name, (D, new) in designs.items():
         both = pd.concat([pilot, new], ignore_index=True)
         lo, hi = _interval(truth, both, seed, n_boot)
         out[f"{name}_width"] = hi - lo
-        out[f"{name}_width_at_truth"] = width_at_truth(truth, X)
+        out[f"{name}_width_at_truth"] = width_at_truth(truth, D)
         out[f"{name}_covers"] = bool(lo <= true_value <= hi)
         if not known_noise:
             continue
@@ -169,28 +221,31 @@ def run_trial(truth: GroundTruth, seed: int, n_boot: int = 200, known_noise: boo
 
 
 def simulation_study(truth: GroundTruth, trials: int, seed: int = 0, n_boot: int = 200,
-                     known_noise: bool = False) -> dict[str, Any]:
+                     known_noise: bool = False, rounds: int = 1, oracle: bool = False) -> dict[str, Any]:
     """Figures over `trials` seeds: median width ratio advised / standard, win rate, coverage (and,
-    with `known_noise`, the same with intervals at the known noise)."""
-    rows = pd.DataFrame([run_trial(truth, seed + t, n_boot, known_noise) for t in range(trials)])
-    return {"law": truth.law, "truth": truth.name, "target": truth.target, "at": truth.at, "budget": ladder_cost(truth),
-            "noise": truth.noise, "trials": trials,
-            "median_width_ratio": float(np.median(rows.advised_width / rows.standard_width)),
-            "median_width_ratio_at_truth": float(np.median(rows.advised_width_at_truth / rows.standard_width_at_truth)),
-            "win_rate": float(np.mean(rows.advised_width < rows.standard_width)),
-            "coverage": float(np.mean(rows.advised_covers)),
-            "coverage_standard": float(np.mean(rows.standard_covers)),
-            "median_expected_narrowing": float(np.median(rows.expected_narrowing)),
-            "median_advised_runs": float(np.median(rows.advised_runs)),
-            **({"median_width_ratio_known_noise": float(np.median(rows.advised_width_known_noise
-                                                                  / rows.standard_width_known_noise)),
-                "win_rate_known_noise": float(np.mean(rows.advised_width_known_noise < rows.standard_width_known_noise)),
-                "coverage_known_noise": float(np.mean(rows.advised_covers_known_noise)),
-                "coverage_standard_known_noise": float(np.mean(rows.standard_covers_known_noise))}
-               if known_noise else {})}
+    with `known_noise`, the same with intervals at the known noise; with `oracle`, the same for
+    the c-optimal design at the truth against the standard one: what any advice could reach)."""
+    rows = pd.DataFrame([run_trial(truth, seed + t, n_boot, known_noise, rounds, oracle) for t in range(trials)])
 
+    def versus(design: str, suffix: str = "") -> dict[str, float]:
+        tag = "" if design == "advised" else f"_{design}"
+        ours, std = rows[f"{design}_width{suffix}"], rows[f"standard_width{suffix}"]
+        return {f"median_width_ratio{tag}{suffix}": float(np.median(ours / std)),
+                f"win_rate{tag}{suffix}": float(np.mean(ours < std)),
+                f"coverage{tag}{suffix}": float(np.mean(rows[f"{design}_covers{suffix}"]))}
 
-
+    out = {"law": truth.law, "truth": truth.name, "target": truth.target, "at": truth.at, "budget": ladder_cost(truth),
+           "noise": truth.noise, "trials": trials, "rounds": rounds, **versus("advised"),
+           "median_width_ratio_at_truth": float(np.median(rows.advised_width_at_truth / rows.standard_width_at_truth)),
+           "coverage_standard": float(np.mean(rows.standard_covers)),
+           "median_expected_narrowing": float(np.median(rows.expected_narrowing)),
+           "median_advised_runs": float(np.median(rows.advised_runs))}
+    if known_noise:
+        out.update(versus("advised", "_known_noise"),
+                   coverage_standard_known_noise=float(np.mean(rows.standard_covers_known_noise)))
+    if oracle:
+        out.update(versus("oracle"), **(versus("oracle", "_known_noise") if known_noise else {}))
+    return out
 
 
 # ------------------------------------------------------------------ the other targets
@@ -399,4 +454,4 @@ def dcpt_truth() -> TargetTruth:
 
 __all__ = ["GroundTruth", "TargetTruth", "chinchilla_truth", "encdec_truth", "ladder_cost", "power_truth", "run_trial",
            "advised_design", "dcpt_truth", "select_truth", "simulation_study", "standard_ladder", "target_study",
-           "oracle_ratio", "target_trial", "target_width_at_truth", "width_at_truth"]
+           "oracle_design", "oracle_ratio", "target_trial", "target_width_at_truth", "width_at_truth"]

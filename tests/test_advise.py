@@ -220,3 +220,21 @@ def test_the_ladder_is_near_c_optimal_for_the_demo_power_law():
     from scaling.advise_simulation import oracle_ratio, power_truth
 
     assert oracle_ratio(power_truth()) == pytest.approx(0.834, abs=0.005)
+
+
+@pytest.mark.slow
+def test_rounds_of_advice_recover_from_a_pilot_fitted_to_the_wrong_exponent():
+    """Seed 3's four-run pilot of the demo power law fits alpha = 1.49 (truth 0.62). All the budget
+    advised from that fit buys runs below 2e4 and an interval wider than the ladder's, at the
+    true parameters; three rounds of run, fit, advise see the big runs' losses and recover."""
+    from scaling.advise_simulation import oracle_design, power_truth, run_trial, width_at_truth
+
+    truth = power_truth()
+    ladder = width_at_truth(truth, standard_ladder(truth))
+    once, thrice = (run_trial(truth, 3, n_boot=20, rounds=r) for r in (1, 3))
+    assert once["advised_width_at_truth"] / ladder == pytest.approx(1.382, abs=0.01)
+    assert thrice["advised_width_at_truth"] / ladder < 0.96
+    assert thrice["advised_flops"] <= ladder_cost(truth) * (1 + 1e-9)
+    oracle = oracle_design(truth)  # the c-optimal shares in whole runs, within the same budget
+    assert float(np.sum(6 * truth.tokens * oracle)) <= ladder_cost(truth) * (1 + 1e-9)
+    assert width_at_truth(truth, oracle) / ladder == pytest.approx(0.867, abs=0.005)

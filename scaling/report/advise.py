@@ -16,7 +16,8 @@ METHOD = ("Method: a c-optimal design over replicates of the current fit (residu
           "method, the geometric mean of the 95% width over replicates as the criterion, runs added greedily "
           "within the budget and improved by swaps. Assumes the law's form is right and one run's loss has "
           "independent noise of constant scale. Failure modes: with few runs the replicates can miss the truth "
-          "and the design is tailored to the wrong law; for a power law in N alone the log-spaced ladder is "
+          "and the design is tailored to the wrong law (train a part of the budget, refit, and advise again: "
+          "three rounds took the demo law's worst pilot from 1.38x to 0.95x the ladder's width); for a power law in N alone the log-spaced ladder is "
           "already near c-optimal (on the demo's law no design over the same sizes is more than 17% narrower), "
           "so advice gains little there.")
 
