@@ -192,7 +192,9 @@ def _advise_select(spec: StudySpec, root: str | Path, budget: float, *, at: floa
     select = select_runs(Store(root).runs())
     if select.empty:
         raise FitError(f"advise: {root} has no finished select runs to fit yet")
-    fitted = study_law(select, select_options(spec)["baseline"], seed=seed).fit(select, x=["N", "D"], y=schema.LOSS)
+    options = select_options(spec)
+    fitted = study_law(select, options["baseline"], seed=seed, floors=options["floors"],
+                       delta=options["delta"]).fit(select, x=["N", "D"], y=schema.LOSS)
     fitted.bootstrap(200, seed=seed, method="residual")
     at = at or float(select["C"].max())
     others = [v for v in fitted.variants_ if v != fitted.baseline]

@@ -554,7 +554,8 @@ class Law:
         self.n_iter_ = int(res.n_iter)
         # Parameters pinned by a bound are worth knowing about (an unidentified term, E -> 0, ...).
         pinned = {self._tie_root(k) for k in (self.fixed or {})}
-        free = [self._tie_root(p.name) not in pinned for p in self.params]
+        # a tied parameter is reported once, by the one it is tied to
+        free = [self._tie_root(p.name) not in pinned and self._tie_root(p.name) == p.name for p in self.params]
         self.at_bounds_ = [
             p.name for p, f, v, a, b in zip(self.params, free, self.theta_, lo, hi) if f and (v <= a or v >= b)
         ]

@@ -365,12 +365,15 @@ def multiplier_summary(law: SelectLaw, compute: list[float] | np.ndarray,
     return out
 
 
-def study_law(select: pd.DataFrame, baseline: str, seed: int = 0) -> SelectLaw:
+def study_law(select: pd.DataFrame, baseline: str, seed: int = 0, floors: str = "auto",
+              delta: float | str | None = None) -> SelectLaw:
     """The select law as a study's report and advice fit it, on `select_runs`' table (columns of
     `scaling.schema`): the unique-token column is distinct documents' tokens, or kept tokens in a
     store trained before runs recorded `unique_tokens` (there duplicated documents count as unique);
-    known floors are held fixed where the pool knows them (free floors let the fit explain a
-    multiplier by a floor gap, so CM drifts with compute); R* is fitted where a selection repeats
+    `floors` "auto" holds known floors fixed where the pool knows them (free floors let the fit
+    explain a multiplier by a floor gap, so CM drifts with compute) and fits one per variant
+    elsewhere; "free" and "shared" are the law's own options ([select] `floors` of the spec);
+    `delta` is the Huber delta (None: the law's default). R* is fitted where a selection repeats
     for 4 or more epochs beside runs that do not repeat (enough to measure it)."""
     from scaling import schema
 
@@ -378,9 +381,12 @@ def study_law(select: pd.DataFrame, baseline: str, seed: int = 0) -> SelectLaw:
               else schema.KEPT_TOKENS)
     known = schema.SELECT_FLOOR in select and select[schema.SELECT_FLOOR].notna().all()
     repeats = schema.EPOCHS in select and (select[schema.EPOCHS] >= 4).any() and (select[schema.EPOCHS] <= 1).any()
-    options: dict[str, Any] = {"floors": "column", "floor_column": schema.SELECT_FLOOR} if known else {}
+    options: dict[str, Any] = ({"floors": "column", "floor_column": schema.SELECT_FLOOR} if floors == "auto" and known
+                               else {} if floors == "auto" else {"floors": floors})
     if repeats:
         options["r_star"] = "fit"
+    if delta is not None:
+        options["delta"] = delta
     return SelectLaw(variant=schema.SELECT_VARIANT, baseline=baseline, unique_tokens=unique, seed=seed, **options)
 
 

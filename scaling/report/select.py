@@ -106,10 +106,11 @@ def plot_cm(cm: dict[str, list[dict]], largest_run: float | None = None) -> Figu
     return fig
 
 
-def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions) -> list[Section]:
+def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions, floors: str = "auto",
+                        delta: float | str | None = None) -> list[Section]:
     from scaling.laws.select import R_STAR, cell_bootstrap, multiplier_summary, study_law
 
-    law = study_law(select, baseline, seed=opts.seed)
+    law = study_law(select, baseline, seed=opts.seed, floors=floors, delta=delta)
     unique_col = law.unique_tokens
     law.fit(select, x=["N", "D"], y=schema.LOSS)
     note = ""
@@ -135,8 +136,10 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
                          "compute": r["compute"], "cm": r["cm"], "cm_lo": r["ci95"][0], "cm_hi": r["ci95"][1],
                          "p_below_1": r["p_below_1"], "cm_with_scoring": incl})
     table = pd.DataFrame(rows)
-    how = ("each E_v held at the exact floor of its selection (select_floor)" if law.floors == "column" else
-           "one free E_v per variant")
+    how = {"column": "each E_v held at the exact floor of its selection (select_floor)",
+           "shared": "one E shared by every variant ([select] floors = \"shared\"): selection changes how fast the "
+                     "target is learnt, not its limit, so CM = m_v without repetition",
+           }.get(law.floors, "one free E_v per variant")
     rep = (f"R* fitted ({law.params_['R_star']:.3g}), since some selection repeats for 4 or more epochs"
            if law.fits_r_star else f"R* = {R_STAR} (Muennighoff et al.)")
     warnings = fit_warnings(law, "select law")
@@ -164,7 +167,8 @@ def multiplier_answers(law, select: pd.DataFrame, unique: dict, cost: dict) -> l
     from scaling.laws.select import multiplier_summary
 
     C = float(select["C"].max())
-    cm = multiplier_summary(law, np.array([C]), unique=unique)["cm"]
+    summary = multiplier_summary(law, np.array([C]), unique=unique)
+    cm = summary["cm"]
     # A fit that did not converge, or whose bootstrap failed, gives numbers nobody should act on.
     caveat = ("" if law.converged_ else "NOT IDENTIFIED: the select-law fit did not converge; ") + (
         "" if getattr(law, "boot_theta_", None) is not None else "no interval (no bootstrap); ")
@@ -176,6 +180,13 @@ def multiplier_answers(law, select: pd.DataFrame, unique: dict, cost: dict) -> l
                           ci=tuple(r["ci95"]), digits=3,
                           note=caveat + (f"P(CM < 1) = {p:.2f}; " if np.isfinite(p) else "")
                           + f"{incl:.3g} with scoring FLOPs counted"))
+    # m needs no frontier: what one kept token is worth in the pool's tokens, where the runs are (and
+    # so less tied to the floors and exponents than CM, which extrapolates the baseline to reach L*).
+    for v, m in sorted(summary["multiplier"].items(), key=lambda kv: -kv[1]["m"]):
+        if v == law.baseline:
+            continue
+        out.append(Answer(f"data multiplier m of {v} (one kept token is worth m of the unfiltered pool's)", m["m"],
+                          ci=tuple(m["ci95"]), digits=3, note=caveat.rstrip("; ")))
     return out
 
 
@@ -187,7 +198,8 @@ def select_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
     select = tables["select"]
     if select.empty:
         return [Section("Data selection", text="No finished select runs yet.")]
-    baseline = select_options(spec)["baseline"]
+    options = select_options(spec)
+    baseline = options["baseline"]
     summary = selection_summary(select)
     stats = tables.get("selections")
     if stats is not None and not stats.empty:
@@ -211,7 +223,7 @@ def select_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         "DataDecide's decision accuracy: the share of variant pairs whose order by loss at a smaller size matches "
         "the order at the largest size (budget k: each size's k-th smallest token budget)."), tables=[table_html(acc)]))
     try:
-        sections += multiplier_sections(select, baseline, opts)
+        sections += multiplier_sections(select, baseline, opts, options["floors"], options["delta"])
     except ScalingError as e:
         sections.append(Section("Compute multiplier", text=f"The select law could not be fitted: {e}"))  # plain text: escaped once, by the template
     return sections

@@ -6,6 +6,9 @@
     baseline     = "none"          # method label of the unfiltered pool (keep = 1)
     on_exhausted = "repeat"        # a selection smaller than a run's budget: "repeat" it, or "error"
     score_seed   = 0               # seed of every scoring (default [data] seed)
+    floors       = "auto"          # how report and advice fit the select law's floors E_v: "free",
+                                   # "shared" (one E), "auto" (exact where the pool knows them, else free)
+    delta        = "auto"          # the select law's Huber delta (default the laws' 1e-3)
     [select.methods]               # name = options; `kind` defaults to the name
     oracle = {}
     ppl_high = {kind = "perplexity", band = "high"}
@@ -17,7 +20,8 @@ token budget, so a small selection is repeated for `epochs` = budget / kept toke
 
 A method's scores are computed once per pool (probes and reference models train then, before
 the first run that needs them; the others wait on a lock and reuse the cached scores), so all
-keep shares of a method share one scoring. `select_tables` writes the study's scores.parquet,
+keep shares of a method share one scoring. `floors` and `delta` only say how the law is fitted:
+changing them retrains nothing. `select_tables` writes the study's scores.parquet,
 kept.parquet and select.parquet (see scaling.schema).
 """
 
@@ -44,8 +48,9 @@ from scaling.train.grid import (TRAIN_KEYS, Family, axis_combinations, family_ta
 from scaling.train.run_config import RunConfig
 from scaling.train.task import LMTask, lm_source
 
-KEYS = {"target", "baseline", "on_exhausted", "score_seed", "methods"}
+KEYS = {"target", "baseline", "on_exhausted", "score_seed", "methods", "floors", "delta"}
 EXHAUSTED = ("repeat", "error")
+FLOORS = ("auto", "free", "shared")
 
 
 def select_options(spec: StudySpec) -> dict[str, Any]:
@@ -73,8 +78,15 @@ def select_options(spec: StudySpec) -> dict[str, Any]:
     target = table.get("target")
     if target is not None and not isinstance(target, str):
         raise SpecError(f"{src}: [select] `target` must name an eval set, got {target!r}")
+    floors = table.get("floors", "auto")
+    if floors not in FLOORS:
+        raise SpecError(f"{src}: [select] `floors` must be one of {', '.join(map(repr, FLOORS))}, got {floors!r}")
+    delta = table.get("delta")
+    if delta is not None and delta != "auto" and (isinstance(delta, bool) or not isinstance(delta, (int, float))
+                                                  or not delta > 0):
+        raise SpecError(f"{src}: [select] `delta` must be a number > 0 or \"auto\", got {delta!r}")
     return {"methods": checked, "baseline": baseline, "on_exhausted": on_exhausted, "score_seed": seed,
-            "target": target}
+            "target": target, "floors": floors, "delta": delta}
 
 
 def _axes(spec: StudySpec, opts: dict[str, Any]) -> tuple[list[str], list[float], list[int]]:

@@ -56,6 +56,8 @@ def test_expansion_trains_the_baseline_once_per_shape_and_seed():
     ({"grid/select/keep": [0.5, 1.5]}, r"\"select.keep\" values must be numbers in \(0, 1\]"),
     ({"grid/select/keep": [0.0]}, r"\"select.keep\""),
     ({"select/on_exhausted": "wrap"}, r"\[select\] `on_exhausted` must be one of"),
+    ({"select/floors": "equal"}, r"\[select\] `floors` must be one of 'auto', 'free', 'shared', got 'equal'"),
+    ({"select/delta": -1.0}, r"\[select\] `delta` must be a number > 0 or \"auto\", got -1.0"),
     ({"select/on_exhausted": "error", "train/steps": 60}, r"`on_exhausted` = \"error\": method `oracle` at \"select.keep\" = 0.25"),
     ({"select/target": "test"}, r"\[select\] `target` = 'test' is not an eval set"),
     ({"data/source": "zipf_facts", "data/options": {}}, r"source `zipf_facts` is not a document pool"),

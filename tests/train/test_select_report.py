@@ -49,10 +49,13 @@ def test_multiplier_section_recovers_a_known_multiplier():
     assert isinstance(section.text, Markup) and "<i>cm_with_scoring</i>" in section.text
     # the report's summary answers with the multiplier at the largest run's compute: CM = m here
     # (equal floors), with its bootstrap interval
-    (answer,) = section.answers
+    answer, m = section.answers
     assert answer.label.startswith("compute multiplier of oracle@0.5 at C = ")
     assert answer.value == pytest.approx(2.0, rel=0.05) and answer.ci[0] < 2.0 < answer.ci[1]
     assert "P(CM < 1) = 0.00" in answer.note
+    # and the data multiplier itself, with the same interval as the fit's
+    assert m.label.startswith("data multiplier m of oracle@0.5") and m.value == law.multiplier_["oracle@0.5"]
+    assert m.ci == pytest.approx((lo, hi))
     summary = selection_summary(df)
     assert list(summary[schema.SELECT_METHOD]) == ["oracle", "none"]
 
@@ -82,3 +85,14 @@ def test_multipliers_of_a_fit_that_did_not_converge_are_flagged(monkeypatch):
     assert not section.fit.converged_
     assert any("did not converge" in w for w in section.warnings)
     assert all(a.note.startswith("NOT IDENTIFIED: the select-law fit did not converge; no interval") for a in section.answers)
+
+
+def test_shared_floors_fit_one_floor_for_every_variant():
+    """[select] floors = "shared": one E for all variants (the truth here), recovered with m."""
+    (section,) = multiplier_sections(synthetic_select(2.0), "none", ReportOptions(bootstrap=0), floors="shared",
+                                     delta="auto")
+    law = section.fit
+    assert law.floors == "shared" and law.delta == "auto"
+    assert law.params_["E_none"] == law.params_["E_oracle@0.5"] == pytest.approx(1.5, abs=0.05)
+    assert law.multiplier_["oracle@0.5"] == pytest.approx(2.0, rel=0.05)
+    assert "one E shared by every variant" in section.text
