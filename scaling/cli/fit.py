@@ -371,6 +371,7 @@ def select(
     r_star: Annotated[Optional[str], typer.Option("--r-star", help="Muennighoff's R* (epochs over which repeated tokens lose "
                                                          "their value): a number (default Muennighoff et al.'s 15.4), or 'fit' "
                                                          "(needs --unique-tokens).")] = None,
+    delta: Delta = "1e-3",
     bootstrap: Bootstrap = 0, seed: Seed = 0, where: Where = None, derive: Derive = None, as_json: AsJson = False,
 ) -> None:
     """Data selection: L_v(N, D) = E_v + A/N^alpha + B/(m_v D')^beta jointly over variants; each
@@ -388,7 +389,7 @@ def select(
             r_star = float(r_star)
         except ValueError:
             raise DataError(f"--r-star must be a number or 'fit', got {r_star!r}") from None
-    law = SelectLaw(variant=variant, baseline=baseline, unique_tokens=unique_tokens, seed=seed,
+    law = SelectLaw(variant=variant, baseline=baseline, unique_tokens=unique_tokens, seed=seed, delta=parse_delta(delta),
                     floors="column" if floor_column else floors, floor_column=floor_column, r_star=r_star).fit(df, x=x, y=y)
     cells = list(cell or [x[0]] + (["seed"] if "seed" in df.columns else []))
     if bootstrap:

@@ -130,6 +130,14 @@ def test_cli_json_contract(tmp_path):
     r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "sel.csv"), "--variant", "variant", "--baseline",
                                  "nope", "--x", "N", "--x", "D", "--y", "loss"])
     assert r.exit_code != 0 and "baseline 'nope'" in str(r.exception)
+    # --delta as for every law ("auto": from the noise); the estimate barely moves at this noise
+    r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "sel.csv"), "--variant", "variant", "--baseline",
+                                 "base", "--x", "N", "--x", "D", "--y", "loss", "--delta", "auto", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["multiplier"]["oracle"]["m"] == pytest.approx(m["m"], rel=0.02)
+    r = CliRunner().invoke(app, ["fit", "select", str(tmp_path / "sel.csv"), "--variant", "variant", "--baseline",
+                                 "base", "--x", "N", "--x", "D", "--y", "loss", "--delta", "-1"])
+    assert r.exit_code != 0 and "--delta" in str(r.exception)
 
 
 def repeated_runs(r_star: float, m_small: float = 2.0, U_small: float = 2e9, E_small: float = 1.8) -> pd.DataFrame:
