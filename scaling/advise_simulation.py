@@ -82,9 +82,13 @@ def standard_ladder(truth: GroundTruth) -> np.ndarray:
     return np.stack([ns, 20 * ns], axis=1) if len(truth.x) == 2 else ns[:, None]
 
 
+def run_costs(truth: GroundTruth, X: np.ndarray) -> np.ndarray:
+    """Training FLOPs 6 N D of each run of X [n, k] (D = `truth.tokens` for one-input laws)."""
+    return 6 * X[:, 0] * (X[:, 1] if X.shape[1] == 2 else truth.tokens)
+
+
 def ladder_cost(truth: GroundTruth) -> float:
-    X = standard_ladder(truth)
-    return float(np.sum(6 * X[:, 0] * (X[:, 1] if X.shape[1] == 2 else truth.tokens)))
+    return float(np.sum(run_costs(truth, standard_ladder(truth))))
 
 
 def _interval(truth: GroundTruth, df: pd.DataFrame, seed: int, n_boot: int,
@@ -113,11 +117,11 @@ def width_at_truth(truth: GroundTruth, X: np.ndarray) -> float:
     return _Design(M, g, np.ones(len(g[0]), bool)).width()
 
 
-def _c_optimal(truth: GroundTruth, n_sizes: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def _c_optimal(truth: GroundTruth, n_sizes: int, steps: int) -> tuple[np.ndarray, np.ndarray, float]:
     """The continuous c-optimal design at the true parameters: `n_sizes` log-spaced sizes over the
-    candidates' range and the (fractional) number of runs of each that spends the ladder's budget,
-    by Frank-Wolfe on the budget shares, which converges to the global optimum since the
-    target's variance is convex in the shares. One-input laws."""
+    candidates' range, the (fractional) number of runs of each that spends the ladder's budget,
+    and its linearised 95% width; by Frank-Wolfe on the budget shares, which converges to the
+    global optimum since the target's variance is convex in the shares. One-input laws."""
     law = _truth_law(truth)
     th = law.theta_[None]
     sizes = np.geomspace(truth.sizes[0], truth.sizes[-1], n_sizes)
@@ -125,42 +129,38 @@ def _c_optimal(truth: GroundTruth, n_sizes: int, steps: int) -> tuple[np.ndarray
     J0 = jacobians(law, th, torch.as_tensor(law.features(truth.pilot)))[0] / truth.noise
     M0 = _weak_prior(law) + J0.T @ J0
     g = target_gradients(target_function(law, truth.target, truth.at), th)[0]
-    runs_per_share = ladder_cost(truth) / (6 * truth.tokens * sizes)
+    runs_per_share = ladder_cost(truth) / run_costs(truth, sizes[:, None])
     p = np.full(n_sizes, 1.0 / n_sizes)
     for it in range(steps):
         u = np.linalg.solve(M0 + (A.T * (p * runs_per_share)) @ A, g)
         k = int(np.argmax((A @ u) ** 2 * runs_per_share))  # steepest descent vertex of the variance
         p *= 1 - 2 / (it + 3)
         p[k] += 2 / (it + 3)
-    return sizes, p * runs_per_share
+    runs = p * runs_per_share
+    width = np.sqrt(g @ np.linalg.solve(M0 + (A.T * runs) @ A, g)) * 2 * 1.959963984540054
+    return sizes, runs, float(width)
 
 
 def oracle_ratio(truth: GroundTruth, n_sizes: int = 200, steps: int = 3000) -> float:
     """The best any design over the candidates' size range could do, as a ratio of the ladder's
     width, both linearised at the true parameters: the continuous c-optimal design (`_c_optimal`:
     budget shares over `n_sizes` log-spaced sizes, any number of runs each). One-input laws."""
-    law = _truth_law(truth)
-    th = law.theta_[None]
-    sizes, runs = _c_optimal(truth, n_sizes, steps)
-    A = jacobians(law, th, torch.as_tensor(law.features(sizes[:, None])))[0] / truth.noise
-    J0 = jacobians(law, th, torch.as_tensor(law.features(truth.pilot)))[0] / truth.noise
-    M = _weak_prior(law) + J0.T @ J0 + (A.T * runs) @ A
-    g = target_gradients(target_function(law, truth.target, truth.at), th)[0]
-    best = np.sqrt(g @ np.linalg.solve(M, g)) * 2 * 1.959963984540054
-    return float(best / width_at_truth(truth, standard_ladder(truth)))
+    best = _c_optimal(truth, n_sizes, steps)[2]
+    return best / width_at_truth(truth, standard_ladder(truth))
 
 
 def oracle_design(truth: GroundTruth, n_sizes: int = 200, steps: int = 3000) -> np.ndarray:
     """The c-optimal design at the true parameters (`oracle_ratio`'s shares) as whole runs within
     the ladder's budget: each size's runs rounded down, the budget left spent on the sizes with the
     largest remainders. The yardstick no advice from a fitted pilot can beat. One-input laws."""
-    sizes, runs = _c_optimal(truth, n_sizes, steps)
+    sizes, runs, _ = _c_optimal(truth, n_sizes, steps)
+    cost = run_costs(truth, sizes[:, None])
     whole = np.floor(runs + 1e-9)
-    left = ladder_cost(truth) - float(np.sum(whole * 6 * truth.tokens * sizes))
+    left = ladder_cost(truth) - float(np.sum(whole * cost))
     for k in np.argsort(-(runs - whole)):
-        if runs[k] - whole[k] > 1e-9 and 6 * truth.tokens * sizes[k] <= left:
+        if runs[k] - whole[k] > 1e-9 and cost[k] <= left:
             whole[k] += 1
-            left -= 6 * truth.tokens * sizes[k]
+            left -= cost[k]
     return np.repeat(sizes, whole.astype(int))[:, None]
 
 
@@ -200,7 +200,7 @@ def run_trial(truth: GroundTruth, seed: int, n_boot: int = 200, known_noise: boo
     pilot = _observe(truth, true_law, truth.pilot, rng)
     X, advice, new = _advise_rounds(truth, pilot, true_law, seed, rounds, np.random.default_rng([seed, 1]))
     out: dict[str, Any] = {"seed": seed, "truth": true_value, "advised_runs": len(X),
-                           "advised_flops": float(np.sum(6 * X[:, 0] * (X[:, 1] if X.shape[1] == 2 else truth.tokens))),
+                           "advised_flops": float(np.sum(run_costs(truth, X))),
                            "expected_narrowing": advice.expected_narrowing}
     others = {"standard": (standard_ladder(truth), 2), **({"oracle": (oracle_design(truth), 3)} if oracle else {})}
     designs = {"advised": (X, new)}
@@ -454,4 +454,4 @@ def dcpt_truth() -> TargetTruth:
 
 __all__ = ["GroundTruth", "TargetTruth", "chinchilla_truth", "encdec_truth", "ladder_cost", "power_truth", "run_trial",
            "advised_design", "dcpt_truth", "select_truth", "simulation_study", "standard_ladder", "target_study",
-           "oracle_design", "oracle_ratio", "target_trial", "target_width_at_truth", "width_at_truth"]
+           "oracle_design", "oracle_ratio", "run_costs", "target_trial", "target_width_at_truth", "width_at_truth"]
