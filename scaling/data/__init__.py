@@ -5,7 +5,7 @@ source with `build_source(kind, options)`; source/target pairs for encoder-decod
 `build_pair_source` (scaling.data.pairs)."""
 
 from scaling.data.base import IGNORE_INDEX, EvalSet, IndexedSource, LMSource, hash_uniform
-from scaling.data.corpora import StdlibCodeSource, StdlibDocsSource, StdlibTestsSource
+from scaling.data.corpora import StdlibCodeSource, StdlibDecimalSource, StdlibDocsSource, StdlibTestsSource
 from scaling.data.documents import DocumentStream, document_stream
 from scaling.data.fingerprint import file_fingerprint, files_fingerprint
 from scaling.data.markov import MarkovSource
@@ -41,6 +41,7 @@ __all__ = [
     "StdlibCodeSource",
     "StdlibDocsSource",
     "StdlibTestsSource",
+    "StdlibDecimalSource",
     "TextSource",
     "Tokenizer",
     "ZipfFactsSource",

@@ -10,6 +10,9 @@ pre-training from docs to code (or back) never trains on its validation files' t
 (`test/`, and the `tests`/`idle_test` folders of packages), one document per file. It is
 disjoint from `stdlib_code` by construction: a file is a test file iff a folder of its path is
 a test folder, which is exactly what `stdlib_code` skips (`stdlib_files(tests=True)`).
+`stdlib_decimal`: the `decimal` module's arithmetic test vectors (`test/decimaltestdata/*.decTest`,
+lines such as `addx003 add '5.75' '3.3' -> 9.05`), one document per file: a math-like domain of
+terse formal text, disjoint from the three others (they read only `.py` files).
 """
 
 from __future__ import annotations
@@ -55,13 +58,24 @@ def stdlib_files(tests: bool = False) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-@lru_cache(maxsize=2)
-def _stdlib_fingerprint(tests: bool = False) -> str:
+def _files_fingerprint(files: tuple[str, ...]) -> str:
+    """A hash of the files' paths and bytes: a cached tokenization is reused only for the same files."""
     h = hashlib.blake2b(digest_size=16)
     root = stdlib_root()
-    for rel in stdlib_files(tests):
+    for rel in files:
         h.update(rel.encode() + b"\x00" + (root / rel).read_bytes() + b"\x00")
     return h.hexdigest()
+
+
+@lru_cache(maxsize=2)
+def _stdlib_fingerprint(tests: bool = False) -> str:
+    return _files_fingerprint(stdlib_files(tests))
+
+
+def _file_documents(files: tuple[str, ...]) -> Documents:
+    """One document per file, id = its path relative to the stdlib."""
+    root = stdlib_root()
+    return [(rel, (root / rel).read_bytes().decode("utf-8", errors="replace")) for rel in files]
 
 
 def stdlib_split_key(doc_id: str) -> str:
@@ -74,13 +88,29 @@ def stdlib_split_key(doc_id: str) -> str:
 
 
 def stdlib_code_documents() -> Documents:
-    root = stdlib_root()
-    return [(rel, (root / rel).read_bytes().decode("utf-8", errors="replace")) for rel in stdlib_files()]
+    return _file_documents(stdlib_files())
 
 
 def stdlib_tests_documents() -> Documents:
-    root = stdlib_root()
-    return [(rel, (root / rel).read_bytes().decode("utf-8", errors="replace")) for rel in stdlib_files(tests=True)]
+    return _file_documents(stdlib_files(tests=True))
+
+
+DECIMAL_DIR = "test/decimaltestdata"
+
+
+@lru_cache(maxsize=1)
+def decimal_files() -> tuple[str, ...]:
+    """Relative paths of the decimal test vectors, sorted."""
+    folder = stdlib_root() / DECIMAL_DIR
+    out = sorted(f"{DECIMAL_DIR}/{p.name}" for p in folder.glob("*.decTest")) if folder.is_dir() else []
+    if not out:
+        raise DataError(f"no .decTest files found under {folder} (the standard library's test data; "
+                        "some distributions ship it in a separate package, e.g. Debian's libpython3-testsuite)")
+    return tuple(out)
+
+
+def stdlib_decimal_documents() -> Documents:
+    return _file_documents(decimal_files())
 
 
 def module_docstrings(source: str) -> str:
@@ -167,4 +197,17 @@ class StdlibTestsSource(TextSource):
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibTestsSource:
         # Test paths never occur in stdlib_code or stdlib_docs, so the shared split key keeps them apart too.
         return cls("stdlib_tests", "stdlib_tests-v1" + _stdlib_fingerprint(tests=True), stdlib_tests_documents,
+                   split_key=stdlib_split_key, **cls.text_kwargs(options, tokenizer, seed))  # fmt: skip
+
+
+class StdlibDecimalSource(TextSource):
+    """The `decimal` module's arithmetic test vectors: terse formal text, a math-like domain."""
+
+    kind: ClassVar[str] = "stdlib_decimal"
+    OPTIONS: ClassVar[dict[str, Any]] = dict(TEXT_OPTIONS)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> StdlibDecimalSource:
+        # Its paths occur in no other stdlib source, so the shared split key keeps them apart too.
+        return cls("stdlib_decimal", "stdlib_decimal-v1" + _files_fingerprint(decimal_files()), stdlib_decimal_documents,
                    split_key=stdlib_split_key, **cls.text_kwargs(options, tokenizer, seed))  # fmt: skip

@@ -10,7 +10,7 @@ from scaling.errors import SpecError
 
 def _kinds() -> dict[str, type]:
     # Imported here so that importing the registry stays cheap and cycle-free.
-    from scaling.data.corpora import StdlibCodeSource, StdlibDocsSource, StdlibTestsSource
+    from scaling.data.corpora import StdlibCodeSource, StdlibDecimalSource, StdlibDocsSource, StdlibTestsSource
     from scaling.data.markov import MarkovSource
     from scaling.data.mixture import MixtureSource
     from scaling.data.pool_facts import FactsPoolSource
@@ -20,7 +20,7 @@ def _kinds() -> dict[str, type]:
     from scaling.data.userdata import FilesSource, JsonlSource, ParquetSource
 
     classes = [ZipfFactsSource, MarkovSource, StdlibCodeSource, StdlibDocsSource, StdlibTestsSource,
-               FilesSource, JsonlSource, ParquetSource, PreparedSource, MixtureSource, FactsPoolSource,
+               StdlibDecimalSource, FilesSource, JsonlSource, ParquetSource, PreparedSource, MixtureSource, FactsPoolSource,
                TextPoolSource]  # fmt: skip
     return {c.kind: c for c in classes}
 

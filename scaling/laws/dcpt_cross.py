@@ -13,7 +13,9 @@ domain, so the few runs of a new domain must cover as many.
 
 x = [N, D, r] as `dcpt`, plus a `domain` column (option `domain`, like the `select` law's
 variant column). `leave_one_domain_out` is the transfer check: fit on every other domain plus
-the `n_known` cheapest runs (smallest N·D) of one domain, predict that domain's other runs.
+a few runs of one domain (`known`: its `n_known` cheapest, or 4 spanning two budgets, see
+KNOWN_DESIGNS), predict that domain's other runs. A domain whose budget term differs (per-domain
+B) needs runs at two budgets: from one budget nothing in its few runs says how D acts on it.
 """
 
 from __future__ import annotations
@@ -183,19 +185,40 @@ class DCPTCrossLaw(_CPTForm):
         return law
 
 
-def known_runs(df: pd.DataFrame, x: list[str], n_known: int) -> np.ndarray:
-    """Mask of the `n_known` cheapest rows (smallest N·D; ties by row order): a new domain's few runs."""
-    cost = df[x[0]].to_numpy(float) * df[x[1]].to_numpy(float)
-    order = np.argsort(cost, kind="stable")
+KNOWN_DESIGNS = ("cheapest", "span")
+"""Which few runs a new domain gets: `cheapest`, the n_known smallest N·D (at the grid's cheapest
+size and budget, a share sweep: one D, so the domain's own D coefficient B is not identified);
+`span`, 4 runs at the smallest size, the lowest and highest share r > 0 at the lowest and highest
+budget (two D, so B per domain is identified; 2.5x the cheapest design's compute when the
+budgets are 4x apart)."""
+
+
+def known_runs(df: pd.DataFrame, x: list[str], n_known: int, design: str = "cheapest") -> np.ndarray:
+    """Mask of a new domain's few runs among its rows (see KNOWN_DESIGNS); x = [N, D, r]."""
+    if design not in KNOWN_DESIGNS:
+        raise FitError(f"dcpt_cross: known-runs design must be one of {', '.join(KNOWN_DESIGNS)}; got {design!r}")
+    N, D = df[x[0]].to_numpy(float), df[x[1]].to_numpy(float)
+    if design == "span":
+        r = df[x[2]].to_numpy(float)
+        small = N == N.min()
+        shares = np.unique(r[small & (r > 0)])
+        budgets = np.unique(D[small])
+        if len(shares) < 2 or len(budgets) < 2:
+            raise DataError(f"dcpt_cross: the `span` design needs two shares r > 0 and two budgets D at the "
+                            f"smallest size; found r {shares.tolist()} and D {budgets.tolist()}")
+        mask = small & np.isin(r, shares[[0, -1]]) & np.isin(D, budgets[[0, -1]])
+        return mask
+    order = np.argsort(N * D, kind="stable")
     mask = np.zeros(len(df), bool)
     mask[order[:n_known]] = True
     return mask
 
 
 def leave_one_domain_out(df: pd.DataFrame, x: list[str], y: str, domain: str = "domain", n_known: int = 3,
-                         pooled: bool = False, **law_options: Any) -> pd.DataFrame:
-    """For each domain: fit on all other domains plus its `n_known` cheapest runs, predict its
-    other runs. One row per domain: n_known, n_test, mean_abs_rel_error, max_abs_rel_error.
+                         pooled: bool = False, known: str = "cheapest", **law_options: Any) -> pd.DataFrame:
+    """For each domain: fit on all other domains plus its few known runs (`known_runs(..., known)`),
+    predict its other runs. One row per domain: known, n_known, n_test, mean_abs_rel_error,
+    max_abs_rel_error.
 
     `pooled`: the baseline without a domain coefficient (one `dcpt` law over every domain's runs),
     which shows what the per-domain coefficients buy."""
@@ -208,20 +231,21 @@ def leave_one_domain_out(df: pd.DataFrame, x: list[str], y: str, domain: str = "
     rows = []
     for d in names:
         own = df[labels == d]
-        if len(own) <= n_known:
-            raise DataError(f"dcpt_cross: domain {d!r} has {len(own)} run(s); need more than n_known = {n_known}")
-        known = known_runs(own, x, n_known)
-        train = pd.concat([df[labels != d], own[known]])
+        known_mask = known_runs(own, x, n_known, known)
+        if known_mask.all():
+            raise DataError(f"dcpt_cross: domain {d!r} has {len(own)} run(s); need more than the "
+                            f"{int(known_mask.sum())} known ones ({known} design)")
+        train = pd.concat([df[labels != d], own[known_mask]])
         if pooled:
             law = DCPTLaw(**law_options).fit(train, x=x, y=y)
         else:
             law = DCPTCrossLaw(domain=domain, **law_options).fit(train, x=x, y=y)
-        test = own[~known]
+        test = own[~known_mask]
         err = law.predict(test) / test[y].to_numpy(float) - 1.0
-        rows.append({"domain": d, "n_known": int(n_known), "n_test": len(test),
+        rows.append({"domain": d, "known": known, "n_known": int(known_mask.sum()), "n_test": len(test),
                      "mean_abs_rel_error": float(np.mean(np.abs(err))),
                      "max_abs_rel_error": float(np.max(np.abs(err)))})
     return pd.DataFrame(rows)
 
 
-__all__ = ["DCPTCrossLaw", "known_runs", "leave_one_domain_out"]
+__all__ = ["KNOWN_DESIGNS", "DCPTCrossLaw", "known_runs", "leave_one_domain_out"]

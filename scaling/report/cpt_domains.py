@@ -21,9 +21,14 @@ from scaling.report.fits import ReportOptions
 from scaling.report.render import Answer, Section, Table, markup, sci
 
 X = ["N", "D", "r"]
-CROSS_VARIANTS = (("E",), ("E", "C"))
-"""Coefficients freed per domain in the cross-domain law: the floor only (the paper's domain
-coefficient), and the floor with the share term's coefficient C."""
+CROSS_VARIANTS = ((("E",), "cheapest"), (("E", "C"), "cheapest"), (("E", "B", "C"), "span"))
+"""(coefficients freed per domain, which few runs the left-out domain gets: `KNOWN_DESIGNS`):
+the floor only (the paper's domain coefficient) and the floor with the share term's coefficient C,
+both from the domain's cheapest runs (one budget); and the floor, C and the budget term's B, from
+4 runs spanning two budgets at the smallest size (B needs two budgets to be identified)."""
+KNOWN_TEXT = {"cheapest": "{n} cheapest runs (smallest N·D: its share sweep at the smallest size and budget)",
+              "span": "{n} runs at the smallest size spanning the budgets (lowest and highest share r > 0 at the "
+                      "lowest and highest D)"}
 SPLITS = ("leave-out-ratio", "leave-out-size", "leave-out-tokens")
 
 
@@ -56,13 +61,14 @@ def cross_domain_table(main: pd.DataFrame, seed: int = 0, init: str = "default")
     runs: law, free (per-domain coefficients), domain, n_known, n_test, mean/max abs rel error."""
     n_known = known_count(main)
     rows = []
-    for free in CROSS_VARIANTS:  # read at call time, so a caller (or test) may narrow it
-        out = leave_one_domain_out(main, X, "loss_domain", n_known=n_known, per_domain=free, seed=seed, init=init)
+    for free, known in CROSS_VARIANTS:  # read at call time, so a caller (or test) may narrow it
+        out = leave_one_domain_out(main, X, "loss_domain", n_known=n_known, known=known, per_domain=free,
+                                   seed=seed, init=init)
         rows.append(out.assign(law="dcpt_cross", free=", ".join(free)))
     pooled = leave_one_domain_out(main, X, "loss_domain", n_known=n_known, pooled=True, seed=seed, init=init)
     rows.append(pooled.assign(law="dcpt (pooled, no domain coefficient)", free="none"))
-    held = pd.concat(rows, ignore_index=True)[["law", "free", "domain", "n_known", "n_test", "mean_abs_rel_error",
-                                               "max_abs_rel_error"]]
+    held = pd.concat(rows, ignore_index=True)[["law", "free", "known", "domain", "n_known", "n_test",
+                                               "mean_abs_rel_error", "max_abs_rel_error"]]
     law = DCPTCrossLaw(seed=seed, init=init).fit(main, x=X, y="loss_domain")
     coefs = law.domain_params().assign(r2=law.r2_)
     return held, coefs
@@ -83,31 +89,36 @@ def cross_domain_section(main: pd.DataFrame, opts: ReportOptions, init: str = "d
         held, coefs = cross_domain_table(main, opts.seed, init)
     except FitError as e:
         return Section(CROSS_TITLE, text=f"cross-domain D-CPT not fitted: {e}", warnings=[f"cross-domain D-CPT: {e}"])
-    n_known = int(held.n_known.iloc[0])
-    by = held.groupby(["law", "free"], sort=False).agg(mean_abs_rel_error=("mean_abs_rel_error", "mean"),
-                                                        worst_mean=("mean_abs_rel_error", "max"),
-                                                        max_abs_rel_error=("max_abs_rel_error", "max")).reset_index()
+    by = held.groupby(["law", "free", "known"], sort=False).agg(
+        n_known=("n_known", "first"), mean_abs_rel_error=("mean_abs_rel_error", "mean"),
+        worst_mean=("mean_abs_rel_error", "max"), max_abs_rel_error=("max_abs_rel_error", "max")).reset_index()
     cross = by[by.law == "dcpt_cross"]
     best = cross.loc[cross.mean_abs_rel_error.idxmin()]
     pooled = by[by.law != "dcpt_cross"].iloc[0]
-    worst = held[(held.law == "dcpt_cross") & (held.free == best.free)].sort_values("mean_abs_rel_error").iloc[-1]
+    mine = held[(held.law == "dcpt_cross") & (held.free == best.free) & (held.known == best.known)]
+    worst = mine.sort_values("mean_abs_rel_error").iloc[-1]
+    others = "; ".join(f"{r.free} free from the {r.known} design: {r.mean_abs_rel_error:.2%}"
+                       for r in cross.itertuples() if r.Index != best.name)
+    few = KNOWN_TEXT[best.known].format(n=int(best.n_known))
     text = markup(
         "The cross-domain D-CPT law (<code>dcpt_cross</code>: one D-CPT law shared by {} domains, each with its "
-        "own coefficients) fitted on every domain but one plus that domain's {} cheapest runs (smallest N·D: its "
-        "share sweep at the smallest size and budget) predicts the left-out domain's other runs with mean "
-        "|relative error| <b>{}</b> averaged over the left-out domains (worst domain {}: mean {}, max {}), with "
-        "{} free per domain. The pooled D-CPT law without a domain coefficient misses them by {} (max {}). "
-        "Coefficient table: the law fitted on every domain's runs (E per domain: E_d = E + F/K_d^μ, the "
-        "identifiable part of the paper's domain coefficient).",
-        main.domain.nunique(), n_known, f"{best.mean_abs_rel_error:.2%}", worst.domain,
-        f"{worst.mean_abs_rel_error:.2%}", f"{worst.max_abs_rel_error:.2%}", best.free,
+        "own coefficients) fitted on every domain but one plus that domain's {} predicts the left-out domain's "
+        "other runs with mean |relative error| <b>{}</b> averaged over the left-out domains (worst domain {}: "
+        "mean {}, max {}), with {} free per domain (other variants: {}). The pooled D-CPT law without a domain "
+        "coefficient, from the cheapest runs, misses them by {} (max {}). Coefficient table: the law fitted on "
+        "every domain's runs (E per domain: E_d = E + F/K_d^μ, the identifiable part of the paper's domain "
+        "coefficient).",
+        main.domain.nunique(), few, f"{best.mean_abs_rel_error:.2%}", worst.domain,
+        f"{worst.mean_abs_rel_error:.2%}", f"{worst.max_abs_rel_error:.2%}", best.free, others or "none",
         f"{pooled.mean_abs_rel_error:.2%}", f"{pooled.max_abs_rel_error:.2%}")
-    ans = Answer(f"held-out error of a left-out domain's D-CPT law from its {n_known} cheapest runs "
-                 f"(dcpt_cross, {best.free} per domain; mean over domains)", float(best.mean_abs_rel_error), None,
-                 float(best.mean_abs_rel_error), f"worst domain {worst.domain}: max {worst.max_abs_rel_error:.2%}; "
+    ans = Answer(f"held-out error of a left-out domain's D-CPT law from {int(best.n_known)} of its runs "
+                 f"({best.known} design; dcpt_cross, {best.free} per domain; mean over domains)",
+                 float(best.mean_abs_rel_error), None, float(best.mean_abs_rel_error),
+                 f"worst domain {worst.domain}: max {worst.max_abs_rel_error:.2%}; "
                  f"pooled law without a domain coefficient: {pooled.mean_abs_rel_error:.2%}", 4)
     return Section(CROSS_TITLE, text=text, tables=[
-        Table(held, caption="Each domain left out in turn: fitted from its cheapest runs, tested on the rest"),
+        Table(held, caption="Each domain left out in turn: fitted from a few of its runs (known: which ones, "
+                            "see the text), tested on the rest"),
         Table(by, caption="Per variant: mean over left-out domains, worst domain's mean, largest error"),
         Table(coefs, caption="dcpt_cross (E per domain) fitted on every domain")], fit=held, answers=[ans])
 
@@ -158,19 +169,22 @@ def variant_section(comparisons: dict[str, pd.DataFrame]) -> Section:
 def r0_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per (schedule, domain, N, seed): the domain loss at r = 0 at the smallest and largest CPT
     budget and its relative change, beside the same change at r = 1 (what the budget does when
-    it is domain data) and the base model's domain loss."""
+    it is domain data), the general loss's change at r = 0 (what more general training does to
+    the data it is on) and the base model's domain loss."""
     rows = []
     d_lo, d_hi = table.D.min(), table.D.max()
     if d_lo == d_hi:
         return pd.DataFrame(rows)
     for (s, dom, n, seed), g in table.groupby(["schedule", "domain", "N", "seed"]):
         at = {(r, d): float(v) for r, d, v in zip(g.r, g.D, g.loss_domain)}
+        general = {(r, d): float(v) for r, d, v in zip(g.r, g.D, g.loss_general)}
         r_max = float(g.r.max())
         if (0.0, d_lo) not in at or (0.0, d_hi) not in at:
             continue
         rows.append({"schedule": s, "domain": dom, "N": n, "seed": seed,
                      "base loss_domain": float(g.base_loss_domain.iloc[0]), "loss at r=0, D min": at[0.0, d_lo],
                      "loss at r=0, D max": at[0.0, d_hi], "change at r=0": at[0.0, d_hi] / at[0.0, d_lo] - 1,
+                     "general change at r=0": general[0.0, d_hi] / general[0.0, d_lo] - 1,
                      f"change at r={r_max:g}": (at[r_max, d_hi] / at[r_max, d_lo] - 1
                                                 if (r_max, d_lo) in at and (r_max, d_hi) in at else math.nan)})
     return pd.DataFrame(rows)
@@ -187,16 +201,20 @@ def r0_section(table: pd.DataFrame, primary: str) -> Section:
     m, lo, hi, n = t_interval(own["change at r=0"])
     r_col = [c for c in t.columns if c.startswith("change at r=") and c != "change at r=0"][0]
     m1 = float(np.nanmean(own[r_col]))
+    g, g_lo, g_hi, _ = t_interval(own["general change at r=0"])
     d_lo, d_hi = table.D.min(), table.D.max()
     text = markup(
         "D-CPT has no D term at r = 0 (B·r^η/D^β vanishes): with base models trained long enough, continuing "
         "on general data alone for more tokens leaves the domain loss where it is. From D = {} to {} ({} "
         "schedule), the domain loss at r = 0 changes by <b>{}</b> on average (95% interval {} to {}, {} sizes × "
-        "seeds × domains), against {} at {} over the same budgets.",
+        "seeds × domains), against {} at {} over the same budgets. The same runs' general loss changes by {} "
+        "({} to {}): at r = 0 a continuation is more training on the general data, and the domain loss moves "
+        "with it. A D term that also acts at r = 0 (<code>dcpt_additive</code>) can follow that; D-CPT's "
+        "B·r^η/D^β cannot.",
         sci(d_lo), sci(d_hi), primary, f"{m:+.2%}", f"{lo:+.2%}", f"{hi:+.2%}", n, f"{m1:+.2%}",
-        r_col.removeprefix("change at "))
+        r_col.removeprefix("change at "), f"{g:+.2%}", f"{g_lo:+.2%}", f"{g_hi:+.2%}")
     ans = Answer(f"relative change of the domain loss at r = 0 from D = {sci(d_lo)} to {sci(d_hi)} "
-                 f"({primary} schedule)", m, (lo, hi), None, f"at {r_col.removeprefix('change at ')}: {m1:+.2%}")
+                 f"({primary} schedule)", m, (lo, hi), None, f"at {r_col.removeprefix('change at ')}: {m1:+.2%}; general loss at r = 0: {g:+.2%}")
     return Section(title, text=text, tables=[Table(t, caption="Per size and domain")], fit=t, answers=[ans])
 
 

@@ -15,7 +15,7 @@ SMALL = {
 
 
 def test_kinds_and_options():
-    assert set(source_kinds()) == {"zipf_facts", "markov", "stdlib_code", "stdlib_docs", "stdlib_tests", "files", "jsonl",
+    assert set(source_kinds()) == {"zipf_facts", "markov", "stdlib_code", "stdlib_docs", "stdlib_tests", "stdlib_decimal", "files", "jsonl",
                                    "parquet", "prepared", "mixture", "facts_pool", "text_pool"}  # fmt: skip
     assert source_options("zipf_facts") == {"n_symbols": 64, "n_keys": 3000, "zipf_exponent": 1.4,
                                             "value_accuracy": 0.9, "world_seed": None}  # fmt: skip

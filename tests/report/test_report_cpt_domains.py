@@ -84,6 +84,9 @@ def test_r0_check_is_flat_where_the_law_has_no_D_term(table):
     truth = [dcpt(n, BUDGETS[1], 1.0, FLOORS[d]) / dcpt(n, BUDGETS[0], 1.0, FLOORS[d]) - 1
              for n, d in zip(t.N, t.domain)]
     np.testing.assert_allclose(t["change at r=1"], truth, atol=noise)
+    # the general loss has no D term at r = 0 either (general() at r = 0 is D-free): noise only
+    assert (t["general change at r=0"].abs() < noise).all()
+    assert t["general change at r=0"].abs().max() > 0  # measured, not a constant
 
 
 def test_rewarm_gains_and_forgetting_against_ground_truth(table):
@@ -135,7 +138,7 @@ def test_variant_verdict_picks_the_lowest_held_out_error_over_splits_and_domains
 def test_cross_domain_table_transfers_to_a_left_out_domain(table, monkeypatch):
     """The report's cross-domain table on data from a known 3-domain law: a left-out domain's law
     from its 4 cheapest runs within the stated error, and the floors' differences recovered."""
-    monkeypatch.setattr(cpt_domains, "CROSS_VARIANTS", (("E",),))
+    monkeypatch.setattr(cpt_domains, "CROSS_VARIANTS", ((("E",), "cheapest"),))
     main = table[table.schedule == "rewarm"].reset_index(drop=True)
     section = cpt_domains.cross_domain_section(main, ReportOptions(bootstrap=0), init="coarse")  # 96 starts a fit
     held = section.fit

@@ -68,8 +68,8 @@ def test_domains_as_a_list_of_named_tables_is_the_same_study(tmp_path: Path):
     assert len(kept) == len(lines) - 1 and lines[-1] and "[cpt]" in lines  # [cpt] is the last table
     path = tmp_path / "listed.toml"
     path.write_text("\n".join(kept) + '\n[[cpt.domains]]\nname = "code"\nkind = "stdlib_code"\n'
-                    '[[cpt.domains]]\nname = "tests"\nkind = "stdlib_tests"\n[[cpt.domains]]\nname = "markov"\n'
-                    'kind = "markov"\noptions = { n_symbols = 256, order = 1, branching = 4 }\n')
+                    '[[cpt.domains]]\nname = "tests"\nkind = "stdlib_tests"\n[[cpt.domains]]\nname = "decimal"\n'
+                    'kind = "stdlib_decimal"\n')
     assert [r.run_id for r in expand(load_spec(path))] == [r.run_id for r in expand(load_spec(shipped))]
 
 
@@ -105,7 +105,7 @@ def test_domain_and_domains_together_is_an_error():
 def test_shipped_domains_study_has_three_domains_and_both_schedules():
     runs = expand(load_spec(Path(__file__).parents[2] / "runs" / "cpt-domains.toml"))
     cpt = [r for r in runs if r.parent]
-    assert {r.extra["domain"] for r in cpt} == {"code", "tests", "markov"}
+    assert {r.extra["domain"] for r in cpt} == {"code", "tests", "decimal"}
     assert {r.extra["rewarm"] for r in cpt} == {"rewarm", "constant"}
     base = [r for r in runs if r.parent is None]
     assert len(base) == 3 and {r.parent for r in cpt} == {b.run_id for b in base}

@@ -1,0 +1,25 @@
+"""`stdlib_decimal`: the decimal module's arithmetic test vectors, a math-like offline CPT domain,
+disjoint from the `.py` sources."""
+
+from scaling.data import build_source, source_kinds
+from scaling.data.corpora import decimal_files, stdlib_decimal_documents, stdlib_files, stdlib_root
+
+
+def test_source_reads_every_dectest_file_and_nothing_the_python_sources_read():
+    assert "stdlib_decimal" in source_kinds()
+    by_hand = sorted(p.relative_to(stdlib_root()).as_posix() for p in (stdlib_root() / "test" / "decimaltestdata").glob("*.decTest"))
+    assert list(decimal_files()) == by_hand and len(by_hand) > 100
+    ids = {d for d, _ in stdlib_decimal_documents()}
+    assert ids == set(by_hand)
+    assert not ids & (set(stdlib_files()) | set(stdlib_files(tests=True)))
+
+
+def test_stream_is_arithmetic_test_vectors_split_by_file():
+    src = build_source("stdlib_decimal", {"max_bytes": 200_000, "valid_fraction": 0.2})
+    assert src.vocab_size == 256
+    assert src.train_docs and src.valid_docs and not set(src.train_docs) & set(src.valid_docs)
+    ev = src.eval_sets(64, 4096)["valid"]
+    assert ev.x.shape == (64, 64) and ev.bayes_loss is None
+    text = bytes(src.train_tokens.astype("uint8")).decode("utf-8", errors="replace")
+    assert text.count(" -> ") > 1000  # one per test vector
+    assert "def " not in text
