@@ -202,6 +202,7 @@ def r0_section(table: pd.DataFrame, primary: str) -> Section:
     r_col = [c for c in t.columns if c.startswith("change at r=") and c != "change at r=0"][0]
     m1 = float(np.nanmean(own[r_col]))
     g, g_lo, g_hi, _ = t_interval(own["general change at r=0"])
+    b, b_lo, b_hi, _ = t_interval(own["loss at r=0, D max"] / own["base loss_domain"] - 1)
     d_lo, d_hi = table.D.min(), table.D.max()
     text = markup(
         "D-CPT has no D term at r = 0 (B·r^η/D^β vanishes): with base models trained long enough, continuing "
@@ -210,11 +211,14 @@ def r0_section(table: pd.DataFrame, primary: str) -> Section:
         "seeds × domains), against {} at {} over the same budgets. The same runs' general loss changes by {} "
         "({} to {}): at r = 0 a continuation is more training on the general data, and the domain loss moves "
         "with it. A D term that also acts at r = 0 (<code>dcpt_additive</code>) can follow that; D-CPT's "
-        "B·r^η/D^β cannot.",
+        "B·r^η/D^β cannot. At the largest budget the domain loss at r = 0 is {} ({} to {}) from the base model's "
+        "own (a re-warm first raises it; a decay below the base's final learning rate lowers it).",
         sci(d_lo), sci(d_hi), primary, f"{m:+.2%}", f"{lo:+.2%}", f"{hi:+.2%}", n, f"{m1:+.2%}",
-        r_col.removeprefix("change at "), f"{g:+.2%}", f"{g_lo:+.2%}", f"{g_hi:+.2%}")
+        r_col.removeprefix("change at "), f"{g:+.2%}", f"{g_lo:+.2%}", f"{g_hi:+.2%}", f"{b:+.2%}", f"{b_lo:+.2%}",
+        f"{b_hi:+.2%}")
     ans = Answer(f"relative change of the domain loss at r = 0 from D = {sci(d_lo)} to {sci(d_hi)} "
-                 f"({primary} schedule)", m, (lo, hi), None, f"at {r_col.removeprefix('change at ')}: {m1:+.2%}; general loss at r = 0: {g:+.2%}")
+                 f"({primary} schedule)", m, (lo, hi), None, f"at {r_col.removeprefix('change at ')}: {m1:+.2%}; "
+                 f"general loss at r = 0: {g:+.2%}; at D = {sci(d_hi)} against the base model: {b:+.2%}")
     return Section(title, text=text, tables=[Table(t, caption="Per size and domain")], fit=t, answers=[ans])
 
 

@@ -89,6 +89,18 @@ def test_r0_check_is_flat_where_the_law_has_no_D_term(table):
     assert t["general change at r=0"].abs().max() > 0  # measured, not a constant
 
 
+def test_r0_section_answers_the_change_and_the_distance_from_the_base(table):
+    section = cpt_domains.r0_section(table, "rewarm")
+    t = section.fit[section.fit.schedule == "rewarm"]
+    ans = section.answers[0]
+    assert ans.value == pytest.approx(t["change at r=0"].mean()) and abs(ans.value) < 3 * NOISE
+    # the base models were built 0.05 above the law at r = 0 (base_domain): that gap, measured at D max
+    from_base = t["loss at r=0, D max"] / t["base loss_domain"] - 1
+    truth = [-0.05 / base_domain(n, d) for n, d in zip(t.N, t.domain)]
+    np.testing.assert_allclose(from_base, truth, atol=3 * NOISE)
+    assert f"against the base model: {from_base.mean():+.2%}" in ans.note
+
+
 def test_rewarm_gains_and_forgetting_against_ground_truth(table):
     cells = rewarm_cells(table).set_index(["schedule", "domain", "D", "r"])
     covered = []
