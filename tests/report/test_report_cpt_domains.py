@@ -175,3 +175,11 @@ def test_cross_domain_section_with_too_few_runs_says_so(table):
     section = cpt_domains.cross_domain_section(main, ReportOptions(bootstrap=0))
     assert section.title == cpt_domains.CROSS_TITLE and section.fit is None
     assert "leaves too few runs" in section.warnings[0] and "code (4)" in section.warnings[0]
+
+
+def test_cross_domain_table_on_one_budget_runs_the_variants_it_can(table, monkeypatch):
+    """With one CPT budget the `span` design has nothing to span: the table has the other variants."""
+    monkeypatch.setattr(cpt_domains, "CROSS_VARIANTS", ((("E",), "cheapest"), (("E", "B", "C"), "span")))
+    main = table[(table.schedule == "rewarm") & (table.D == BUDGETS[1])].reset_index(drop=True)
+    held, _ = cpt_domains.cross_domain_table(main, init="coarse")
+    assert set(held.known) == {"cheapest"} and set(held.free) == {"E", "none"}
