@@ -37,9 +37,9 @@ def _summary(meta: dict[str, Any]) -> str:
 
 @data_app.command()
 def prepare(
-    source: Annotated[str, typer.Argument(help="A text source kind (stdlib_code, stdlib_docs, files, jsonl, "
-                                               "parquet) or a path: folder of text files, glob, text file, "
-                                               ".jsonl or .parquet.")],  # fmt: skip
+    source: Annotated[str, typer.Argument(help="A text source kind (stdlib_code, stdlib_docs, stdlib_tests, "
+                                               "stdlib_decimal, files, jsonl, parquet) or a path: folder of "
+                                               "text files, glob, text file, .jsonl or .parquet.")],  # fmt: skip
     out: Annotated[Path, typer.Option("--out", help="Folder to write (created; replaced only with --force).")],
     tokenizer: Annotated[str, typer.Option(help="byte, bpe (trained on the train split) or the path of a "
                                                 "tokenizer.json / a folder holding one.")] = "byte",  # fmt: skip

@@ -1,9 +1,9 @@
 """Document streams for `scaling data prepare`: a source named by kind or by path, read lazily.
 
 `document_stream(source, options)` accepts a text source kind the package knows (`stdlib_code`,
-`stdlib_docs`, `files`, `jsonl`, `parquet`, with that kind's options) or a path: a folder (every
-non-hidden file under it, one document per file), a glob, a text file, a `.jsonl`/`.ndjson` file
-or a `.parquet` file. The stream yields (document id, text) one document at a time, so preparing
+`stdlib_docs`, `stdlib_tests`, `stdlib_decimal`, `files`, `jsonl`, `parquet`, with that kind's
+options) or a path: a folder (every non-hidden file under it, one document per file), a glob, a
+text file, a `.jsonl`/`.ndjson` file or a `.parquet` file. The stream yields (document id, text) one document at a time, so preparing
 a corpus never holds it in memory; ids are those the in-memory sources use, so the document split
 is the same rule everywhere. The fingerprint is cheap (scaling.data.fingerprint).
 """
@@ -22,7 +22,7 @@ from scaling.data.fingerprint import files_fingerprint
 from scaling.data.text import TEXT_OPTIONS
 from scaling.errors import DataError, SpecError
 
-TEXT_KINDS = ("stdlib_code", "stdlib_docs", "files", "jsonl", "parquet")
+TEXT_KINDS = ("stdlib_code", "stdlib_docs", "stdlib_tests", "stdlib_decimal", "files", "jsonl", "parquet")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -55,17 +55,20 @@ def _source_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in checked.items() if k not in TEXT_OPTIONS}
 
 
-def _stdlib_code() -> DocumentStream:
-    from scaling.data.corpora import stdlib_files, stdlib_root
+def _stdlib_files(kind: str) -> DocumentStream:
+    """A stdlib source of one document per file (`stdlib_code`, `stdlib_tests`, `stdlib_decimal`)."""
+    from scaling.data.corpora import decimal_files, stdlib_files, stdlib_root
 
-    root, rels = stdlib_root(), stdlib_files()
+    root = stdlib_root()
+    rels = {"stdlib_code": stdlib_files, "stdlib_tests": lambda: stdlib_files(tests=True),
+            "stdlib_decimal": decimal_files}[kind]()
 
     def read() -> Iterator[tuple[str, str]]:
         for rel in rels:
             yield rel, (root / rel).read_bytes().decode("utf-8", errors="replace")
 
-    fp = files_fingerprint([root / r for r in rels], "stdlib_code", names=rels)
-    return DocumentStream("stdlib_code", {}, fp, read)
+    fp = files_fingerprint([root / r for r in rels], kind, names=rels)
+    return DocumentStream(kind, {}, fp, read)
 
 
 def _stdlib_docs() -> DocumentStream:
@@ -142,8 +145,8 @@ def document_stream(source: str, options: dict[str, Any] | None = None) -> Docum
             )
         return _from_path(source, options)
     opts = _source_options(source, options)
-    if source == "stdlib_code":
-        return _stdlib_code()
+    if source in ("stdlib_code", "stdlib_tests", "stdlib_decimal"):
+        return _stdlib_files(source)
     if source == "stdlib_docs":
         return _stdlib_docs()
     if source == "files":

@@ -23,3 +23,14 @@ def test_stream_is_arithmetic_test_vectors_split_by_file():
     text = bytes(src.train_tokens.astype("uint8")).decode("utf-8", errors="replace")
     assert text.count(" -> ") > 1000  # one per test vector
     assert "def " not in text
+
+
+def test_prepare_reads_the_same_documents_as_the_sources(tmp_path):
+    """`scaling data prepare` takes the file-per-document stdlib kinds: same ids, same text."""
+    from scaling.data.documents import document_stream
+    from scaling.data.corpora import stdlib_tests_documents
+
+    for kind, docs in (("stdlib_decimal", stdlib_decimal_documents()), ("stdlib_tests", stdlib_tests_documents())):
+        stream = document_stream(kind)
+        assert stream.kind == kind and list(stream) == docs
+    assert document_stream("stdlib_decimal").fingerprint != document_stream("stdlib_tests").fingerprint
