@@ -188,9 +188,9 @@ class DCPTCrossLaw(_CPTForm):
 KNOWN_DESIGNS = ("cheapest", "span")
 """Which few runs a new domain gets: `cheapest`, the n_known smallest N·D (at the grid's cheapest
 size and budget, a share sweep: one D, so the domain's own D coefficient B is not identified);
-`span`, 4 runs at the smallest size, the lowest and highest share r > 0 at the lowest and highest
-budget (two D, so B per domain is identified; 2.5x the cheapest design's compute when the
-budgets are 4x apart)."""
+`span`, 4 runs (per seed) at the smallest size, the lowest and highest share r > 0 at the lowest
+and highest budget (two D, so B per domain is identified; 2.5x the cheapest design's compute when
+the budgets are 4x apart)."""
 
 
 def known_runs(df: pd.DataFrame, x: list[str], n_known: int, design: str = "cheapest") -> np.ndarray:
