@@ -325,31 +325,43 @@ def _target_interval(truth: TargetTruth, laws: list) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100) -> dict[str, Any]:
-    """One trial: pilot, fit, advice at the standard design's cost, both designs run and refitted."""
+def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int = 1) -> dict[str, Any]:
+    """One trial: pilot, fit, advice at the standard design's cost, both designs run and refitted.
+    `rounds` > 1 spends the budget in that many rounds of run, fit, advise (as `run_trial`)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(seed)
     laws = truth.laws()
     f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
     true_value = float(f(np.concatenate([m.theta_ for m in laws])[None])[0])
     pilot = _observe_target(truth, truth.pilot, rng)
-    fitted = _fit_target(truth, pilot, seed, n_boot)
     budget = truth.cost(truth.standard)
-    advice = advise(fitted[0], truth.candidates, budget, truth.target, truth.at, noise=truth.noise, seed=seed,
-                    options=truth.options, partner=fitted[1] if len(fitted) > 1 else None)
-    out: dict[str, Any] = {"seed": seed, "truth": true_value, "advised_runs": len(advice.chosen),
-                           "advised_flops": advice.spent, "budget": budget,
-                           "expected_narrowing": advice.expected_narrowing}
-    advised = pd.DataFrame([{**dict(zip(truth.x, c.x)), **(c.columns or {})} for c in advice.chosen])
-    for name, X in (("advised", advised), ("standard", truth.standard)):
-        new = _observe_target(truth, X, np.random.default_rng([seed, 1 if name == "advised" else 2]))
+    data, left, parts, first = pilot, budget, [], None
+    advised_rng = np.random.default_rng([seed, 1])  # rounds = 1: the stream the single round always had
+    for k in range(rounds):
+        fitted = _fit_target(truth, data, seed, n_boot)
+        advice = advise(fitted[0], truth.candidates, left / (rounds - k), truth.target, truth.at, noise=truth.noise,
+                        seed=seed, options=truth.options, partner=fitted[1] if len(fitted) > 1 else None)
+        first = first or advice
+        left -= advice.spent
+        X = pd.DataFrame([{**dict(zip(truth.x, c.x)), **(c.columns or {})} for c in advice.chosen])
+        new = _observe_target(truth, X, advised_rng) if len(X) else X
+        parts.append(new)
+        data = pd.concat([data, new], ignore_index=True)
+    advised_new = pd.concat(parts, ignore_index=True)
+    out: dict[str, Any] = {"seed": seed, "truth": true_value, "advised_runs": len(advised_new),
+                           "advised_flops": budget - left, "budget": budget, "rounds": rounds,
+                           "expected_narrowing": first.expected_narrowing}
+    for name, new in (("advised", advised_new),
+                      ("standard", _observe_target(truth, truth.standard, np.random.default_rng([seed, 2])))):
         lo, hi = _target_interval(truth, _fit_target(truth, pd.concat([pilot, new], ignore_index=True), seed, n_boot))
         out[f"{name}_width"] = hi - lo
         out[f"{name}_covers"] = bool(lo <= true_value <= hi)
     return out
 
 
-def target_study(truth: TargetTruth, trials: int, seed: int = 0, n_boot: int = 100) -> dict[str, Any]:
-    rows = pd.DataFrame([target_trial(truth, seed + t, n_boot) for t in range(trials)])
+def target_study(truth: TargetTruth, trials: int, seed: int = 0, n_boot: int = 100, rounds: int = 1) -> dict[str, Any]:
+    rows = pd.DataFrame([target_trial(truth, seed + t, n_boot, rounds) for t in range(trials)])
     return {"law": truth.law, "truth": truth.name, "target": truth.target, "at": truth.at,
             "budget": truth.cost(truth.standard), "noise": truth.noise, "trials": trials,
             "median_width_ratio": float(np.median(rows.advised_width / rows.standard_width)),

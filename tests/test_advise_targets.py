@@ -155,3 +155,17 @@ def test_cli_compute_multiplier(tmp_path):
                                  "--baseline", "base", "--target", "compute_multiplier", "--at", "1e22",
                                  "--budget", "1e20", "--sizes", "2e7:4e8:4"])
     assert r.exit_code != 0 and "--variant" in str(r.exception or r.output)
+
+
+def test_target_trial_in_rounds_spends_the_same_budget():
+    """rounds = 1 is the single-shot trial; rounds = 2 refits between rounds and stays within budget."""
+    from scaling.advise_simulation import target_trial
+
+    truth = encdec_truth()
+    one, again = target_trial(truth, 0, n_boot=50), target_trial(truth, 0, n_boot=50, rounds=1)
+    assert one == again and one["rounds"] == 1
+    two = target_trial(truth, 0, n_boot=50, rounds=2)
+    assert two["rounds"] == 2 and two["advised_flops"] <= two["budget"] * (1 + 1e-12)
+    assert two["standard_width"] == one["standard_width"]  # the same standard runs, the same noise
+    with pytest.raises(ValueError, match="rounds"):
+        target_trial(truth, 0, rounds=0)
