@@ -344,7 +344,7 @@ def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int =
                         seed=seed, options=truth.options, partner=fitted[1] if len(fitted) > 1 else None)
         first = first or advice
         left -= advice.spent
-        X = pd.DataFrame([{**dict(zip(truth.x, c.x)), **(c.columns or {})} for c in advice.chosen])
+        X = _chosen_frame(truth, advice.chosen)
         new = _observe_target(truth, X, advised_rng) if len(X) else X
         parts.append(new)
         data = pd.concat([data, new], ignore_index=True)
@@ -435,6 +435,11 @@ def target_width_at_truth(truth: TargetTruth, X: pd.DataFrame) -> float:
     return _Design(M, g, np.ones(P, bool)).width()
 
 
+def _chosen_frame(truth: TargetTruth, chosen: list[Candidate]) -> pd.DataFrame:
+    """The inputs (and other columns) of the chosen candidates, one row each."""
+    return pd.DataFrame([{**dict(zip(truth.x, c.x)), **(c.columns or {})} for c in chosen])
+
+
 def advised_design(truth: TargetTruth, seed: int, n_boot: int = 50) -> tuple[pd.DataFrame, Any]:
     """Pilot, fit, and the advised runs at the standard design's cost (no new runs observed)."""
     pilot = _observe_target(truth, truth.pilot, np.random.default_rng(seed))
@@ -442,7 +447,7 @@ def advised_design(truth: TargetTruth, seed: int, n_boot: int = 50) -> tuple[pd.
     advice = advise(fitted[0], truth.candidates, truth.cost(truth.standard), truth.target, truth.at,
                     noise=truth.noise, seed=seed, options=truth.options,
                     partner=fitted[1] if len(fitted) > 1 else None)
-    return pd.DataFrame([{**dict(zip(truth.x, c.x)), **(c.columns or {})} for c in advice.chosen]), advice
+    return _chosen_frame(truth, advice.chosen), advice
 
 
 def dcpt_truth() -> TargetTruth:

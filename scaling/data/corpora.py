@@ -72,10 +72,14 @@ def _stdlib_fingerprint(tests: bool = False) -> str:
     return _files_fingerprint(stdlib_files(tests))
 
 
+def read_stdlib_file(rel: str) -> str:
+    """A stdlib file's text (undecodable bytes replaced), by its path relative to the stdlib."""
+    return (stdlib_root() / rel).read_bytes().decode("utf-8", errors="replace")
+
+
 def _file_documents(files: tuple[str, ...]) -> Documents:
     """One document per file, id = its path relative to the stdlib."""
-    root = stdlib_root()
-    return [(rel, (root / rel).read_bytes().decode("utf-8", errors="replace")) for rel in files]
+    return [(rel, read_stdlib_file(rel)) for rel in files]
 
 
 def stdlib_split_key(doc_id: str) -> str:
@@ -111,6 +115,15 @@ def decimal_files() -> tuple[str, ...]:
 
 def stdlib_decimal_documents() -> Documents:
     return _file_documents(decimal_files())
+
+
+def stdlib_kind_files(kind: str) -> tuple[str, ...]:
+    """The files of a one-document-per-file stdlib source (a key of STDLIB_FILE_KINDS)."""
+    return {"stdlib_code": stdlib_files, "stdlib_tests": lambda: stdlib_files(tests=True),
+            "stdlib_decimal": decimal_files}[kind]()
+
+
+STDLIB_FILE_KINDS = ("stdlib_code", "stdlib_tests", "stdlib_decimal")
 
 
 def module_docstrings(source: str) -> str:

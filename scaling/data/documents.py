@@ -3,9 +3,10 @@
 `document_stream(source, options)` accepts a text source kind the package knows (`stdlib_code`,
 `stdlib_docs`, `stdlib_tests`, `stdlib_decimal`, `files`, `jsonl`, `parquet`, with that kind's
 options) or a path: a folder (every non-hidden file under it, one document per file), a glob, a
-text file, a `.jsonl`/`.ndjson` file or a `.parquet` file. The stream yields (document id, text) one document at a time, so preparing
-a corpus never holds it in memory; ids are those the in-memory sources use, so the document split
-is the same rule everywhere. The fingerprint is cheap (scaling.data.fingerprint).
+text file, a `.jsonl`/`.ndjson` file or a `.parquet` file. The stream yields (document id, text)
+one document at a time, so preparing a corpus never holds it in memory; ids are those the
+in-memory sources use, so the document split is the same rule everywhere. The fingerprint is
+cheap (scaling.data.fingerprint).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.data.corpora import STDLIB_FILE_KINDS
 from scaling.data.fingerprint import files_fingerprint
 from scaling.data.text import TEXT_OPTIONS
 from scaling.errors import DataError, SpecError
 
-TEXT_KINDS = ("stdlib_code", "stdlib_docs", "stdlib_tests", "stdlib_decimal", "files", "jsonl", "parquet")
+TEXT_KINDS = (*STDLIB_FILE_KINDS, "stdlib_docs", "files", "jsonl", "parquet")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -56,18 +58,16 @@ def _source_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stdlib_files(kind: str) -> DocumentStream:
-    """A stdlib source of one document per file (`stdlib_code`, `stdlib_tests`, `stdlib_decimal`)."""
-    from scaling.data.corpora import decimal_files, stdlib_files, stdlib_root
+    """A stdlib source of one document per file (`corpora.STDLIB_FILE_KINDS`)."""
+    from scaling.data.corpora import read_stdlib_file, stdlib_kind_files, stdlib_root
 
-    root = stdlib_root()
-    rels = {"stdlib_code": stdlib_files, "stdlib_tests": lambda: stdlib_files(tests=True),
-            "stdlib_decimal": decimal_files}[kind]()
+    rels = stdlib_kind_files(kind)
 
     def read() -> Iterator[tuple[str, str]]:
         for rel in rels:
-            yield rel, (root / rel).read_bytes().decode("utf-8", errors="replace")
+            yield rel, read_stdlib_file(rel)
 
-    fp = files_fingerprint([root / r for r in rels], kind, names=rels)
+    fp = files_fingerprint([stdlib_root() / r for r in rels], kind, names=rels)
     return DocumentStream(kind, {}, fp, read)
 
 
@@ -145,7 +145,7 @@ def document_stream(source: str, options: dict[str, Any] | None = None) -> Docum
             )
         return _from_path(source, options)
     opts = _source_options(source, options)
-    if source in ("stdlib_code", "stdlib_tests", "stdlib_decimal"):
+    if source in STDLIB_FILE_KINDS:
         return _stdlib_files(source)
     if source == "stdlib_docs":
         return _stdlib_docs()

@@ -206,8 +206,7 @@ def known_runs(df: pd.DataFrame, x: list[str], n_known: int, design: str = "chea
         if len(shares) < 2 or len(budgets) < 2:
             raise DataError(f"dcpt_cross: the `span` design needs two shares r > 0 and two budgets D at the "
                             f"smallest size; found r {shares.tolist()} and D {budgets.tolist()}")
-        mask = small & np.isin(r, shares[[0, -1]]) & np.isin(D, budgets[[0, -1]])
-        return mask
+        return small & np.isin(r, shares[[0, -1]]) & np.isin(D, budgets[[0, -1]])
     order = np.argsort(N * D, kind="stable")
     mask = np.zeros(len(df), bool)
     mask[order[:n_known]] = True
