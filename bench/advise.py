@@ -35,7 +35,7 @@ import torch
 from scaling.advise_simulation import (chinchilla_truth, dcpt_truth, encdec_truth, oracle_ratio, power_truth,
                                        select_truth, simulation_study, target_study)
 
-# dcpt (the domain share of a D-CPT pair) is not in the default list: 1.5-3 minutes a trial
+# dcpt (the domain share of a D-CPT pair) is not in the default list: 1.5-4 minutes a trial (86-231 s measured)
 TRUTHS = {"chinchilla": chinchilla_truth, "demo_power": power_truth, "encdec": encdec_truth, "select": select_truth,
           "dcpt": dcpt_truth}
 

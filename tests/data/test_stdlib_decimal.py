@@ -1,6 +1,8 @@
 """`stdlib_decimal`: the decimal module's arithmetic test vectors, a math-like offline CPT domain,
 disjoint from the `.py` sources."""
 
+import pytest
+
 from scaling.data import build_source, source_kinds
 from scaling.data.corpora import decimal_files, stdlib_decimal_documents, stdlib_files, stdlib_root
 
@@ -34,3 +36,16 @@ def test_prepare_reads_the_same_documents_as_the_sources(tmp_path):
         stream = document_stream(kind)
         assert stream.kind == kind and list(stream) == docs
     assert document_stream("stdlib_decimal").fingerprint != document_stream("stdlib_tests").fingerprint
+
+
+def test_a_python_without_the_decimal_test_data_gets_an_error_naming_the_folder(tmp_path, monkeypatch):
+    from scaling.data import corpora
+    from scaling.errors import DataError
+
+    monkeypatch.setattr(corpora, "stdlib_root", lambda: tmp_path)
+    corpora.decimal_files.cache_clear()
+    try:
+        with pytest.raises(DataError, match=r"no \.decTest files found under .*decimaltestdata"):
+            corpora.decimal_files()
+    finally:
+        corpora.decimal_files.cache_clear()
