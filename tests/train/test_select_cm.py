@@ -21,9 +21,19 @@ still gains from more, smaller steps (d=16, 38k tokens: 1.702 at batch 8, 1.634 
 2), and the baseline, with twice the tokens, has twice the steps, so CM < 2 at batch >= 4 (a
 zero-entropy filler junk, which adds no gradient noise, gives the same 1.86-1.89 at batch 4 in
 direct comparisons); at batch 2 the junk's own gradient noise (a uniform target keeps its
-per-token gradients large) outweighs that and CM > 2. So "junk only wastes tokens" does not
-hold at this scale for a reason other than the data; the 2.0 target stays a strict xfail, and
-the interval excluding 1 is asserted.
+per-token gradients large) outweighs that and CM > 2. The learning rate moves it the same way
+(`python bench/select_cm_lr.py`, this grid at batch 4, 160 runs):
+  lr 3e-3   1.59 [1.32, 1.69]        lr 3e-2   2.07 [1.95, 2.30]        lr 1e-1   3.40 [0, 3.86]
+  lr 1e-2   1.86 [1.64, 1.97]        lr 6e-2   2.25 [1.91, 3.05]
+  each (variant, size, budget) cell at its own best of these five: 2.22 [2.08, 2.53]
+Below the best rate the baseline's extra steps help it (an under-stepped Adam gains per step);
+at and above it the junk's gradient noise lowers the rate the baseline can take (at 6e-2 its
+widest model at the small budget ends at 2.31, the oracle's at 1.81), so tuning the rate per
+cell does not recover 2 either. That one rate's interval covers 2 (3e-2) says only that a
+curve rising from 1.6 to 3.4 passes through it; choosing that rate would fit the test to its
+target. So "junk only wastes tokens" does not hold at this scale for a
+reason other than the data; the 2.0 target stays a strict xfail (the test keeps 1e-2), and the
+interval excluding 1 is asserted.
 
 Repetition (Muennighoff et al.). The oracle at keep 0.05 repeats its 11.5k clean tokens 3.3 to
 10 epochs. Fitted with the exact floors and R* free, R* = 5.2 [2.6, 9.0] (Muennighoff's 15.4
@@ -87,8 +97,10 @@ def test_oracle_on_half_junk_has_a_compute_multiplier_above_one(half_junk):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured CM 1.86 [1.64, 1.97] at batch 4 (2.21 [2.03, 2.39] at batch 2): "
-                                       "at this scale the multiplier depends on the optimiser's regime, see the docstring")
+@pytest.mark.xfail(strict=True, reason="measured CM 1.86 [1.64, 1.97] at batch 4 (2.21 [2.03, 2.39] at batch 2; "
+                                       "1.59 to 2.25 over learning rates 3e-3 to 6e-2, 2.22 [2.08, 2.53] at the "
+                                       "per-cell best rate): at this scale the multiplier depends on the "
+                                       "optimiser's regime, see the docstring")
 def test_oracle_on_half_junk_has_compute_multiplier_two(half_junk):
     _, lo, hi = half_junk
     assert lo <= 2.0 <= hi
