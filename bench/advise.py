@@ -12,7 +12,8 @@ For L(N) and L(N, D) the advice is spent as the tool is used, in `--rounds` roun
 advise (1: all of it from the pilot's fit), and each design's interval is also measured at the
 known noise (the `_known_noise` keys: the width a design buys, without the noise of
 re-estimating one run's noise from a dozen residuals). The family targets (encdec, select, dcpt)
-take `--target-rounds` (default 1, the figures published so far).
+take `--target-rounds` (default 1, the figures published so far) and report the same
+`_known_noise` keys (each final fit's replicates redrawn at the truth's noise).
 
 Prints, per ground-truth law: median_width_ratio (advised / standard), win_rate (share of trials
 where advised is narrower), coverage (share of advised intervals that cover the truth) and the
@@ -64,7 +65,7 @@ def main() -> None:
             if name == "demo_power":
                 res["oracle_width_ratio_at_truth"] = oracle_ratio(truth)
         else:
-            res = target_study(truth, args.trials, args.seed, args.boot, rounds=args.target_rounds)
+            res = target_study(truth, args.trials, args.seed, args.boot, rounds=args.target_rounds, known_noise=True)
         res["seed"] = args.seed
         res["seconds"] = time.perf_counter() - t0
         out[name] = res

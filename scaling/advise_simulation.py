@@ -317,6 +317,12 @@ def _fit_target(truth: TargetTruth, df: pd.DataFrame, seed: int, n_boot: int) ->
     return out
 
 
+def _rebootstrap_known_noise(truth: TargetTruth, laws: list, seed: int, n_boot: int) -> list:
+    """The same fits, their replicates redrawn parametrically at the truth's noise (each loss of a
+    pair has its own, independent noise of that scale)."""
+    return [law.bootstrap(n_boot, seed=seed, method="parametric", noise=truth.noise) for law in laws]
+
+
 def _target_interval(truth: TargetTruth, laws: list) -> tuple[float, float]:
     f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
     n = min(len(m.boot_theta_) for m in laws)
@@ -325,9 +331,12 @@ def _target_interval(truth: TargetTruth, laws: list) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int = 1) -> dict[str, Any]:
+def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int = 1,
+                 known_noise: bool = False) -> dict[str, Any]:
     """One trial: pilot, fit, advice at the standard design's cost, both designs run and refitted.
-    `rounds` > 1 spends the budget in that many rounds of run, fit, advise (as `run_trial`)."""
+    `rounds` > 1 spends the budget in that many rounds of run, fit, advise (as `run_trial`);
+    `known_noise` also redraws each final fit's replicates parametrically at the truth's noise
+    (the `_known_noise` keys), which tells a design's coverage apart from its noise estimate's."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(seed)
@@ -354,21 +363,30 @@ def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int =
                            "expected_narrowing": first.expected_narrowing}
     for name, new in (("advised", advised_new),
                       ("standard", _observe_target(truth, truth.standard, np.random.default_rng([seed, 2])))):
-        lo, hi = _target_interval(truth, _fit_target(truth, pd.concat([pilot, new], ignore_index=True), seed, n_boot))
+        fitted = _fit_target(truth, pd.concat([pilot, new], ignore_index=True), seed, n_boot)
+        lo, hi = _target_interval(truth, fitted)
         out[f"{name}_width"] = hi - lo
         out[f"{name}_covers"] = bool(lo <= true_value <= hi)
+        if known_noise:
+            lo, hi = _target_interval(truth, _rebootstrap_known_noise(truth, fitted, seed, n_boot))
+            out[f"{name}_width_known_noise"] = hi - lo
+            out[f"{name}_covers_known_noise"] = bool(lo <= true_value <= hi)
     return out
 
 
-def target_study(truth: TargetTruth, trials: int, seed: int = 0, n_boot: int = 100, rounds: int = 1) -> dict[str, Any]:
-    rows = pd.DataFrame([target_trial(truth, seed + t, n_boot, rounds) for t in range(trials)])
-    return {"law": truth.law, "truth": truth.name, "target": truth.target, "at": truth.at,
-            "budget": truth.cost(truth.standard), "noise": truth.noise, "trials": trials,
-            "median_width_ratio": float(np.median(rows.advised_width / rows.standard_width)),
-            "win_rate": float(np.mean(rows.advised_width < rows.standard_width)),
-            "coverage": float(np.mean(rows.advised_covers)),
-            "coverage_standard": float(np.mean(rows.standard_covers)),
-            "median_advised_runs": float(np.median(rows.advised_runs))}
+def target_study(truth: TargetTruth, trials: int, seed: int = 0, n_boot: int = 100, rounds: int = 1,
+                 known_noise: bool = False) -> dict[str, Any]:
+    rows = pd.DataFrame([target_trial(truth, seed + t, n_boot, rounds, known_noise) for t in range(trials)])
+    out = {"law": truth.law, "truth": truth.name, "target": truth.target, "at": truth.at,
+           "budget": truth.cost(truth.standard), "noise": truth.noise, "trials": trials, "rounds": rounds,
+           "median_advised_runs": float(np.median(rows.advised_runs))}
+    for suffix in ("", "_known_noise") if known_noise else ("",):
+        ours, std = rows[f"advised_width{suffix}"], rows[f"standard_width{suffix}"]
+        out.update({f"median_width_ratio{suffix}": float(np.median(ours / std)),
+                    f"win_rate{suffix}": float(np.mean(ours < std)),
+                    f"coverage{suffix}": float(np.mean(rows[f"advised_covers{suffix}"])),
+                    f"coverage_standard{suffix}": float(np.mean(rows[f"standard_covers{suffix}"]))})
+    return out
 
 
 def encdec_truth(tokens: float = 4e6) -> TargetTruth:
