@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from scaling import schema
 from scaling.config import StudySpec
 from scaling.errors import ScalingError
-from scaling.report.fits import fit_warnings
+from scaling.report.fits import bound_sides, fit_warnings
 from scaling.report.render import Answer, Section, markup, table_html
 from scaling.report.study import ReportOptions, register_sections
 from scaling.store import Store
@@ -172,21 +172,32 @@ def multiplier_answers(law, select: pd.DataFrame, unique: dict, cost: dict) -> l
     # A fit that did not converge, or whose bootstrap failed, gives numbers nobody should act on.
     caveat = ("" if law.converged_ else "NOT IDENTIFIED: the select-law fit did not converge; ") + (
         "" if getattr(law, "boot_theta_", None) is not None else "no interval (no bootstrap); ")
+    # Where floors are equal and nothing repeats, CM = m whatever the other parameters are. Elsewhere CM
+    # reads the compute-optimal frontiers, so every floor, coefficient and exponent enters it, and one
+    # at its bound makes CM (and its interval) the bound's; m, fitted where the runs are, is not.
+    sides = bound_sides(law)
+    frontier = [k for k in sides if not k.startswith("m_")] if law.converged_ else []
+    bound_caveat = ("NOT IDENTIFIED: " + ", ".join(f"{k} at its {sides[k]} bound" for k in frontier)
+                    + " (CM extrapolates the baseline's frontier through that; read the data multiplier m); ")
     out = []
     for v, (r,) in sorted(cm.items(), key=lambda kv: -kv[1][0]["cm"]):
         incl = with_scoring(r["cm"], C, cost.get(v, 0.0))
         p = r["p_below_1"]
+        is_m = np.isclose(r["cm"], summary["multiplier"][v]["m"], rtol=1e-6)
         out.append(Answer(f"compute multiplier of {v} at C = {C:.3g} FLOPs (the largest run)", r["cm"],
                           ci=tuple(r["ci95"]), digits=3,
-                          note=caveat + (f"P(CM < 1) = {p:.2f}; " if np.isfinite(p) else "")
+                          note=caveat + ("" if not frontier or is_m else bound_caveat)
+                          + (f"P(CM < 1) = {p:.2f}; " if np.isfinite(p) else "")
                           + f"{incl:.3g} with scoring FLOPs counted"))
     # m needs no frontier: what one kept token is worth in the pool's tokens, where the runs are (and
     # so less tied to the floors and exponents than CM, which extrapolates the baseline to reach L*).
     for v, m in sorted(summary["multiplier"].items(), key=lambda kv: -kv[1]["m"]):
         if v == law.baseline:
             continue
+        own = f"m_{v}"
+        m_caveat = caveat + (f"NOT IDENTIFIED: {own} at its {sides[own]} bound; " if own in sides and law.converged_ else "")
         out.append(Answer(f"data multiplier m of {v} (one kept token is worth m of the unfiltered pool's)", m["m"],
-                          ci=tuple(m["ci95"]), digits=3, note=caveat.rstrip("; ")))
+                          ci=tuple(m["ci95"]), digits=3, note=m_caveat.rstrip("; ")))
     return out
 
 

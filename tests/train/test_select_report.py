@@ -21,8 +21,8 @@ def test_decision_accuracy_by_hand():
     assert acc[1.0] == pytest.approx(2 / 3) and acc[2.0] == 1.0
 
 
-def synthetic_select(m: float) -> pd.DataFrame:
-    E, A, B, al, be = 1.5, 40.0, 300.0, 0.4, 0.35
+def synthetic_select(m: float, E: float = 1.5) -> pd.DataFrame:
+    A, B, al, be = 40.0, 300.0, 0.4, 0.35
     rows = []
     for N in np.geomspace(1e3, 3e4, 5):
         for tpp in (10, 40):
@@ -96,3 +96,24 @@ def test_shared_floors_fit_one_floor_for_every_variant():
     assert law.params_["E_none"] == law.params_["E_oracle@0.5"] == pytest.approx(1.5, abs=0.05)
     assert law.multiplier_["oracle@0.5"] == pytest.approx(2.0, rel=0.05)
     assert "one E shared by every variant" in section.text
+
+
+def test_a_compute_multiplier_read_through_a_parameter_at_its_bound_is_flagged():
+    """Runs from a law whose floor is below zero: the fitted floor sits at its lower bound. Without
+    repetition and with one shared floor CM = m for any floor, so only the warning names the bound;
+    with a selection repeated up to 6 epochs CM reads the frontier through the pinned floor (and
+    the repetition scale R*, which these runs do not show), so its answer says NOT IDENTIFIED,
+    while m, fitted where the runs are, is still recovered (truth 2) and not flagged."""
+    df = synthetic_select(2.0, E=-0.5)
+    (section,) = multiplier_sections(df, "none", ReportOptions(bootstrap=0), floors="shared", delta="auto")
+    cm, m = section.answers
+    assert "E_none" in section.fit.at_bounds_ and any("E_none" in w and "lower bound" in w for w in section.warnings)
+    assert cm.value == pytest.approx(m.value, rel=1e-6) and "NOT IDENTIFIED" not in cm.note
+
+    df.loc[df[schema.SELECT_VARIANT] != "none", schema.KEPT_TOKENS] = 2e5
+    df[schema.EPOCHS] = df["D"] / df[schema.KEPT_TOKENS]
+    (section,) = multiplier_sections(df, "none", ReportOptions(bootstrap=0), floors="shared", delta="auto")
+    cm, m = section.answers
+    assert cm.note.startswith("no interval (no bootstrap); NOT IDENTIFIED: E_none at its lower bound, "
+                              "R_star at its upper bound")
+    assert m.value == pytest.approx(2.0, rel=0.02) and "NOT IDENTIFIED" not in m.note
