@@ -323,6 +323,11 @@ def _rebootstrap_known_noise(truth: TargetTruth, laws: list, seed: int, n_boot: 
     return [law.bootstrap(n_boot, seed=seed, method="parametric", noise=truth.noise) for law in laws]
 
 
+def _target_estimate(truth: TargetTruth, laws: list) -> float:
+    f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
+    return float(f(np.concatenate([m.theta_ for m in laws])[None])[0])
+
+
 def _target_interval(truth: TargetTruth, laws: list) -> tuple[float, float]:
     f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
     n = min(len(m.boot_theta_) for m in laws)
@@ -341,8 +346,7 @@ def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int =
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(seed)
     laws = truth.laws()
-    f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
-    true_value = float(f(np.concatenate([m.theta_ for m in laws])[None])[0])
+    true_value = _target_estimate(truth, laws)
     pilot = _observe_target(truth, truth.pilot, rng)
     budget = truth.cost(truth.standard)
     data, left, parts, first = pilot, budget, [], None
@@ -365,6 +369,7 @@ def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int =
                       ("standard", _observe_target(truth, truth.standard, np.random.default_rng([seed, 2])))):
         fitted = _fit_target(truth, pd.concat([pilot, new], ignore_index=True), seed, n_boot)
         lo, hi = _target_interval(truth, fitted)
+        out[f"{name}_estimate"] = _target_estimate(truth, fitted)
         out[f"{name}_width"] = hi - lo
         out[f"{name}_covers"] = bool(lo <= true_value <= hi)
         if known_noise:
