@@ -72,10 +72,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(out))
         return
-    print(f"{'truth':<12} {'target':<30} {'width ratio':>11} {'win rate':>9} {'coverage':>9} {'cov. std':>9} {'trials':>6}")
+    print(f"{'truth':<12} {'target':<30} {'width ratio':>11} {'win rate':>9} {'coverage':>9} {'cov. std':>9} {'trials':>6}"
+          f"   known noise: {'ratio':>6} {'win':>5} {'cov.':>5}")
     for name, r in out.items():
+        known = (f"{r['median_width_ratio_known_noise']:>6.3f} {r['win_rate_known_noise']:>5.2f} "
+                 f"{r['coverage_known_noise']:>5.2f}" if "win_rate_known_noise" in r else "")
         print(f"{name:<12} {r['target'] + ' @ ' + format(r['at'], '.3g'):<30} {r['median_width_ratio']:>11.3f} "
-              f"{r['win_rate']:>9.2f} {r['coverage']:>9.2f} {r['coverage_standard']:>9.2f} {r['trials']:>6}")
+              f"{r['win_rate']:>9.2f} {r['coverage']:>9.2f} {r['coverage_standard']:>9.2f} {r['trials']:>6}"
+              f"                {known}")
 
 
 if __name__ == "__main__":
