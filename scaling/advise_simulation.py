@@ -323,13 +323,18 @@ def _rebootstrap_known_noise(truth: TargetTruth, laws: list, seed: int, n_boot: 
     return [law.bootstrap(n_boot, seed=seed, method="parametric", noise=truth.noise) for law in laws]
 
 
+def _target_of(truth: TargetTruth, laws: list):
+    """The target as a function of the concatenated parameters of the law (and its partner)."""
+    return target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
+
+
 def _target_estimate(truth: TargetTruth, laws: list) -> float:
-    f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
+    f = _target_of(truth, laws)
     return float(f(np.concatenate([m.theta_ for m in laws])[None])[0])
 
 
 def _target_interval(truth: TargetTruth, laws: list) -> tuple[float, float]:
-    f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
+    f = _target_of(truth, laws)
     n = min(len(m.boot_theta_) for m in laws)
     values = f(np.concatenate([m.boot_theta_[:n] for m in laws], axis=1))
     lo, hi = np.nanquantile(values, [0.025, 0.975])
@@ -453,7 +458,7 @@ def target_width_at_truth(truth: TargetTruth, X: pd.DataFrame) -> float:
     for b in blocks:
         M[:, o:o + b.shape[1], o:o + b.shape[1]] = b
         o += b.shape[1]
-    f = target_function(laws[0], truth.target, truth.at, truth.options, laws[1] if len(laws) > 1 else None)
+    f = _target_of(truth, laws)
     g = target_gradients(f, np.concatenate([m.theta_ for m in laws])[None])
     return _Design(M, g, np.ones(P, bool)).width()
 
