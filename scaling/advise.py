@@ -77,6 +77,8 @@ class Advice:
     noise: float
     runs: list[dict[str, Any]] = field(default_factory=list)
     chosen: list[Candidate] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the runs cannot tell the design (see `spread_warnings`)."""
     fitted: Law | None = None
     """The law (with its bootstrap replicates) the advice was computed from."""
     variant: str | None = None
@@ -91,7 +93,7 @@ class Advice:
                 "ci95_before": list(self.ci95_before), "expected_width_before": self.expected_width_before,
                 "expected_width_after": self.expected_width_after, "expected_narrowing": self.expected_narrowing,
                 "budget": self.budget, "spent": self.spent, "noise": self.noise, "runs": self.runs,
-                **({"variant": self.variant} if self.variant else {})}
+                "warnings": self.warnings, **({"variant": self.variant} if self.variant else {})}
 
 
 # ------------------------------------------------------------------ linearisation
@@ -262,6 +264,36 @@ def _exchange(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, 
     return chosen
 
 
+MIN_DISTINCT = 3
+"""Distinct values of an input that pin a term with its own coefficient and exponent (A / N^alpha
+over two sizes is one difference for two unknowns)."""
+
+
+def spread_warnings(law: Law | None, chosen: Sequence[Candidate]) -> list[str]:
+    """One line per input of the fitted runs with fewer than MIN_DISTINCT distinct values.
+
+    The design is linearised at replicates of the fit, and those replicates cannot leave a ridge
+    the runs do not cut: from two sizes, a D-CPT fit extrapolated N through alpha = 1.8 and 5.0
+    (truth 0.35) and put 82% of the advised runs at the cheapest size, and its interval covered
+    the truth in 15 of 20 trials (`bench/advise.py --truths dcpt`, README)."""
+    seen = getattr(law, "x_distinct_", None) if law is not None else None
+    if not seen:
+        return []
+    out = []
+    for i, col in enumerate(law.x_):
+        values = seen.get(col, [])
+        if len(values) >= MIN_DISTINCT:
+            continue
+        added = sorted({float(c.x[i]) for c in chosen} - set(values))
+        now = ", ".join(f"{v:.3g}" for v in values)
+        tail = (f"the advised runs add {col} = {', '.join(f'{v:.3g}' for v in added)}" if added else
+                f"none of the advised runs adds one: train a run at another {col} before trusting this advice")
+        out.append(f"the runs so far have {len(values)} distinct value(s) of {col} ({now}): a term in {col} with "
+                   f"its own exponent needs {MIN_DISTINCT} to be fixed by the data, so the replicates and the "
+                   f"design trust the form there; {tail}")
+    return out
+
+
 def residual_noise(law: Law, floor: float = 1e-3) -> float:
     """Robust (MAD) scale of the fit-scale residuals; `floor` keeps a perfect fit from claiming no noise."""
     resid = (law.forward(torch.as_tensor(law.theta_[None]), law._F)[0] - law._t).numpy()
@@ -388,7 +420,8 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
-                  runs=runs, chosen=[candidates[k] for k in best[0]], fitted=base,
+                  runs=runs, chosen=[candidates[k] for k in best[0]],
+                  warnings=spread_warnings(law, [candidates[k] for k in best[0]]), fitted=base,
                   variant=options.variant if options is not None and target == "compute_multiplier" else None)
 
 
@@ -407,4 +440,4 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["ADVISED_FILE", "Advice", "Candidate", "NEW_SEEDS", "TARGETS", "TargetOptions", "advise", "advise_study",
            "advised_runs", "append_advised", "candidate_features", "candidate_grid", "residual_noise",
-           "spec_candidates", "target_function"]
+           "spec_candidates", "spread_warnings", "target_function"]

@@ -85,6 +85,27 @@ def test_advice_stays_within_budget_and_narrows_the_expected_interval(chinchilla
     assert len(capped.runs) <= 2
 
 
+def test_runs_at_too_few_sizes_are_warned_of_and_the_warning_says_whether_advice_adds_one(chinchilla_fit):
+    law, df = chinchilla_fit
+    assert advise(law, candidate_grid(law, df, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23,
+                  noise=0.01).warnings == []  # four sizes and eight token budgets
+    n = np.repeat([2e7, 4.31e7], 4)
+    d = n * np.tile([5.0, 10.0, 20.0, 40.0], 2)
+    loss = TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]
+    two = pd.DataFrame({"N": n, "D": d, "loss": loss * np.exp(np.random.default_rng(0).normal(0, 0.01, 8))})
+    narrow = get_law("chinchilla").fit(two, x=["N", "D"], y="loss")
+    assert narrow.x_distinct_["N"] == pytest.approx(sorted(two.N.unique()))
+    widen = advise(narrow, candidate_grid(narrow, two, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23,
+                   noise=0.01)
+    new_n = sorted({c.x[0] for c in widen.chosen} - set(two.N))
+    assert len(widen.warnings) == 1 and new_n  # only N: the eight token budgets are distinct
+    assert widen.warnings[0].startswith("the runs so far have 2 distinct value(s) of N (2e+07, 4.31e+07)")
+    assert f"the advised runs add N = {new_n[0]:.3g}" in widen.warnings[0]
+    stuck = advise(narrow, candidate_grid(narrow, two, sizes=sorted(two.N.unique())), 1e20, "loss", 1e23, noise=0.01)
+    assert "none of the advised runs adds one" in stuck.warnings[0]
+    assert stuck.to_json()["warnings"] == stuck.warnings
+
+
 def test_bad_input_names_what_to_fix(chinchilla_fit):
     law, df = chinchilla_fit
     cands = candidate_grid(law, df, sizes=[1e8])

@@ -169,6 +169,8 @@ def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
     for i, r in enumerate(advice.runs, 1):
         table.add_row(str(i), r["label"], f"{r['flops']:.3g}", f"{r['expected_width_after']:.4g}", r["reason"])
     console.print(table)
+    for w in advice.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
     if added is not None:
         console.print(f"appended {len(added)} new run(s) to the study; train them with: scaling grid run {spec}")
     elif spec is not None:

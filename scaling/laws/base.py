@@ -322,6 +322,8 @@ class Law:
                 f"need at least {n_free}"
             )
         self.x_, self.y_ = x, y
+        # which values each input took: advice warns when too few pin a term's exponent
+        self.x_distinct_ = {c: np.unique(X[:, i]).tolist() for i, c in enumerate(x)}
         self._Fn = self.features(X)
         self._tn = self._target(yv)
         if w is None:

@@ -54,6 +54,8 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
                   advice.target, where, advice.law, len(advice.runs), f"{advice.spent:.3g}",
                   f"{advice.budget:.3g}", f"{advice.expected_width_before:.3g}", f"{advice.expected_width_after:.3g}",
                   f"{advice.expected_narrowing:.2f}", command, by_hand, METHOD)
+    for w in advice.warnings:
+        text += markup(" Warning: {}.", w)
     answers = [Answer(f"{advice.target}{where} (now)", advice.value, ci=(lo, hi),
                       note=f"advised runs narrow the expected width x{advice.expected_narrowing:.2f}")]
     table_cols = [c for c in advised.columns if c not in ("pred", "lo", "hi")]
