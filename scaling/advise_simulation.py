@@ -481,7 +481,8 @@ def advised_design(truth: TargetTruth, seed: int, n_boot: int = 50) -> tuple[pd.
 def dcpt_truth() -> TargetTruth:
     """A D-CPT pair (domain loss on the domain share r, general loss on 1 - r) whose general-loss
     limit (3% above the base model's) binds: the optimal share at N = 1e8, D = 2e9 is 0.7355.
-    Noise 0.01. Standard design: the mixture sweep, r in {0.1, 0.3, 0.5, 0.7, 0.9} at the two
+    Noise 0.01. Pilot: 18 runs, the three sizes at 10 and 40 tokens per parameter and r in
+    {0.1, 0.5, 0.9}. Standard design: the mixture sweep, r in {0.1, 0.3, 0.5, 0.7, 0.9} at the two
     largest sizes, 20 tokens per parameter."""
     dom = {"E": 1.2, "A": 30.0, "alpha": 0.35, "B": 200.0, "eta": 0.3, "beta": 0.4, "C": 0.25, "gamma": 0.6,
            "eps": 0.05}
@@ -490,7 +491,9 @@ def dcpt_truth() -> TargetTruth:
     sizes = np.array([2e7, 5e7, 1e8])
     shares = (0.1, 0.3, 0.5, 0.7, 0.9)
     cands = candidate_grid(law, None, sizes=sizes, tokens_per_param=(5, 10, 20, 40), shares=shares, repeats=4)
-    pilot = pd.DataFrame([{"N": n, "D": t * n, "r": r} for n in sizes[:2] for t in (10, 40) for r in (0.1, 0.5, 0.9)])
+    # the pilot spans all three sizes: from two, the N term (A, alpha) is a ridge the advised runs
+    # do not cut (they go mostly to the cheapest size), and the share's interval covered 15 of 20
+    pilot = pd.DataFrame([{"N": n, "D": t * n, "r": r} for n in sizes for t in (10, 40) for r in (0.1, 0.5, 0.9)])
     standard = pd.DataFrame([{"N": n, "D": 20 * n, "r": r} for n in sizes[1:] for r in shares])
     base = 1.6438888887775782  # the general loss at r = 0 (general share 1), N = 1e8, D = 2e9
     return TargetTruth("dcpt", "dcpt", ["N", "D", "r"], dom, 0.01, pilot, standard, cands, "domain_share", at=1e8,
