@@ -276,7 +276,7 @@ def spread_warnings(law: Law | None, chosen: Sequence[Candidate]) -> list[str]:
     the runs do not cut: from two sizes, a D-CPT fit extrapolated N through alpha = 1.8 and 5.0
     (truth 0.35) and put 82% of the advised runs at the cheapest size, and its interval covered
     the truth in 15 of 20 trials (`bench/advise.py --truths dcpt`, README)."""
-    seen = getattr(law, "x_distinct_", None) if law is not None else None
+    seen = getattr(law, "x_distinct_", None)  # None without runs (a prior) or for a loaded fit
     if not seen:
         return []
     out = []
@@ -407,6 +407,7 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
             widths.append(d.width())
         if widths and (not best[1] or widths[-1] < best[1][-1]):
             best = (chosen, widths)
+    picked = [candidates[k] for k in best[0]]
     center = float(f(np.concatenate([m.theta_ for m in laws])[None])[0])
     lo, hi = np.nanquantile(values, [0.025, 0.975]) if np.isfinite(values).any() else (np.nan, np.nan)
     runs, prev = [], before
@@ -420,8 +421,7 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
-                  runs=runs, chosen=[candidates[k] for k in best[0]],
-                  warnings=spread_warnings(law, [candidates[k] for k in best[0]]), fitted=base,
+                  runs=runs, chosen=picked, warnings=spread_warnings(law, picked), fitted=base,
                   variant=options.variant if options is not None and target == "compute_multiplier" else None)
 
 
