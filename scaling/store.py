@@ -233,6 +233,10 @@ class Store:
     def final_weights_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "final.pt"
 
+    def final_optimizer_path(self, run_id: str) -> Path:
+        """The optimiser state beside `final.pt`: a child with [train] `parent_optimizer` resumes it."""
+        return self.run_dir(run_id) / "final_optimizer.pt"
+
     def result(self, run_id: str) -> dict[str, Any] | None:
         path = self.run_dir(run_id) / "result.json"
         return json.loads(path.read_text()) if path.is_file() else None

@@ -21,8 +21,10 @@ The [cpt] table:
     domain_shares  = [0.0, 0.25, 0.5, 0.75, 1.0]   # r axis, each in [0, 1]
     tokens         = [2e5, 8e5]                    # D axis: CPT tokens per run
     lr             = 3e-3                          # max LR of the continuation (default [train] lr)
-    schedule       = "rewarm"                      # "rewarm" (linear warm-up, cosine decay) or "constant",
-                                                   # or a list of both: the schedule as an axis
+    schedule       = "rewarm"                      # "rewarm" (warm-up to `lr`, cosine decay), "constant"
+                                                   # (`lr` held), "continue" (the base run's final LR and
+                                                   # optimiser state, no warm-up: no re-warm), or a list of
+                                                   # them: the schedule as an axis
     warmup         = 0.05                          # fraction of the run if < 1, else steps
     min_lr_ratio   = 0.1                           # cosine floor (default [train] min_lr_ratio)
     threshold      = 0.03                          # report: general loss may rise this much over the base
@@ -47,11 +49,17 @@ from scaling.config import StudySpec, plain
 from scaling.errors import SpecError
 from scaling.train.families import decoder_counts
 from scaling.train.grid import Family, family_table, model_shapes, register_family, resolve_steps, shape_label, where
+from scaling.train.loop import final_lr
 from scaling.train.run_config import RunConfig
 from scaling.train.task import LMTask, lm_source
 
 CPT_SEED_OFFSET = 1000
-SCHEDULES = {"rewarm": "cosine", "constant": "constant"}
+SCHEDULES = {"rewarm": "cosine", "constant": "constant", "continue": "constant"}
+"""Continuation schedule -> [train] schedule. `continue` holds the base run's final learning rate
+(`loop.final_lr`) with no warm-up and resumes the base's optimiser state ([train]
+`parent_optimizer`), so at r = 0 a continuation is more of the base's own training, with no
+re-warm bump, no fresh-Adam bump and no second decay: the case the D-CPT law (no D term at r = 0)
+describes."""
 KEYS = {"domain", "domains", "general", "domain_shares", "tokens", "lr", "schedule", "warmup", "min_lr_ratio",
         "threshold", "target_N", "target_D"}
 
@@ -256,6 +264,8 @@ def cpt_run(spec: StudySpec, opts: dict[str, Any], base: RunConfig, shape: dict[
     steps = max(1, math.ceil(d_tokens / per_step))
     train.update(steps=steps, tokens=None, tokens_per_param=None, flops=None, lr=opts["lr"], warmup=opts["warmup"],
                  schedule=SCHEDULES[schedule], min_lr_ratio=opts["min_lr_ratio"])
+    if schedule == "continue":  # the base's training goes on: its last LR, its Adam moments, no warm-up
+        train.update(lr=final_lr(base.train), warmup=0.0, parent_optimizer=True)
     tokens = steps * per_step
     extra = {"role": "cpt", "N": n, "domain_share": float(r), "general_share": 1.0 - float(r),
              "cpt_tokens": tokens, "domain_tokens": domain_tokens(steps, int(train["batch_size"]),

@@ -75,6 +75,29 @@ def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def final_lr(train: dict[str, Any]) -> float:
+    """The learning rate a run's schedule ends at: the floor (lr x min_lr_ratio) of a decaying
+    schedule, the peak of a constant one. A continuation that holds it does not re-warm."""
+    peak = float(train["lr"])
+    return peak if train.get("schedule", "cosine") == "constant" else peak * float(train.get("min_lr_ratio", 0.1))
+
+
+def load_parent_optimizer(optimizer: torch.optim.Optimizer, store: Store, run: RunConfig) -> None:
+    """Resume the parent run's final optimiser state (Adam's moments), so the child goes on with the
+    parent's training rather than restarting the optimiser; the child's own hyperparameters stay."""
+    path = store.final_optimizer_path(run.parent)
+    if not path.is_file():
+        raise DataError(f"run {run.run_id} ({run.label}) continues its parent's optimiser state ([train] "
+                        f"`parent_optimizer`), but parent run {run.parent} has no {path.name}: it finished "
+                        f"before optimiser states were kept. Delete {store.run_dir(run.parent)} to retrain it, "
+                        f"or use a continuation schedule that restarts the optimiser")
+    own = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    device = next(iter(optimizer.param_groups[0]["params"])).device
+    optimizer.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    for group, settings in zip(optimizer.param_groups, own):
+        group.update(settings)
+
+
 def eval_steps(total: int, n_points: int) -> list[int]:
     """Steps (1-based counts of optimiser steps done) at which to evaluate: log-spaced, plus the last."""
     points = np.unique(np.round(np.logspace(0, math.log10(total), max(2, n_points))).astype(int))
@@ -135,6 +158,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     elif run.parent:
         parent = torch.load(store.final_weights_path(run.parent), map_location=device, weights_only=True)
         model.load_state_dict(parent)
+        if train.get("parent_optimizer"):
+            load_parent_optimizer(optimizer, store, run)
     forward, ddp_model = wrap_model(model, device, dist, bool(train.get("compile", False)))
     batches = Batches(task, device, step, total, dist)
     micro = int(train.get("micro_batch_size") or 0)
@@ -249,6 +274,8 @@ def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | N
     if status == "done" and (keep_final or train.get("keep_final", False)):
         with atomic_open(store.final_weights_path(run_id)) as f:
             torch.save(model.state_dict(), f)
+        with atomic_open(store.final_optimizer_path(run_id)) as f:
+            torch.save(optimizer.state_dict(), f)
     row = build_row(run, counts, task.bayes, final, metrics, status, step, task.tokens_per_step, wall, last_loss,
                     counted=consumed(task, step, flops_per_token))
     store.write_result(run_id, row, curves)

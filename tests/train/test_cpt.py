@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from scaling.config import spec_from_dict
 from scaling.data import build_source
-from scaling.errors import SpecError
+from scaling.errors import DataError, SpecError
 from scaling.store import Store
 from scaling.train import InProcessExecutor, expand, run_study
 from scaling.train.cpt import CPT_SEED_OFFSET, cpt_options
+from scaling.train.loop import load_parent_optimizer, lr_at, make_optimizer
 
 ZIPF = {"n_symbols": 16, "n_keys": 60}
 
@@ -80,6 +82,63 @@ def test_expansion_base_runs_then_children():
     assert sorted({r.extra["cpt_tokens"] for r in cpt}) == [504, 1008]  # 500, 1000 rounded up to whole steps
     rewarm = expand(spec_from_dict(raw_spec()))
     assert {r.train["schedule"] for r in rewarm if r.parent} == {"cosine"}
+
+
+@pytest.mark.parametrize("base_train, base_final", [
+    ({}, 1e-2 * 0.1),  # cosine to the default floor
+    ({"schedule": "wsd", "min_lr_ratio": 0.05, "decay_fraction": 0.25}, 1e-2 * 0.05),
+    ({"schedule": "constant"}, 1e-2),
+])
+def test_continue_schedule_holds_the_base_runs_final_lr(base_train, base_final):
+    raw = raw_spec(schedule=["continue", "rewarm"], warmup=0)
+    raw["train"].update(base_train)
+    runs = expand(spec_from_dict(raw))
+    base = {r.run_id: r for r in runs if r.parent is None}
+    cont = [r for r in runs if r.parent and r.extra["rewarm"] == "continue"]
+    rewarm = [r for r in runs if r.parent and r.extra["rewarm"] == "rewarm"]
+    assert len(cont) == len(rewarm) == 2 * 2 * 3
+    for r in cont:
+        b = base[r.parent]
+        steps = b.train["steps"]
+        # the base's own last learning rate, from its schedule, is where the continuation stays
+        assert lr_at(steps - 1, steps, b.train) == pytest.approx(base_final, rel=0.02)
+        assert r.train["schedule"] == "constant" and r.train["lr"] == pytest.approx(base_final, rel=1e-12)
+        assert {lr_at(k, r.train["steps"], r.train) for k in range(r.train["steps"])} == {r.train["lr"]}
+        assert r.train["warmup"] == 0 and r.train["parent_optimizer"] is True
+    assert {r.train["lr"] for r in rewarm} == {5e-3}  # the re-warm still goes to [cpt] lr
+    assert not any(r.train.get("parent_optimizer") for r in rewarm)
+
+
+def test_continue_runs_resume_the_base_runs_adam_moments(tmp_path: Path):
+    spec = spec_from_dict(raw_spec(schedule="continue", domain_shares=[0.0, 1.0], tokens=[168]))
+    runs = expand(spec)
+    store = Store(tmp_path / "tinycpt")
+    assert run_study(runs, store, InProcessExecutor()) == {"done": 2 + 2 * 2}
+    for base in (r for r in runs if r.parent is None):
+        state = torch.load(store.final_optimizer_path(base.run_id), weights_only=True)
+        assert {int(v["step"]) for v in state["state"].values()} == {40}  # the base's 40 Adam steps
+
+    # the mechanism: a child's optimiser takes the parent's moments and keeps its own settings
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    parent = make_optimizer(model, {"lr": 1e-2, "weight_decay": 0.1})
+    for _ in range(3):
+        model(torch.randn(5, 4)).square().mean().backward()
+        parent.step()
+        parent.zero_grad()
+    child_run = next(r for r in runs if r.parent)
+    torch.save(parent.state_dict(), store.final_optimizer_path(child_run.parent))
+    child = make_optimizer(model, {"lr": 1e-3, "weight_decay": 0.0})
+    load_parent_optimizer(child, store, child_run)
+    for p in model.parameters():
+        assert torch.equal(child.state[p]["exp_avg"], parent.state[p]["exp_avg"])
+        assert torch.equal(child.state[p]["exp_avg_sq"], parent.state[p]["exp_avg_sq"])
+        assert int(child.state[p]["step"]) == 3
+    assert {g["weight_decay"] for g in child.param_groups} == {0.0} and {g["lr"] for g in child.param_groups} == {1e-3}
+
+    store.final_optimizer_path(child_run.parent).unlink()  # a base trained before optimiser states were kept
+    with pytest.raises(DataError, match=rf"parent run {child_run.parent} has no final_optimizer.pt.*Delete"):
+        load_parent_optimizer(make_optimizer(model, {"lr": 1e-3}), store, child_run)
 
 
 def test_general_defaults_to_data_source():

@@ -13,7 +13,7 @@ from scaling.config import load_spec, spec_from_dict
 from scaling.errors import SpecError
 from scaling.store import Store
 from scaling.train import InProcessExecutor, expand, run_study
-from scaling.train.cpt import SCHEDULES
+from scaling.train.cpt import SCHEDULES, cpt_options
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cpt import ZIPF, raw_spec  # noqa: E402
@@ -106,7 +106,8 @@ def test_shipped_domains_study_has_three_domains_and_both_schedules():
     runs = expand(load_spec(Path(__file__).parents[2] / "runs" / "cpt-domains.toml"))
     cpt = [r for r in runs if r.parent]
     assert {r.extra["domain"] for r in cpt} == {"code", "tests", "decimal"}
-    assert {r.extra["rewarm"] for r in cpt} == {"rewarm", "constant"}
+    assert {r.extra["rewarm"] for r in cpt} == {"continue", "rewarm"}
+    assert cpt_options(load_spec(Path(__file__).parents[2] / "runs" / "cpt-domains.toml"))["schedule"] == "continue"
     base = [r for r in runs if r.parent is None]
     assert len(base) == 3 and {r.parent for r in cpt} == {b.run_id for b in base}
     # base models see 25x the largest continuation's tokens (D-CPT's r = 0 assumption needs them trained)
