@@ -195,6 +195,12 @@ def r0_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _per_model_interval(t: pd.DataFrame, column: str) -> tuple[float, float, float, int]:
+    """`t_interval` over models (N, seed), each the mean of its domains' values: at r = 0 the runs of
+    every domain train on the same general data, so their domains are not independent samples."""
+    return t_interval(t.groupby(["N", "seed"])[column].mean())
+
+
 def r0_section(table: pd.DataFrame, primary: str) -> Section:
     title = "Domain loss at r = 0 against the CPT budget"
     if table.D.nunique() < 2 or not (table.r == 0).any():
@@ -202,25 +208,45 @@ def r0_section(table: pd.DataFrame, primary: str) -> Section:
     t = r0_table(table)
     if t.empty:
         return Section(title, text="No size has r = 0 runs at both the smallest and the largest budget.")
+    t = t.assign(**{"from base at D max": t["loss at r=0, D max"] / t["base loss_domain"] - 1})
     own = t[t.schedule == primary]
-    m, lo, hi, n = t_interval(own["change at r=0"])
+    m, lo, hi, n = _per_model_interval(own, "change at r=0")
     r_col = [c for c in t.columns if c.startswith("change at r=") and c != "change at r=0"][0]
     m1 = float(np.nanmean(own[r_col]))
-    g, g_lo, g_hi, _ = t_interval(own["general change at r=0"])
-    b, b_lo, b_hi, _ = t_interval(own["loss at r=0, D max"] / own["base loss_domain"] - 1)
+    g, g_lo, g_hi, _ = _per_model_interval(own, "general change at r=0")
+    b, b_lo, b_hi, _ = _per_model_interval(own, "from base at D max")
     d_lo, d_hi = table.D.min(), table.D.max()
+    at_r1 = r_col.removeprefix("change at ")
+    if lo <= 0.0 <= hi:
+        verdict = "The interval covers 0: the data show no D term at r = 0, as D-CPT assumes."
+    else:
+        moves = (g_lo > 0 or g_hi < 0) and np.sign(g) == np.sign(m)
+        how = ("The domain loss moves with the general loss: at r = 0 a continuation is more training on the "
+               "general data." if moves else
+               "The general loss does not move measurably, so this is transfer: more general training keeps "
+               "changing the domain loss after the general loss has levelled off.")
+        verdict = markup("That is {} of the change at {}. {} A D term that also acts at r = 0 "
+                         "(<code>dcpt_additive</code>) can follow that; D-CPT's B·r^η/D^β cannot.",
+                         f"{abs(m / m1):.0%}" if m1 else "n/a", at_r1, how)
+    why = {"continue": "These runs go on with the base's own training (its last learning rate and optimiser "
+                       "state, no warm-up), so what is left is what more general tokens do.",
+           "rewarm": "A re-warm first raises the loss and its decay then lowers it below the base's, so part of "
+                     "this is the schedule, not the data."}.get(primary, "")
+    others = []
+    for s, part in t[t.schedule != primary].groupby("schedule"):
+        om, olo, ohi, _ = _per_model_interval(part, "change at r=0")
+        others.append(f"{s} schedule: {om:+.2%} ({olo:+.2%} to {ohi:+.2%})")
     text = markup(
         "D-CPT has no D term at r = 0 (B·r^η/D^β vanishes): with base models trained long enough, continuing "
         "on general data alone for more tokens leaves the domain loss where it is. From D = {} to {} ({} "
-        "schedule), the domain loss at r = 0 changes by <b>{}</b> on average (95% interval {} to {}, {} sizes × "
-        "seeds × domains), against {} at {} over the same budgets. The same runs' general loss changes by {} "
-        "({} to {}): at r = 0 a continuation is more training on the general data, and the domain loss moves "
-        "with it. A D term that also acts at r = 0 (<code>dcpt_additive</code>) can follow that; D-CPT's "
-        "B·r^η/D^β cannot. At the largest budget the domain loss at r = 0 is {} ({} to {}) from the base model's "
-        "own (a re-warm first raises it; a decay below the base's final learning rate lowers it).",
-        sci(d_lo), sci(d_hi), primary, f"{m:+.2%}", f"{lo:+.2%}", f"{hi:+.2%}", n, f"{m1:+.2%}",
-        r_col.removeprefix("change at "), f"{g:+.2%}", f"{g_lo:+.2%}", f"{g_hi:+.2%}", f"{b:+.2%}", f"{b_lo:+.2%}",
-        f"{b_hi:+.2%}")
+        "schedule), the domain loss at r = 0 changes by <b>{}</b> on average (95% interval {} to {} over {} "
+        "models, sizes × seeds: at r = 0 every domain's run is the same training, so its domains are averaged "
+        "first), against {} at {} over the same budgets; the same runs' general loss changes by {} "
+        "({} to {}). {} {} At the largest budget the domain loss at r = 0 is {} ({} to {}) from the base model's "
+        "own.{}",
+        sci(d_lo), sci(d_hi), primary, f"{m:+.2%}", f"{lo:+.2%}", f"{hi:+.2%}", n, f"{m1:+.2%}", at_r1,
+        f"{g:+.2%}", f"{g_lo:+.2%}", f"{g_hi:+.2%}", why, verdict, f"{b:+.2%}", f"{b_lo:+.2%}", f"{b_hi:+.2%}",
+        (" The same change with the " + "; ".join(others) + ".") if others else "")
     ans = Answer(f"relative change of the domain loss at r = 0 from D = {sci(d_lo)} to {sci(d_hi)} "
                  f"({primary} schedule)", m, (lo, hi), None, f"at {r_col.removeprefix('change at ')}: {m1:+.2%}; "
                  f"general loss at r = 0: {g:+.2%}; at D = {sci(d_hi)} against the base model: {b:+.2%}")

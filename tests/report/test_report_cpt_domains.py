@@ -99,6 +99,13 @@ def test_r0_section_answers_the_change_and_the_distance_from_the_base(table):
     truth = [-0.05 / base_domain(n, d) for n, d in zip(t.N, t.domain)]
     np.testing.assert_allclose(from_base, truth, atol=3 * NOISE)
     assert f"against the base model: {from_base.mean():+.2%}" in ans.note
+    lo, hi = ans.ci
+    # one sample per model (N, seed): its domains' r = 0 runs are the same training, averaged first
+    per_model = t.groupby(["N", "seed"])["change at r=0"].mean()
+    assert len(per_model) < len(t)
+    assert (lo, hi) == pytest.approx(t_interval(per_model)[1:3])
+    assert ("The interval covers 0" in str(section.text)) == (lo <= 0 <= hi)
+    assert "constant schedule: " in str(section.text)  # the other schedule's change, beside the primary's
 
 
 def test_rewarm_gains_and_forgetting_against_ground_truth(table):
