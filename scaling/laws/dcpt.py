@@ -24,6 +24,7 @@ the general loss within a threshold of the base model's, with a bootstrap interv
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -442,18 +443,21 @@ def _r2(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] = CPT_LAWS,
-                 delta: float = 1e-3, **law_options) -> pd.DataFrame:
+                 delta: float = 1e-3, points: bool = False, **law_options
+                 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Fit each law on all points and on every held-out split; one row per (law, split).
 
     Columns: law, split, n_train, n_test, huber (mean Huber loss of log residuals, delta as
     the fit's), r2 (R² of the loss values), mean_abs_rel_error, max_abs_rel_error. Folds of
-    a split are pooled.
+    a split are pooled. With `points`, also each held-out prediction's error (law, split, row:
+    the position in df, rel_error = prediction / measured - 1), so laws can be compared point
+    by point (`paired_difference`).
     """
     from scaling.laws.registry import get_law
 
     folds = holdout_folds(df, x)
     yv = df[y].to_numpy(float)
-    rows = []
+    rows, point_rows = [], []
     for name in laws:
         law = get_law(name, delta=delta, **law_options).fit(df, x=x, y=y)
         pred = law.predict(df)
@@ -462,7 +466,7 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
                      "mean_abs_rel_error": float(np.mean(np.abs(pred / yv - 1))),
                      "max_abs_rel_error": float(np.max(np.abs(pred / yv - 1)))})
         for split in SPLITS:
-            preds, truth, n_train = [], [], []
+            preds, truth, n_train, where = [], [], [], []
             for mask in folds[split]:
                 if (~mask).sum() < law._n_free():
                     continue
@@ -470,11 +474,38 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
                 preds.append(m.predict(df[mask]))
                 truth.append(yv[mask])
                 n_train.append(int((~mask).sum()))
+                where.append(np.flatnonzero(mask))
             if not preds:
                 continue
             p, t = np.concatenate(preds), np.concatenate(truth)
+            point_rows.append(pd.DataFrame({"law": name, "split": split, "row": np.concatenate(where),
+                                            "rel_error": p / t - 1}))
             rows.append({"law": name, "split": split, "n_train": int(np.mean(n_train)), "n_test": len(t),
                          "huber": _huber_mean(np.log(p / t), delta), "r2": _r2(p, t),
                          "mean_abs_rel_error": float(np.mean(np.abs(p / t - 1))),
                          "max_abs_rel_error": float(np.max(np.abs(p / t - 1)))})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not points:
+        return table
+    return table, (pd.concat(point_rows, ignore_index=True) if point_rows
+                   else pd.DataFrame(columns=["law", "split", "row", "rel_error"]))
+
+
+def paired_difference(points: pd.DataFrame, a: str, b: str, n_boot: int = 2000, seed: int = 0
+                      ) -> tuple[float, float, float, int]:
+    """Law a's held-out mean |relative error| minus law b's, on the predictions both made (same split
+    and row), weighted as `variant_verdict`'s overall figure (each group's mean, then the mean over
+    groups; groups are the columns of `points` other than law, row and rel_error, e.g. split and
+    domain), with a 95% percentile interval from resampling each group's points (paired, so the
+    runs both laws find hard count once). Returns (difference, low, high, number of pairs)."""
+    keys = [c for c in points.columns if c not in ("law", "row", "rel_error")]
+    wide = points[points.law.isin([a, b])].assign(err=lambda f: f.rel_error.abs()).pivot_table(
+        index=keys + ["row"], columns="law", values="err").dropna()
+    if wide.empty or a not in wide or b not in wide:
+        return math.nan, math.nan, math.nan, 0
+    diff = (wide[a] - wide[b]).groupby(level=keys)
+    groups = [g.to_numpy() for _, g in diff]
+    rng = np.random.default_rng(seed)
+    boot = np.mean([g[rng.integers(0, len(g), (n_boot, len(g)))].mean(axis=1) for g in groups], axis=0)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(np.mean([g.mean() for g in groups])), float(lo), float(hi), int(len(wide))

@@ -147,20 +147,20 @@ def cpt_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Report
         table.D.nunique(), table.r.nunique(), table.schedule.nunique(), ", ".join(dict.fromkeys(table.schedule)),
         f"{cpt['lr']:g}", f"{cpt['warmup']:g}", primary, str(store.root / CPT_TABLE)),
         tables=[Table(table.drop(columns=["run_id"]), caption="CPT runs")])
-    recommendations, details, comparisons = [], [], {}
+    recommendations, details, comparisons, points = [], [], {}, {}
     for d in domains:
         part = main[main.domain == d].reset_index(drop=True)
-        rec, secs, comparison = domain_sections(part, cpt, opts, d if len(domains) > 1 else None)
+        rec, secs, comparison, errors = domain_sections(part, cpt, opts, d if len(domains) > 1 else None)
         recommendations += rec
         details += secs
         if comparison is not None:
-            comparisons[d] = comparison
+            comparisons[d], points[d] = comparison, errors
     summary = []
     with _one_thread():
         if len(domains) >= 2:
             summary.append(cross_domain_section(main, opts, INIT))
         if comparisons:
-            summary.append(variant_section(comparisons))
+            summary.append(variant_section(comparisons, points))
     summary.append(r0_section(table, primary))
     if table.schedule.nunique() >= 2:
         summary.append(rewarm_section(table, primary))
@@ -168,17 +168,20 @@ def cpt_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Report
 
 
 def domain_sections(table: pd.DataFrame, cpt: dict, opts: ReportOptions, name: str | None = None
-                    ) -> tuple[list[Section], list[Section], pd.DataFrame | None]:
-    """One domain's D-CPT fits: (recommendation, fit sections, held-out comparison or None).
+                    ) -> tuple[list[Section], list[Section], pd.DataFrame | None, pd.DataFrame | None]:
+    """One domain's D-CPT fits: (recommendation, fit sections, held-out comparison or None, each
+    held-out prediction's error or None: `compare_laws(points=True)` with a `loss` column).
     `name` (several domains) goes into every title."""
     of = f" — domain {name}" if name else ""
     if len(table) < 10:
         msg = f"{len(table)} CPT runs{of}: too few to fit the 9-parameter law (needs 10)."
-        return [], [Section("D-CPT law" + of, text=msg, warnings=[msg])], None
+        return [], [Section("D-CPT law" + of, text=msg, warnings=[msg])], None, None
     sections = []
     with _one_thread():
-        comparison = pd.concat([compare_laws(table, X_DOMAIN, "loss_domain", init=INIT).assign(loss="domain"),
-                                compare_laws(table, X_GENERAL, "loss_general", init=INIT).assign(loss="general")])
+        parts = {role: compare_laws(table, x, f"loss_{role}", init=INIT, points=True)
+                 for role, x in (("domain", X_DOMAIN), ("general", X_GENERAL))}
+        comparison = pd.concat([table_.assign(loss=role) for role, (table_, _) in parts.items()])
+        points = pd.concat([pts.assign(loss=role) for role, (_, pts) in parts.items()], ignore_index=True)
         comparison = comparison[["loss", "law", "split", "n_train", "n_test", "huber", "r2", "mean_abs_rel_error",
                                  "max_abs_rel_error"]]
         laws, held_laws = {}, {}
@@ -216,7 +219,7 @@ def domain_sections(table: pd.DataFrame, cpt: dict, opts: ReportOptions, name: s
             "Per size (colour) and CPT budget (line style): measured final losses, and the D-CPT law fitted "
             "without the hollow points (the middle domain share)", fig)]))
         rec = _recommendation(table, laws, cpt, of)
-    return [rec], sections, comparison
+    return [rec], sections, comparison, points
 
 
 def _recommendation(table: pd.DataFrame, laws: dict, cpt: dict, of: str = "") -> Section:

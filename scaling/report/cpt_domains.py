@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from scaling.errors import DataError, FitError
+from scaling.laws.dcpt import paired_difference
 from scaling.laws.dcpt_cross import DCPTCrossLaw, leave_one_domain_out
 from scaling.plots.cpt import plot_rewarm_tradeoff
 from scaling.report.fits import ReportOptions
@@ -146,7 +147,21 @@ def variant_verdict(comparisons: dict[str, pd.DataFrame], role: str = "domain") 
     return wide.sort_values("overall").reset_index()
 
 
-def variant_section(comparisons: dict[str, pd.DataFrame]) -> Section:
+def runner_up_gap(points: dict[str, pd.DataFrame], role: str, win: str, second: str
+                  ) -> tuple[float, float, float, int]:
+    """The winner's held-out error minus the runner-up's, paired over the held-out predictions both
+    made, across domains and splits (`paired_difference`), with its 95% interval."""
+    frames = [p[(p.loss == role) & p.split.isin(SPLITS)].drop(columns="loss").assign(domain=d)
+              for d, p in points.items() if p is not None]
+    if not frames:
+        return math.nan, math.nan, math.nan, 0
+    return paired_difference(pd.concat(frames, ignore_index=True), win, second)
+
+
+def variant_section(comparisons: dict[str, pd.DataFrame], points: dict[str, pd.DataFrame] | None = None
+                    ) -> Section:
+    """Which variant the held-out errors support, per loss; with each held-out prediction's error
+    (`points`, per domain), whether the winner's lead over the runner-up is more than noise."""
     tables, answers, lines = [], [], []
     for role in ("domain", "general"):
         verdict = variant_verdict(comparisons, role)
@@ -156,12 +171,22 @@ def variant_section(comparisons: dict[str, pd.DataFrame]) -> Section:
         own = "; ".join(f"{d}: {v.iloc[0].law} ({v.iloc[0].overall:.2%} against " + ", ".join(
             f"{r.law} {r.overall:.2%}" for r in v.iloc[1:].itertuples()) + ")"
             for d, v in ((d, variant_verdict({d: c}, role)) for d, c in comparisons.items()))
-        lines.append(f"{role} loss: {win.law} (mean held-out error {win.overall:.2%}: {splits}; against {others}); "
-                     f"per domain, {own}")
+        gap = ""
+        if points and len(rest):
+            second = str(rest.iloc[0].law)
+            d, lo, hi, n = runner_up_gap(points, role, str(win.law), second)
+            if n:
+                told = hi < 0
+                gap = (f"; paired over the {n} held-out predictions both made, {win.law} minus {second} is "
+                       f"{d * 100:+.2f} points (95% interval {lo * 100:+.2f} to {hi * 100:+.2f}): "
+                       + (f"{win.law} is better beyond the noise" if told else
+                          f"the held-out errors do not tell {win.law} and {second} apart"))
+        lines.append(f"{role} loss: {win.law} (mean held-out error {win.overall:.2%}: {splits}; against {others}"
+                     f"{gap}); per domain, {own}")
         tables.append(Table(verdict, caption=f"{role} loss: held-out mean |relative error| per split, averaged over "
                                              f"{len(comparisons)} domain(s)"))
         answers.append(Answer(f"D-CPT variant the held-out errors support on the {role} loss", str(win.law), None,
-                              float(win.overall), f"others: {others}"))
+                              float(win.overall), f"others: {others}{gap}"))
     text = ("The variant with the lowest held-out error, averaged over every held-out split (each interior share "
             "left out in turn, the largest size, the largest budget) and domain, is the one the data support. "
             + " ".join(line + "." for line in lines))

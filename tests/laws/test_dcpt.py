@@ -11,7 +11,8 @@ import torch
 
 from scaling.errors import DataError, FitError
 from scaling.laws import FitWarning, get_law
-from scaling.laws.dcpt import compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share
+from scaling.laws.dcpt import (compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share,
+                               paired_difference)
 
 TRUE = dict(E=1.2, A=30.0, alpha=0.45, B=400.0, eta=0.6, beta=0.5, C=0.08, gamma=0.5, eps=0.05)
 X = ["N", "D", "r"]
@@ -131,7 +132,17 @@ def test_extrapolation_beyond_grid():
 
 def test_compare_laws_table():
     small = grid(sizes=(1e5, 1e6, 3e6), tokens=(1e6, 1e7), shares=(0.0, 0.1, 0.3, 0.6, 1.0))
-    table = compare_laws(small, X, "loss", laws=("dcpt", "dcpt_chinchilla"), init="coarse")
+    table, points = compare_laws(small, X, "loss", laws=("dcpt", "dcpt_chinchilla"), init="coarse", points=True)
+    # each held-out prediction's error, point by point, adds up to the table's figures
+    per = points.assign(err=points.rel_error.abs()).groupby(["law", "split"]).err.agg(["mean", "max", "size"])
+    held = table[table.split != "all points (fit)"].set_index(["law", "split"])
+    np.testing.assert_allclose(per.loc[held.index, "mean"], held.mean_abs_rel_error, rtol=1e-12)
+    np.testing.assert_allclose(per.loc[held.index, "max"], held.max_abs_rel_error, rtol=1e-12)
+    assert (per.loc[held.index, "size"] == held.n_test).all()
+    ratio = points[(points.law == "dcpt") & (points.split == "leave-out-ratio")]
+    assert set(small.iloc[ratio.row].r) == {0.1, 0.3, 0.6}  # the rows are the interior shares
+    d, lo, hi, n = paired_difference(points[points.split == "leave-out-ratio"], "dcpt", "dcpt_chinchilla")
+    assert n == 18 and lo <= d <= hi < 0  # on held-out shares the true law is better beyond the noise
     assert list(table.split.unique()) == ["all points (fit)", "leave-out-ratio", "leave-out-size", "leave-out-tokens"]
     t = table.set_index(["law", "split"])
     assert t.loc[("dcpt", "leave-out-ratio"), "n_test"] == 3 * 3 * 2  # 3 interior shares, each held out once
@@ -140,6 +151,18 @@ def test_compare_laws_table():
     for split in ("all points (fit)", "leave-out-ratio"):
         assert t.loc[("dcpt", split), "r2"] > 0.95
         assert t.loc[("dcpt", split), "huber"] < 0.2 * t.loc[("dcpt_chinchilla", split), "huber"]
+
+
+def test_paired_difference_by_hand():
+    pts = pd.DataFrame({"law": ["a"] * 5 + ["b"] * 4, "split": ["s", "s", "s", "t", "t"] + ["s", "s", "t", "t"],
+                        "row": [0, 1, 2, 0, 1] + [0, 1, 0, 1],
+                        "rel_error": [0.01, -0.03, 0.5, 0.02, 0.04] + [0.02, 0.01, -0.01, 0.01]})
+    d, lo, hi, n = paired_difference(pts, "a", "b", n_boot=4000)
+    # pairs only (row 2 of split s has no b): s: (-0.01 + 0.02) / 2 = 0.005; t: (0.01 + 0.03) / 2 = 0.02
+    assert n == 4 and d == pytest.approx((0.005 + 0.02) / 2)
+    # the bootstrap resamples each split's pairs: its extremes are each split's extremes, averaged
+    assert (-0.01 + 0.01) / 2 - 1e-12 <= lo <= d <= hi <= (0.02 + 0.03) / 2 + 1e-12
+    assert paired_difference(pts, "a", "c")[3] == 0
 
 
 def test_chinchilla_variant_ignores_share(data):

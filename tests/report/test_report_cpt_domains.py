@@ -152,6 +152,22 @@ def test_variant_verdict_picks_the_lowest_held_out_error_over_splits_and_domains
     section = variant_section(comparisons)
     assert section.answers[0].value == "dcpt" and section.answers[0].heldout_error == pytest.approx(0.122 / 6)
 
+    # with each held-out prediction's error: is the winner's lead more than noise?
+    rng = np.random.default_rng(0)
+
+    def points(lead):
+        rows = [{"loss": loss, "law": law, "split": split, "row": k,
+                 "rel_error": abs(rng.normal(0.02, 0.005)) - (lead if law == "dcpt" else 0.0)}
+                for loss in ("domain", "general") for law in ("dcpt", "dcpt_additive") for split in SPLITS
+                for k in range(30)]
+        return pd.DataFrame(rows)
+
+    clear = variant_section(comparisons, {"a": points(0.01), "b": points(0.01)})
+    assert "dcpt is better beyond the noise" in str(clear.text) and "paired over the 180 held-out" in str(clear.text)
+    tied = variant_section(comparisons, {"a": points(0.0), "b": points(0.0)})
+    assert "do not tell dcpt and dcpt_additive apart" in str(tied.text)
+    assert "do not tell" in tied.answers[0].note
+
 
 @pytest.mark.slow
 def test_cross_domain_table_transfers_to_a_left_out_domain(table, monkeypatch):
