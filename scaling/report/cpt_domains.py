@@ -1,6 +1,7 @@
 """CPT report sections across domains and schedules: the cross-domain D-CPT law's transfer to a
 left-out domain, which D-CPT variant the held-out errors support, whether the domain loss at
-r = 0 is flat in the CPT budget, and re-warmed against constant continuation learning rates.
+r = 0 is flat in the CPT budget, and how continuation schedules compare (a re-warm against the
+base's own learning rate continued, or held constant): what each gains and forgets.
 
 Intervals are 95% Student-t intervals across the sizes and seeds of a cell (the runs that
 differ only in N or seed), so with 3 sizes and one seed they rest on 3 values: wide, and said so.
