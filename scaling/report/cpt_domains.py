@@ -243,7 +243,9 @@ def r0_section(table: pd.DataFrame, primary: str) -> Section:
     b, b_lo, b_hi, _ = _per_model_interval(own, "from base at D max")
     d_lo, d_hi = table.D.min(), table.D.max()
     at_r1 = r_col.removeprefix("change at ")
-    if lo <= 0.0 <= hi:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        verdict = "With one model there is no interval: train more sizes or seeds to tell a D term at r = 0."
+    elif lo <= 0.0 <= hi:
         verdict = "The interval covers 0: the data show no D term at r = 0, as D-CPT assumes."
     else:
         moves = (g_lo > 0 or g_hi < 0) and np.sign(g) == np.sign(m)

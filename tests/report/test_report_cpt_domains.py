@@ -106,6 +106,8 @@ def test_r0_section_answers_the_change_and_the_distance_from_the_base(table):
     assert (lo, hi) == pytest.approx(t_interval(per_model)[1:3])
     assert ("The interval covers 0" in str(section.text)) == (lo <= 0 <= hi)
     assert "constant schedule: " in str(section.text)  # the other schedule's change, beside the primary's
+    one = cpt_domains.r0_section(table[table.N == table.N.min()], "rewarm")  # one model: no interval to judge by
+    assert "With one model there is no interval" in str(one.text)
 
 
 def test_rewarm_gains_and_forgetting_against_ground_truth(table):
