@@ -60,6 +60,22 @@ class Param:
     log: bool = False
 
 
+
+def collinear_inputs(X: np.ndarray, names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of inputs whose logs lie on one line across the rows (one is a power of the other, e.g.
+    D = 20 N exactly): a law cannot tell their terms apart, whatever its fit finds."""
+    out = []
+    with np.errstate(all="ignore"):
+        logs = np.log(np.asarray(X, float))
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = logs[:, i], logs[:, j]
+            if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or a.std() == 0 or b.std() == 0:
+                continue
+            if abs(np.corrcoef(a, b)[0, 1]) > 1 - 1e-9:
+                out.append((names[i], names[j]))
+    return out
+
 class Law:
     """Base class of all scaling laws (scikit-learn style: options in, fitted values out with `_`).
 
@@ -324,6 +340,7 @@ class Law:
         self.x_, self.y_ = x, y
         # which values each input took: advice warns when too few pin a term's exponent
         self.x_distinct_ = {c: np.unique(X[:, i]).tolist() for i, c in enumerate(x)}
+        self.x_collinear_ = collinear_inputs(X, x)
         self._Fn = self.features(X)
         self._tn = self._target(yv)
         if w is None:

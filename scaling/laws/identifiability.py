@@ -1,5 +1,7 @@
 """Identifiability warnings: what a fit cannot tell apart.
 
+- inputs that move together (their logs collinear across the runs, e.g. D = 20 N): no fit can
+  separate their terms, and which of its equivalent optima it lands in is an accident;
 - strongly correlated exponents across bootstrap replicates (|r| > 0.95): the data fix a
   combination of them, not each one;
 - a free parameter at its bound: the optimum lies outside the box, the value is not an estimate;
@@ -34,6 +36,10 @@ def exponents(law: "Law") -> list[str]:
 def identifiability_warnings(law: "Law", corr_limit: float = CORR_LIMIT) -> list[str]:
     """Human-readable warnings (empty when none applies)."""
     out = []
+    for a, b in getattr(law, "x_collinear_", []) or []:
+        out.append(f"{law.name}: inputs {a} and {b} move together across the runs (log {b} is a linear function "
+                   f"of log {a}, e.g. a fixed tokens-per-parameter ratio), so the terms in {a} and {b} cannot be "
+                   f"told apart; add runs that vary {b} at a fixed {a}")
     for name in getattr(law, "at_bounds_", []) or []:
         out.append(f"{law.name}: parameter {name} = {law.params_[name]:.4g} sits at its bound; it is not "
                    "identified by these data (fix it with --fix, or widen the data's range)")

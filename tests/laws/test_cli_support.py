@@ -47,15 +47,19 @@ def test_where_and_errors(table, tmp_path):
 
 
 def test_fit_result_json(table):
-    law = get_law("power", n_bootstrap=20).fit(table, x="x", y="y", holdout="largest:2")
+    # noisy, so the interval has a width: on the fixture's exact losses every replicate finds the same
+    # alpha to the optimiser's tolerance, and the estimate may sit 1e-10 outside their range
+    noisy = table.assign(y=table.y * np.exp(np.random.default_rng(0).normal(0, 0.003, len(table))))
+    law = get_law("power", n_bootstrap=20).fit(noisy, x="x", y="y", holdout="largest:2")
     obj = fit_result_json(law)
     assert list(obj) == ["law", "params", "ci95", "objective", "converged", "n_points", "holdout"]
     assert obj["n_points"] == 8 and obj["holdout"]["n_test"] == 2
     assert set(obj["ci95"]) == {"L_inf", "x0", "alpha"}
     lo, hi = obj["ci95"]["alpha"]
-    assert lo <= obj["params"]["alpha"] <= hi
-    assert obj["params"]["alpha"] == pytest.approx(0.3, abs=1e-4)
+    assert lo < obj["params"]["alpha"] < hi
     json.dumps(obj)
+    exact = fit_result_json(get_law("power").fit(table, x="x", y="y", holdout="largest:2"))
+    assert exact["params"]["alpha"] == pytest.approx(0.3, abs=1e-4)  # the fixture's exponent
 
 
 def test_study_folder_keeps_only_finished_runs(tmp_path):
