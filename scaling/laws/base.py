@@ -60,7 +60,6 @@ class Param:
     log: bool = False
 
 
-
 def collinear_inputs(X: np.ndarray, names: list[str]) -> list[tuple[str, str]]:
     """Pairs of inputs whose logs lie on one line across the rows (one is a power of the other, e.g.
     D = 20 N exactly): a law cannot tell their terms apart, whatever its fit finds."""
@@ -75,6 +74,7 @@ def collinear_inputs(X: np.ndarray, names: list[str]) -> list[tuple[str, str]]:
             if abs(np.corrcoef(a, b)[0, 1]) > 1 - 1e-9:
                 out.append((names[i], names[j]))
     return out
+
 
 class Law:
     """Base class of all scaling laws (scikit-learn style: options in, fitted values out with `_`).

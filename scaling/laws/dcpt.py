@@ -478,12 +478,13 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
             if not preds:
                 continue
             p, t = np.concatenate(preds), np.concatenate(truth)
+            rel = p / t - 1
             point_rows.append(pd.DataFrame({"law": name, "split": split, "row": np.concatenate(where),
-                                            "rel_error": p / t - 1}))
+                                            "rel_error": rel}))
             rows.append({"law": name, "split": split, "n_train": int(np.mean(n_train)), "n_test": len(t),
                          "huber": _huber_mean(np.log(p / t), delta), "r2": _r2(p, t),
-                         "mean_abs_rel_error": float(np.mean(np.abs(p / t - 1))),
-                         "max_abs_rel_error": float(np.max(np.abs(p / t - 1)))})
+                         "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+                         "max_abs_rel_error": float(np.max(np.abs(rel)))})
     table = pd.DataFrame(rows)
     if not points:
         return table

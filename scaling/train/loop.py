@@ -58,7 +58,7 @@ def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
     warmup = int(round(warmup_cfg * total)) if warmup_cfg < 1 else int(warmup_cfg)
     if warmup > 0 and step < warmup:
         return peak * (step + 1) / warmup
-    floor = peak * float(train.get("min_lr_ratio", 0.1))
+    floor = _floor_lr(train)
     schedule = train.get("schedule", "cosine")
     if schedule not in SCHEDULES:
         raise SpecError(f"[train] `schedule`: unknown schedule {schedule!r};"
@@ -75,11 +75,15 @@ def lr_at(step: int, total: int, train: dict[str, Any]) -> float:
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _floor_lr(train: dict[str, Any]) -> float:
+    """Where a decaying schedule ends: lr x min_lr_ratio."""
+    return float(train["lr"]) * float(train.get("min_lr_ratio", 0.1))
+
+
 def final_lr(train: dict[str, Any]) -> float:
-    """The learning rate a run's schedule ends at: the floor (lr x min_lr_ratio) of a decaying
-    schedule, the peak of a constant one. A continuation that holds it does not re-warm."""
-    peak = float(train["lr"])
-    return peak if train.get("schedule", "cosine") == "constant" else peak * float(train.get("min_lr_ratio", 0.1))
+    """The learning rate a run's schedule ends at: the floor of a decaying schedule, the peak of a
+    constant one. A continuation that holds it does not re-warm."""
+    return float(train["lr"]) if train.get("schedule", "cosine") == "constant" else _floor_lr(train)
 
 
 def load_parent_optimizer(optimizer: torch.optim.Optimizer, store: Store, run: RunConfig) -> None:
