@@ -24,7 +24,6 @@ the general loss within a threshold of the base model's, with a bootstrap interv
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -451,7 +450,7 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
     the fit's), r2 (R² of the loss values), mean_abs_rel_error, max_abs_rel_error. Folds of
     a split are pooled. With `points`, also each held-out prediction's error (law, split, row:
     the position in df, rel_error = prediction / measured - 1), so laws can be compared point
-    by point (`paired_difference`).
+    by point (`scaling.laws.validation.paired_difference`).
     """
     from scaling.laws.registry import get_law
 
@@ -490,23 +489,3 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
         return table
     return table, (pd.concat(point_rows, ignore_index=True) if point_rows
                    else pd.DataFrame(columns=["law", "split", "row", "rel_error"]))
-
-
-def paired_difference(points: pd.DataFrame, a: str, b: str, n_boot: int = 2000, seed: int = 0
-                      ) -> tuple[float, float, float, int]:
-    """Law a's held-out mean |relative error| minus law b's, on the predictions both made (same split
-    and row), weighted as `variant_verdict`'s overall figure (each group's mean, then the mean over
-    groups; groups are the columns of `points` other than law, row and rel_error, e.g. split and
-    domain), with a 95% percentile interval from resampling each group's points (paired, so the
-    runs both laws find hard count once). Returns (difference, low, high, number of pairs)."""
-    keys = [c for c in points.columns if c not in ("law", "row", "rel_error")]
-    wide = points[points.law.isin([a, b])].assign(err=lambda f: f.rel_error.abs()).pivot_table(
-        index=keys + ["row"], columns="law", values="err").dropna()
-    if wide.empty or a not in wide or b not in wide:
-        return math.nan, math.nan, math.nan, 0
-    diff = (wide[a] - wide[b]).groupby(level=keys)
-    groups = [g.to_numpy() for _, g in diff]
-    rng = np.random.default_rng(seed)
-    boot = np.mean([g[rng.integers(0, len(g), (n_boot, len(g)))].mean(axis=1) for g in groups], axis=0)
-    lo, hi = np.quantile(boot, [0.025, 0.975])
-    return float(np.mean([g.mean() for g in groups])), float(lo), float(hi), int(len(wide))

@@ -161,3 +161,25 @@ def goodness(resid: np.ndarray, target: np.ndarray, n_params: int) -> dict[str, 
         "bic": ll_term + n_params * math.log(n),
         "sigma": math.sqrt(ss_res / max(n - n_params, 1)),
     }
+
+
+def paired_difference(points: "pd.DataFrame", a: str, b: str, n_boot: int = 2000, seed: int = 0
+                      ) -> tuple[float, float, float, int]:
+    """Law a's held-out mean |relative error| minus law b's, on the predictions both made (same
+    row in the same group), with a 95% percentile interval.
+
+    `points` has columns law, row, rel_error and any grouping columns (e.g. split and domain).
+    The figure is each group's mean difference, then the mean over groups; the interval
+    resamples each group's rows (paired, so the rows both laws find hard count once).
+    Returns (difference, low, high, number of pairs)."""
+    keys = [c for c in points.columns if c not in ("law", "row", "rel_error")]
+    wide = points[points.law.isin([a, b])].assign(err=lambda f: f.rel_error.abs()).pivot_table(
+        index=keys + ["row"], columns="law", values="err").dropna()
+    if wide.empty or a not in wide or b not in wide:
+        return math.nan, math.nan, math.nan, 0
+    diff = (wide[a] - wide[b]).groupby(level=keys)
+    groups = [g.to_numpy() for _, g in diff]
+    rng = np.random.default_rng(seed)
+    boot = np.mean([g[rng.integers(0, len(g), (n_boot, len(g)))].mean(axis=1) for g in groups], axis=0)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(np.mean([g.mean() for g in groups])), float(lo), float(hi), int(len(wide))

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from scaling.errors import DataError, FitError
-from scaling.laws.dcpt import paired_difference
+from scaling.laws.validation import paired_difference
 from scaling.laws.dcpt_cross import DCPTCrossLaw, leave_one_domain_out
 from scaling.plots.cpt import plot_rewarm_tradeoff
 from scaling.report.fits import ReportOptions

@@ -171,3 +171,36 @@ def test_encdec_report_compares_source_and_target_original_eval_sets(tmp_path):
     per_nat = (large.bleu_tgt_original - small.bleu_tgt_original) / (small.loss_tgt_original - large.loss_tgt_original)
     assert table.loc["tgt_original", "BLEU gained per nat"] == pytest.approx(per_nat, rel=1e-12)
     assert "Composition bias" in out.read_text()
+
+
+def _encdec_pair(runs: pd.DataFrame, loss: str):
+    from scaling.report.fits import fit_with_holdout
+
+    law = fit_with_holdout("encdec", runs, ["n_params_enc", "n_params_dec"], loss, OPTS, holdout="largest:1")
+    power = fit_with_holdout("power", runs, ["n_params_nonemb"], loss, OPTS, holdout="largest:1")
+    return law, power
+
+
+@pytest.mark.filterwarnings("ignore::scaling.laws.FitWarning")
+def test_leave_one_shape_out_tells_which_law_predicts_left_out_shapes():
+    runs = encdec_runs()  # L(Ne, Nd) with pe 0.15, pd 0.3: the split matters beyond total size
+    law, power = _encdec_pair(runs, "loss_valid")
+    table, text, warnings = encdec_report.shape_out_comparison(runs, law, power)
+    assert not warnings and len(table.df) == 9  # a 3 x 3 grid, one run per shape
+    assert table.df["runs"].tolist() == [1] * 9
+    shapes = runs.assign(shape=runs.n_params_enc.astype(str) + " / " + runs.n_params_dec.astype(str))
+    by_hand = law.leave_one_out(shapes, group="shape").set_index("shape").mean_abs_rel_error
+    got = table.df.set_index("Ne / Nd left out")["encdec mean |rel. err|"]
+    assert got.to_dict() == pytest.approx(by_hand.to_dict(), rel=1e-9)
+    assert table.df["encdec mean |rel. err|"].max() < 0.01  # the true form, noise 0.1%
+    assert table.df["power mean |rel. err|"].mean() > 0.02
+    assert "predicts left-out shapes better, beyond the noise: the split matters" in text
+
+    # the truth a power law in total parameters: the bivariate law cannot win
+    n = runs.n_params_nonemb.astype(float)
+    runs["loss_total"] = (0.9 * (n / 1e4) ** -0.3 + 1.2) * (1 + 1e-3 * (-1) ** np.arange(len(runs)))
+    law, power = _encdec_pair(runs, "loss_total")
+    table, text, _ = encdec_report.shape_out_comparison(runs, law, power)
+    assert table.df["power mean |rel. err|"].max() < 0.01
+    assert table.df["encdec mean |rel. err|"].mean() > 0.01  # a product of powers is not a power of the sum
+    assert "The power law in total parameters predicts left-out shapes better, beyond the noise" in text
