@@ -114,7 +114,7 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
                           heldout_error(law), f"held-out: {holdout}", 3),
                    answer(law, "L_inf", f"L_inf of L(Ne, Nd) (eval set {name})")]
         shape_table, shape_text, shape_warnings = shape_out_comparison(done, law, power)
-        sections.append(Section(title, text=join([text, shape_text]) if shape_text else text,
+        sections.append(Section(title, text=join([text, shape_text]),
                                 tables=[params_table(law), comparison_table(law, power)]
                                 + ([shape_table] if shape_table is not None else []),
                                 figures=figures, answers=answers,

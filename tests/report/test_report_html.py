@@ -204,3 +204,17 @@ def test_leave_one_shape_out_tells_which_law_predicts_left_out_shapes():
     assert table.df["power mean |rel. err|"].max() < 0.01
     assert table.df["encdec mean |rel. err|"].mean() > 0.01  # a product of powers is not a power of the sum
     assert "The power law in total parameters predicts left-out shapes better, beyond the noise" in text
+
+
+@pytest.mark.filterwarnings("ignore::scaling.laws.FitWarning")
+def test_leave_one_shape_out_needs_three_shapes_and_warns_when_a_fold_cannot_be_fitted():
+    runs = encdec_runs()
+    law, power = _encdec_pair(runs, "loss_valid")
+    shapes = runs.drop_duplicates(["n_params_enc", "n_params_dec"])
+    # two shapes: no comparison to make, and nothing to warn of
+    assert encdec_report.shape_out_comparison(shapes.iloc[:2], law, power) == (None, "", [])
+    # three shapes of one run each: every fold keeps 2 runs, too few for a 4-parameter law
+    table, text, warnings = encdec_report.shape_out_comparison(shapes.iloc[:3], law, power)
+    assert table is None and text == ""
+    assert len(warnings) == 1 and warnings[0].startswith("leave-one-shape-out comparison not made: ")
+    assert "encdec" in warnings[0]
