@@ -46,9 +46,14 @@ class TargetOptions:
     threshold: float = 0.03
 
 
-def _check(law: Law, target: str, at: float, opts: TargetOptions, partner: Law | None) -> None:
+def check_target_name(target: str) -> None:
+    """Before any work (the CLI calls this first): a misspelt target fails on its own name."""
     if target not in TARGETS:
         raise FitError(f"unknown advise target {target!r}; choose from {', '.join(TARGETS)}")
+
+
+def _check(law: Law, target: str, at: float, opts: TargetOptions, partner: Law | None) -> None:
+    check_target_name(target)
     laws = LAWS_OF.get(target)
     if laws and law.name not in laws:
         raise FitError(f"advise target {target!r} is defined for the {' / '.join(laws)} law(s), not {law.name}; "
@@ -161,4 +166,4 @@ def _domain_share(dom: Law, gen: Law, N: float, D: float, limit: float) -> Calla
     return f
 
 
-__all__ = ["LAWS_OF", "TARGETS", "TargetOptions", "target_function"]
+__all__ = ["LAWS_OF", "TARGETS", "TargetOptions", "check_target_name", "target_function"]

@@ -148,6 +148,10 @@ def test_cli_json(tmp_path):
         assert run["flops"] == pytest.approx(6 * run["x"]["N"] * 4e6) and "cuts the expected 95% width" in run["reason"]
     r = CliRunner().invoke(app, ["advise", str(tmp_path / "runs.csv"), "--x", "N", "--budget", "0"])
     assert r.exit_code != 0 and "--budget" in str(r.exception or r.output)
+    # a misspelt target fails on its name, before the fit and before the other flags it would need
+    r = CliRunner().invoke(app, ["advise", str(tmp_path / "runs.csv"), "--x", "N", "--budget", "5e12",
+                                 "--target", "n-opt", "--sizes", "1:2:3"])
+    assert r.exit_code != 0 and "unknown advise target 'n-opt'; choose from loss, n_opt" in str(r.exception or r.output)
 
 
 @pytest.mark.slow

@@ -71,12 +71,14 @@ def advise(
 
     from scaling.advise import TargetOptions
     from scaling.advise_study import candidate_grid, spec_candidates
+    from scaling.advise_targets import check_target_name
     from scaling.advise import advise as choose
     from scaling.errors import DataError
     from scaling.laws import get_law
     from scaling.laws.base import Law
     from scaling.laws.cli_support import load_table
 
+    check_target_name(target)
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
     if target == "compute_multiplier" and not variant:
