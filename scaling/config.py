@@ -8,6 +8,7 @@ types are rejected with the dotted key path so the user knows exactly what to fi
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -158,9 +159,21 @@ def spec_from_dict(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
             known = ", ".join(sorted([*SECTIONS, "grid", *FAMILY_TABLES]))
             raise SpecError(f"{source}: unknown table [{key}]; expected one of {known}")
     spec = StudySpec(**kwargs, extra=extra)
+    _check_study_name(spec.study.name, source)
     _check_budget_kinds(spec.train, spec.grid, source)
     _check_train(spec.train, source)
     return spec
+
+
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_study_name(name: str, source: str) -> None:
+    """The name is the study's folder (runs/<name>/ beside the spec): one plain path component,
+    so that no spec writes outside its runs/ folder."""
+    if not STUDY_NAME.fullmatch(name):
+        raise SpecError(f"{source}: [study] `name` must be a plain folder name (letters, digits, '.', '_', '-', "
+                        f"starting with a letter or digit), got {name!r}")
 
 
 def _grid_axes(value: Any, source: str) -> dict[str, list[Any]]:

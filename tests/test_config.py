@@ -62,9 +62,15 @@ def test_run_id_is_stable_and_ignores_label(tmp_path):
         ("seed = [0, 1]", "optimiser.lr = [1]", "axis `optimiser.lr` does not name a config value"),
         ("seed = [0, 1]", "train.lrr = [1]", "axis `train.lrr` does not name a config value"),
         ("[grid]", "[grd]", "unknown table [grd]"),
-        ('source = "zipf_facts"', 'source = "zipf_factz"', "zipf_factz"),
-        ("n_keys = 40", "n_kees = 40", "n_kees"),
+        ('source = "zipf_facts"', 'source = "zipf_factz"', "spec.toml: [data]: unknown data source `zipf_factz`"),
+        ("n_keys = 40", "n_kees = 40", "spec.toml: [data]: unknown option(s) `n_kees`"),
+        ("seed = [0, 1]", '"data.options.n_keys" = [40, 0]',
+         "spec.toml: [data] ([grid] axis `data.options.n_keys` = 0): `n_keys` must be an integer >= 1"),
+        ('[study]\nname = "tiny"', '[study]\nname = "tiny"\nfamily = "encdec"',
+         "spec.toml: [data]: unknown pair source `zipf_facts`"),
         ("[study]\nname = \"tiny\"", "[study]\nname = \"tiny\"\nfamily = \"gpt\"", "[study] `family`"),
+        ("[study]\nname = \"tiny\"", "[study]\nname = \"../tiny\"", "[study] `name` must be a plain folder name"),
+        ("[study]\nname = \"tiny\"", "[study]\nname = \"\"", "[study] `name` must be a plain folder name"),
     ],
 )
 def test_errors_name_file_key_and_expectation(tmp_path, old, new, message):

@@ -148,7 +148,8 @@ def expand_encdec(spec: StudySpec) -> list[RunConfig]:
     others = set(spec.extra) - {"encdec"}
     if others:
         raise SpecError(f"{where(spec)}: table [{sorted(others)[0]}] is not used by family 'encdec'")
-    runs = expand_axes(spec, encdec_counts, extra=dict(table), tokens_per_step=encdec_tokens_per_step)
+    runs = expand_axes(spec, encdec_counts, extra=dict(table), tokens_per_step=encdec_tokens_per_step,
+                       data_source=pair_source)
     for run in runs:
         try:
             encdec_counts(run)

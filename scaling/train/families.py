@@ -29,7 +29,7 @@ def decoder_counts(run: RunConfig) -> dict[str, float]:
 def expand_decoder(spec: StudySpec) -> list[RunConfig]:
     if spec.extra:
         raise SpecError(f"{where(spec)}: table [{next(iter(spec.extra))}] is not used by family 'decoder'")
-    runs = expand_axes(spec, decoder_counts)
+    runs = expand_axes(spec, decoder_counts, data_source=lm_source)
     for run in runs:  # build every config once so impossible shapes fail at plan time
         try:
             decoder_counts(run)

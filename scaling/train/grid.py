@@ -158,8 +158,12 @@ TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSection)}
 
 def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]],
                 extra: dict[str, Any] | None = None,
-                tokens_per_step: Callable[[RunConfig], int] | None = None) -> list[RunConfig]:
-    """Shapes × axis combinations, each with its token budget resolved to steps."""
+                tokens_per_step: Callable[[RunConfig], int] | None = None,
+                data_source: Callable[[dict[str, Any]], Any] | None = None) -> list[RunConfig]:
+    """Shapes × axis combinations, each with its token budget resolved to steps.
+
+    `data_source` builds a run's source from its [data] values (cached by the family): built
+    first, so that a bad [data] value is reported as such, not as the fault of a model shape."""
     source = where(spec)
     runs = []
     for shape, combo in itertools.product(model_shapes(spec), axis_combinations(spec)):
@@ -179,6 +183,13 @@ def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]]
         # checked as the base table is; the values stay as written, since ids of existing runs hash them so
         check_run_train(base["train"], f"{source}: [grid] axis {', '.join(train_axes)}" if train_axes else source)
         run = RunConfig(study=spec.name, family=spec.family, label=shape_label(base["model"]), **base)
+        if data_source is not None:
+            try:
+                data_source(run.data)
+            except SpecError as e:
+                data_axes = [f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith("data.")]
+                axes = f" ([grid] axis {', '.join(data_axes)})" if data_axes else ""
+                raise SpecError(f"{source}: [data]{axes}: {e}") from None
         run.train["steps"] = resolve_steps(run, counts, source, tokens_per_step(run) if tokens_per_step else None)
         runs.append(run)
     return runs
