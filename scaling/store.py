@@ -11,7 +11,8 @@ Layout under the study folder (runs/<study>/):
     superseded/       old run folders an upgrade found to duplicate a kept run
 
 Each run writes only into its own folder, so parallel workers never share a file; the study
-tables are rebuilt from the run folders by the coordinating process. Every write goes to a
+tables are rebuilt from the run folders by the coordinating process (and on read, when one
+cannot be read: the run folders are the record). Every write goes to a
 temporary file and is renamed into place, so a killed process leaves no half-written file, and
 every file gets the mode the umask gives (shared-readable with the usual 022).
 """
@@ -108,6 +109,15 @@ SUPERSEDED = "superseded"
 _RANK = {"done": 0, "unfinished": 1}
 
 
+def _read_parquet(path: Path, fix: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(f"{path}: not a readable parquet table ({e})" + (f"; {fix}" if fix else "")) from None
+
+
 class Store:
     """Read and write one study's runs; see the module docstring for the layout."""
 
@@ -141,7 +151,7 @@ class Store:
         """
         meta = self.root / STORE_META
         base = self.root / "runs"
-        if not base.is_dir() or (meta.is_file() and json.loads(meta.read_text()).get("id_scheme") == ID_SCHEME):
+        if not base.is_dir() or self._meta().get("id_scheme") == ID_SCHEME:
             return {}
         from scaling.train.run_config import RunConfig  # stdlib-only module; keeps store imports light
 
@@ -188,11 +198,21 @@ class Store:
                     continue
             os.replace(folder, dest)
             renamed[old] = target
-        prior = json.loads(meta.read_text()).get("renamed", {}) if meta.is_file() else {}
+        prior = self._meta().get("renamed", {})
         atomic_write_json(meta, {"id_scheme": ID_SCHEME, "renamed": {**prior, **renamed}})
         if renamed and (self.root / RUNS_TABLE).is_file():
             self.rebuild()
         return renamed
+
+    def _meta(self) -> dict[str, Any]:
+        meta = self.root / STORE_META
+        if not meta.is_file():
+            return {}
+        try:
+            return json.loads(meta.read_text())
+        except ValueError as e:
+            raise DataError(f"{meta}: not valid JSON ({e}); delete it: the next command re-derives the run ids "
+                            "from the run folders' configs") from None
 
     def _superseded_name(self, run_id: str) -> str:
         n = 1
@@ -239,7 +259,13 @@ class Store:
 
     def result(self, run_id: str) -> dict[str, Any] | None:
         path = self.run_dir(run_id) / "result.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except ValueError as e:
+            raise DataError(f"{path}: not valid JSON ({e}); delete it and `scaling grid run` resumes the run from "
+                            "its checkpoint (or trains it again)") from None
 
     def status(self, run_id: str) -> str:
         result = self.result(run_id)
@@ -275,7 +301,7 @@ class Store:
             rows.append(result)
             path = self.run_dir(run_id) / CURVES_TABLE
             if path.is_file():
-                curves.append(pd.read_parquet(path))
+                curves.append(_read_parquet(path, "delete the run's folder to train it again"))
         runs = pd.DataFrame(rows)
         if not runs.empty:
             runs = runs.sort_values([N_PARAMS, RUN_ID] if N_PARAMS in runs else [RUN_ID], kind="stable")
@@ -290,9 +316,20 @@ class Store:
         return self._read(CURVES_TABLE)
 
     def _read(self, name: str) -> pd.DataFrame:
+        """A study table; one that cannot be read is rebuilt from the run folders, which hold
+        every result (the tables are derived from them)."""
         path = self.root / name
         if not path.is_file():
             raise DataError(f"{path}: no such table; run `scaling grid run` on the study first")
-        import pandas as pd
-
-        return pd.read_parquet(path)
+        try:
+            return _read_parquet(path, "")
+        except DataError as e:
+            if not self.run_ids():
+                raise
+            warnings.warn(f"{e}; rebuilt it from the run folders", RuntimeWarning, stacklevel=3)
+            try:
+                self.rebuild()
+            except OSError as err:
+                raise DataError(f"{path}: unreadable, and it could not be rebuilt from the run folders ({err}); "
+                                "run `scaling grid run` on the study where you can write to it") from None
+            return _read_parquet(path, "")

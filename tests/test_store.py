@@ -128,3 +128,29 @@ def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_restarts(tmp_path):
     (kept,) = store.run_dir(run.run_id).glob("checkpoint.pt.corrupt-*")
     assert kept.read_bytes() == data[: len(data) // 2]  # kept, not deleted
     assert not ckpt.exists()
+
+
+def test_damaged_store_files_are_rebuilt_or_named_with_their_fix(tmp_path):
+    from scaling.errors import DataError
+
+    spec_path = tmp_path / "tiny.toml"
+    spec_path.write_text(SPEC)
+    runs = expand(load_spec(spec_path))
+    run_study(runs, Store(tmp_path / "s"), InProcessExecutor())
+    runs_before, curves_before = Store(tmp_path / "s").runs(), Store(tmp_path / "s").curves()
+    assert len(runs_before) == 1 and len(curves_before) > 0
+    # the study tables are derived from the run folders: a damaged one is rebuilt, with a warning
+    for name, before in (("runs.parquet", runs_before), ("curves.parquet", curves_before)):
+        (tmp_path / "s" / name).write_bytes(b"not parquet")
+        with pytest.warns(RuntimeWarning, match=rf"{name}: not a readable parquet table .*rebuilt it from the run"):
+            again = Store(tmp_path / "s").runs() if name == "runs.parquet" else Store(tmp_path / "s").curves()
+        pd.testing.assert_frame_equal(again, before)
+    # a run's own result and the store's id file are the record: named, with what to do, never overwritten
+    result = Store(tmp_path / "s").run_dir(runs[0].run_id) / "result.json"
+    result.write_text("{")
+    with pytest.raises(DataError, match=r"result\.json: not valid JSON .*delete it and `scaling grid run` resumes"):
+        Store(tmp_path / "s").status(runs[0].run_id)
+    assert result.read_text() == "{"
+    (tmp_path / "s" / "store.json").write_text("{")
+    with pytest.raises(DataError, match=r"store\.json: not valid JSON .*delete it: the next command re-derives"):
+        Store(tmp_path / "s").run_ids()
