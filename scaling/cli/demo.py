@@ -19,14 +19,21 @@ from scaling.store import Store
 from scaling.train import expand, local_executor, run_study, study_root
 
 
+DEFAULT_SPEC = Path("runs/demo.toml")
+
 
 def demo(
-    spec: Annotated[Path, typer.Option(help="Study spec to run.")] = Path("runs/demo.toml"),
+    spec: Annotated[Path, typer.Option(help="Study spec to run.")] = DEFAULT_SPEC,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Local worker processes.")] = min(2, os.cpu_count() or 1),
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the intervals.")] = 500,
     out: Annotated[Path, typer.Option(help="Report file.")] = Path("reports/demo/index.html"),
 ) -> None:
     """Train a small decoder-only size grid on a synthetic source, fit L(N), write the report."""
+    if not spec.is_file() and spec == DEFAULT_SPEC:
+        from scaling.errors import SpecError
+
+        raise SpecError(f"{spec}: no such file here; run `scaling demo` from the root of the scaling checkout "
+                        "(the demo's spec is runs/demo.toml there), or pass --spec PATH")
     s = load_spec(spec)
     store = Store(study_root(s))
     executor, threads = local_executor(workers)

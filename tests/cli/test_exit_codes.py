@@ -86,6 +86,12 @@ def test_spec_errors_exit_2(tmp_path):
         assert r.stderr.startswith("error: ") and "bad.toml" in r.stderr and "steps" in r.stderr
         assert_no_traceback(r)
 
+    # the demo outside a checkout: its spec is not there, and the error says where it is
+    r = scaling("demo", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.startswith("error: runs/demo.toml: no such file here; run `scaling demo` from the root")
+    assert_no_traceback(r)
+
 
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to make the run fail")
