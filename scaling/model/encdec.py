@@ -43,7 +43,8 @@ class EncDecConfig:
     enc_d_model: int | None = None
     """Encoder width; None means `d_model`."""
     enc_n_heads: int | None = None
-    """Encoder heads; None means `n_heads`."""
+    """Encoder heads; None means `n_heads`. Widen an encoder with its heads, not its head size:
+    with the head count fixed, a wider encoder learnt worse (see `EncoderDecoder.lr_scales`)."""
     enc_d_ff: int | None = None
     """Encoder MLP width; None means 4 * enc_d_model."""
     max_src_len: int = 64
@@ -167,11 +168,16 @@ class EncoderDecoder(nn.Module):
         width. Measured (agreement-marker transduction, decoder 64, 2,500 steps of 128 pairs,
         AdamW 1e-2, enc_lr_width 16): encoder 48 / 64 reached 0.333 / 0.351 with the whole
         encoder (embeddings and norms too) scaled, and 0.321 / 0.311 with only its matrices
-        scaled; with one learning rate a wider encoder trained worse than a narrow one. At decoder
-        16 (runs/encdec-synthetic.toml's trainer, seeds 0 / 1, 2026-12-06) encoders 48 and 64 now
-        help, if little: 0.749 / 0.751 and 0.758 / 0.678 against 0.796 / 0.791 for encoder 16 (with
-        one learning rate 64 / 16 reached 0.949, and an earlier task 1.05 against 0.97). Encoder 32
-        still trains worse than 16 there (0.829 / 0.825): only partly fixed."""
+        scaled; with one learning rate a wider encoder trained worse than a narrow one.
+
+        The learning rate was one cause; the head count is the other. At decoder 16 (runs/encdec-
+        synthetic.toml's trainer, seeds 0 / 1, 2026-12-06), with 2 encoder heads at every width
+        encoders 16 / 32 / 48 / 64 reached 0.796 / 0.791, 0.829 / 0.825, 0.749 / 0.751, 0.758 / 0.678:
+        32 worse than 16. With the head size fixed at 4 (4, 8, 12, 16 heads) every encoder wider
+        than 16 learns more than 16 does: 0.768 / 0.778, 0.742 / 0.723, 0.707 / 0.677, 0.731 / 0.668
+        (48 and 64 tie within the seed noise). Our reading: the encoder's job (the class of a
+        neighbouring source word) is a positional lookup, and more heads make more lookups. With one learning rate 64 / 16 reached 0.949 (an earlier task: 1.05
+        against 0.97 for 16 / 16)."""
         cfg = self.cfg
         scale = 1.0 if cfg.enc_lr_width is None else min(1.0, cfg.enc_lr_width / cfg.enc_d_model)
         hidden = [p for n, p in self.named_parameters()
