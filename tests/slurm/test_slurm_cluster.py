@@ -144,9 +144,16 @@ def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(slurm_c
 
 
 def test_a_killed_coordinator_is_replaced_without_submitting_live_runs_again(slurm_cluster, tmp_path):
-    # long enough (~20-40 s a run here) that the two surviving jobs are still running when the new
-    # coordinator starts: at 1,500 steps they could finish during the scancel wait under load
-    spec = write_spec(tmp_path, "kill", THREE, 8000)
+    # Every run must outlast the waits below, or it finishes before its job is cancelled (then it is
+    # rightly not submitted again) and the survivors are no longer live when the new coordinator
+    # starts. A fixed step count failed twice as machines got faster (1,500 steps, then 8,000 took
+    # ~10 s a run): size the runs from this machine's speed on the fastest shape, >= 30 s each.
+    probe_spec = write_spec(tmp_path, "probe", THREE, 400)
+    fastest = expand(load_spec(probe_spec))[0]  # d_model 8
+    probe = Store(tmp_path / "probe")
+    run_study([fastest], probe, InProcessExecutor(), threads=1)
+    per_step = probe.result(fastest.run_id)["wall_time"] / 400
+    spec = write_spec(tmp_path, "kill", THREE, max(8000, int(30 / per_step)))
     store = Store(tmp_path / "kill")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     coord = subprocess.Popen([sys.executable, "-c", "from scaling.cli import main; main()", "grid", "run", str(spec), "--executor", "slurm",
