@@ -176,8 +176,8 @@ class EncoderDecoder(nn.Module):
         32 worse than 16. With the head size fixed at 4 (4, 8, 12, 16 heads) every encoder wider
         than 16 learns more than 16 does: 0.768 / 0.778, 0.742 / 0.723, 0.707 / 0.677, 0.731 / 0.668
         (48 and 64 tie within the seed noise). Our reading: the encoder's job (the class of a
-        neighbouring source word) is a positional lookup, and more heads make more lookups. With one learning rate 64 / 16 reached 0.949 (an earlier task: 1.05
-        against 0.97 for 16 / 16)."""
+        neighbouring source word) is a positional lookup, and more heads make more lookups. With
+        one learning rate 64 / 16 reached 0.949 (an earlier task: 1.05 against 0.97 for 16 / 16)."""
         cfg = self.cfg
         scale = 1.0 if cfg.enc_lr_width is None else min(1.0, cfg.enc_lr_width / cfg.enc_d_model)
         hidden = [p for n, p in self.named_parameters()

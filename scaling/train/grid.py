@@ -179,20 +179,24 @@ def expand_axes(spec: StudySpec, counts: Callable[[RunConfig], dict[str, float]]
             if head == "train" and key.split(".")[1] not in TRAIN_KEYS:
                 _missing(key, source)
             set_dotted(base, key, value, source)
-        train_axes = [f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith("train.")]
+        train_axes = _axes_text(combo, "train.")
         # checked as the base table is; the values stay as written, since ids of existing runs hash them so
-        check_run_train(base["train"], f"{source}: [grid] axis {', '.join(train_axes)}" if train_axes else source)
+        check_run_train(base["train"], f"{source}: [grid] axis {train_axes}" if train_axes else source)
         run = RunConfig(study=spec.name, family=spec.family, label=shape_label(base["model"]), **base)
         if data_source is not None:
             try:
                 data_source(run.data)
             except SpecError as e:
-                data_axes = [f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith("data.")]
-                axes = f" ([grid] axis {', '.join(data_axes)})" if data_axes else ""
-                raise SpecError(f"{source}: [data]{axes}: {e}") from None
+                data_axes = _axes_text(combo, "data.")
+                raise SpecError(f"{source}: [data]{f' ([grid] axis {data_axes})' if data_axes else ''}: {e}") from None
         run.train["steps"] = resolve_steps(run, counts, source, tokens_per_step(run) if tokens_per_step else None)
         runs.append(run)
     return runs
+
+
+def _axes_text(combo: dict[str, Any], prefix: str) -> str:
+    """"`train.lr` = 0.01, ..." for the grid axes of one section in a run's combination ("" if none)."""
+    return ", ".join(f"`{k}` = {v!r}" for k, v in combo.items() if k.startswith(prefix))
 
 
 def shape_label(shape: dict[str, Any]) -> str:

@@ -146,8 +146,8 @@ def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(slurm_c
 def test_a_killed_coordinator_is_replaced_without_submitting_live_runs_again(slurm_cluster, tmp_path):
     # Every run must outlast the waits below, or it finishes before its job is cancelled (then it is
     # rightly not submitted again) and the survivors are no longer live when the new coordinator
-    # starts. A fixed step count failed twice as machines got faster (1,500 steps, then 8,000 took
-    # ~10 s a run): size the runs from this machine's speed on the fastest shape, >= 30 s each.
+    # starts. A fixed step count failed twice as machines got faster (1,500 steps, then 8,000 in a
+    # test that took 31 s): size the runs from this machine's speed on the fastest shape, >= 30 s each.
     probe_spec = write_spec(tmp_path, "probe", THREE, 400)
     fastest = expand(load_spec(probe_spec))[0]  # d_model 8
     probe = Store(tmp_path / "probe")
