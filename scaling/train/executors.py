@@ -70,6 +70,12 @@ def train_rank(payload: Payload, rank: int = 0, nproc: int = 1, progress: Progre
                      dist=dist, **extra)
 
 
+def _finished(store: Store, run_id: str) -> bool:
+    """The run's result is stored and final (done or diverged): it is never trained again."""
+    row = store.result(run_id)
+    return row is not None and row.get("status") in ("done", "diverged")
+
+
 def execute_run(payload: Payload, progress: ProgressFn | None = None,
                 should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Train one run in the current process; never raises for a failing run, records it instead.
@@ -88,9 +94,8 @@ def execute_run(payload: Payload, progress: ProgressFn | None = None,
     except RunLocked as e:
         return {"run_id": run.run_id, "label": run.label, "status": "locked", "error": str(e), "holder": e.holder}
     try:
-        done = store.result(run.run_id)
-        if done is not None and done.get("status") in ("done", "diverged"):
-            return done
+        if _finished(store, run.run_id):
+            return store.result(run.run_id)
         return _train_or_record(payload, run, store, progress, should_stop)
     finally:
         lock.release()
@@ -115,7 +120,7 @@ def _train_or_record(payload: Payload, run: RunConfig, store: Store, progress: P
             from scaling.train import ddp
 
             ddp.check_batch(int(run.train["batch_size"]), nproc)
-            ddp.launch(payload, nproc)
+            ddp.launch(payload, nproc, stored=lambda: _finished(store, run.run_id))
             row = store.result(run.run_id) or {"run_id": run.run_id, "status": store.status(run.run_id)}
         else:
             row = train_rank(payload, progress=counting, should_stop=should_stop)

@@ -43,3 +43,29 @@ def test_nproc_must_divide_the_batch():
     raw["train"]["nproc"] = 3
     with pytest.raises(SpecError, match="nproc"):
         spec_from_dict(raw)
+
+
+class _RankAbortedAtExit:
+    """torch's spawn context as it looks when rank 1 aborted (SIGABRT) on its way out."""
+
+    processes: list = []
+
+    def join(self, timeout=None):
+        import torch.multiprocessing as tmp
+
+        raise tmp.ProcessExitedException("process 1 terminated with signal SIGABRT", error_index=1,
+                                         error_pid=0, exit_code=-6, signal_name="SIGABRT")
+
+
+def test_a_rank_dying_after_the_run_is_stored_keeps_the_result_and_says_so(monkeypatch, capsys):
+    import torch.multiprocessing as tmp
+
+    from scaling.train import ddp
+
+    monkeypatch.setattr(tmp, "start_processes", lambda *a, **k: _RankAbortedAtExit())
+    ddp.launch(None, 2, stored=lambda: True)
+    assert "SIGABRT after the run was stored; the stored result stands" in capsys.readouterr().err
+    # before the run is stored (or with nothing to ask) the same death is the run's failure
+    for stored in (lambda: False, None):
+        with pytest.raises(tmp.ProcessExitedException, match="SIGABRT"):
+            ddp.launch(None, 2, stored=stored)
