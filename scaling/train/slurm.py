@@ -192,7 +192,7 @@ class SlurmRun(Checkpointable):
                  "max_requeues": self.max_requeues, "at": time.time()}
         # TERM comes from preemption, `scontrol requeue`, the time limit, and scancel alike: ask
         # accounting which, so that a cancelled job stays cancelled (UNKNOWN: no accounting; requeue)
-        state = sacct_state(job_id) if caught[0] == "SIGTERM" and job_id else "UNKNOWN"
+        state = state_behind_term(job_id) if caught[0] == "SIGTERM" and job_id else "UNKNOWN"
         if state == "CANCELLED":
             event["cancelled"] = True
             atomic_write_json(run_dir / REQUEUE_FILE, event)
@@ -278,6 +278,26 @@ def sacct_state(job_id: str) -> str:
         if jid == job_id:
             return state.split()[0] if state else "UNKNOWN"
     return "UNKNOWN"
+
+
+TERM_STATE_WAIT_S = 15.0
+
+
+def state_behind_term(job_id: str, wait_s: float | None = None, every: float = 0.5) -> str:
+    """Why a running job got TERM, from accounting: CANCELLED, PREEMPTED, REQUEUED, TIMEOUT, ...
+
+    The controller changes a job's state before it signals the job, but accounting (slurmdbd)
+    learns it a little later, longer on a busy machine: RUNNING may still be the old state, so it
+    is asked again for up to `wait_s` seconds (Slurm's KillWait, 30 s by default, is the bound).
+    A job still RUNNING after that got a plain `scancel -s TERM` or `kill`. Reading a lagging
+    RUNNING as "not cancelled" requeued a cancelled job: `scontrol requeue` accepts a job that
+    is completing after scancel, and the job ran again."""
+    deadline = time.monotonic() + (TERM_STATE_WAIT_S if wait_s is None else wait_s)
+    while True:
+        state = sacct_state(job_id)
+        if state != "RUNNING" or time.monotonic() >= deadline:
+            return state
+        time.sleep(every)
 
 
 def _requeued(store: Store, run_id: str, job_id: str) -> int:

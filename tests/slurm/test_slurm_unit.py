@@ -168,3 +168,45 @@ def test_the_coordinator_bears_squeue_failing_and_a_job_missing_once(tmp_path, m
     got = []
     S.SlurmExecutor(store, poll_s=0.0)._wait({"r2": {**entry, "job_id": "8"}}, got.append)
     assert [g["status"] for g in got] == ["unfinished"]
+
+
+def test_term_asks_accounting_again_while_it_still_says_running(monkeypatch):
+    """scancel changes the job's state before TERM arrives, but slurmdbd learns it later: a lagging
+    RUNNING must not be read as "not cancelled" (the job would requeue itself and run again)."""
+    answers = ["RUNNING", "RUNNING", "CANCELLED"]
+    monkeypatch.setattr(S, "sacct_state", lambda job: answers.pop(0) if len(answers) > 1 else answers[0])
+    assert S.state_behind_term("7_0", wait_s=5.0, every=0.0) == "CANCELLED"
+    # a job that stays RUNNING got a plain TERM (scancel -s TERM): asked until the wait is over
+    calls = []
+    monkeypatch.setattr(S, "sacct_state", lambda job: calls.append(job) or "RUNNING")
+    assert S.state_behind_term("7_0", wait_s=0.05, every=0.01) == "RUNNING" and len(calls) >= 2
+    # no accounting at all is not waited for
+    calls.clear()
+    monkeypatch.setattr(S, "sacct_state", lambda job: calls.append(job) or "UNKNOWN")
+    assert S.state_behind_term("7_0", wait_s=5.0, every=0.0) == "UNKNOWN" and calls == ["7_0"]
+
+
+def test_the_job_entry_point_keeps_recording_signals_through_submitit(monkeypatch):
+    """submitit's own handlers (TERM dropped, USR2 requeued by submitit) must not replace the
+    recording ones before SlurmRun installs its handlers."""
+    import submitit.core._submit as submit
+    from submitit.core import job_environment
+
+    import scaling.slurm_job as job
+
+    seen = {}
+
+    def fake_main():
+        job_environment.JobEnvironment._handle_signals(None, None, None)  # what process_job calls
+        seen.update({name: signal.getsignal(getattr(signal, name)) for name in job.SIGNALS})
+
+    monkeypatch.setattr(submit, "submitit_main", fake_main)
+    monkeypatch.setattr(job_environment.JobEnvironment, "_handle_signals", job_environment.JobEnvironment._handle_signals)
+    monkeypatch.setattr(job.sys, "argv", ["x", "-u", "-m", "submitit.core._submit", "folder"])
+    before = {name: signal.getsignal(getattr(signal, name)) for name in job.SIGNALS}
+    try:
+        job.main()
+    finally:
+        for name, handler in before.items():
+            signal.signal(getattr(signal, name), handler)
+    assert all(h is job._record for h in seen.values()), seen
