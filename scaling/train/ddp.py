@@ -19,6 +19,7 @@ had finished. Should a rank still die once the run is stored, the launcher keeps
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import socket
@@ -96,6 +97,7 @@ def _rank_main(rank: int, payload: Any, nproc: int, port: int) -> None:
                       LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     from scaling.train.executors import train_rank
 
+    faulthandler.enable(all_threads=True)  # a rank killed by a signal (SIGABRT, SIGSEGV) prints where it was
     try:
         train_rank(payload, rank, nproc)
         if dist.is_initialized():
