@@ -183,3 +183,17 @@ def paired_difference(points: "pd.DataFrame", a: str, b: str, n_boot: int = 2000
     boot = np.mean([g[rng.integers(0, len(g), (n_boot, len(g)))].mean(axis=1) for g in groups], axis=0)
     lo, hi = np.quantile(boot, [0.025, 0.975])
     return float(np.mean([g.mean() for g in groups])), float(lo), float(hi), int(len(wide))
+
+
+def replicate_floor(df: "pd.DataFrame", by: list[str], y: str) -> tuple[float, int]:
+    """The seed noise under held-out errors: the `mean |rel. err|` (pred - y) / y that a law
+    predicting each group's mean exactly would score on its single runs, over groups of two or more
+    replicates (rows equal in every `by` column: the seeds of one shape). Held-out errors, and
+    differences between laws, of this size are within the noise. Returns (floor, number of groups
+    with replicates); (nan, 0) when no group has two runs."""
+    groups = df.groupby(by)[y]
+    size = groups.transform("size")
+    rel = ((groups.transform("mean") - df[y]) / df[y]).abs()[size >= 2]
+    if rel.empty:
+        return float("nan"), 0
+    return float(rel.mean()), int(df.loc[size >= 2, by].drop_duplicates().shape[0])

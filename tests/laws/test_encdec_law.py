@@ -70,3 +70,16 @@ def test_optimal_split_matches_grid_search():
 def test_too_few_points():
     with pytest.raises(FitError, match="at least 4"):
         EncDecLaw().fit(_data(1.0, 0.3, 0.3, 0.5).iloc[:3], x=["Ne", "Nd"], y="loss")
+
+
+def test_replicate_floor_is_the_error_of_a_law_that_knows_each_shapes_mean():
+    from scaling.laws.validation import replicate_floor
+
+    df = pd.DataFrame({"ne": [1, 1, 2, 2, 2, 3], "nd": [5, 5, 5, 5, 5, 5],
+                       "loss": [0.8, 1.2, 2.0, 2.5, 1.5, 7.0]})
+    # shape (1, 5): mean 1.0, errors 0.2/0.8, 0.2/1.2; shape (2, 5): mean 2.0, errors 0, 0.5/2.5, 0.5/1.5;
+    # shape (3, 5) has one run and no say
+    floor, n = replicate_floor(df, ["ne", "nd"], "loss")
+    assert n == 2 and floor == pytest.approx((0.25 + 1 / 6 + 0 + 0.2 + 1 / 3) / 5, rel=1e-12)
+    assert replicate_floor(df.drop_duplicates(["ne", "nd"]), ["ne", "nd"], "loss")[1] == 0
+    assert np.isnan(replicate_floor(df.drop_duplicates(["ne", "nd"]), ["ne", "nd"], "loss")[0])

@@ -220,3 +220,24 @@ def test_leave_one_shape_out_needs_three_shapes_and_warns_when_a_fold_cannot_be_
     assert table is None and text == ""
     assert len(warnings) == 1 and warnings[0].startswith("leave-one-shape-out comparison not made: ")
     assert "encdec" in warnings[0]
+
+
+def test_encdec_report_states_the_seed_noise_under_its_held_out_errors(tmp_path):
+    from markupsafe import escape
+
+    runs = encdec_runs()  # one run per shape: the noise is unknown, and the report says how to measure it
+    assert "Each shape has one run" in encdec_report.seed_noise_text(runs, "loss_valid")
+    # two seeds per shape at +-2% of the shape's loss, +-5% at the largest shape
+    twice = pd.concat([runs.assign(seed=0), runs.assign(seed=1)], ignore_index=True)
+    largest = twice.n_params_nonemb == twice.n_params_nonemb.max()
+    spread = np.where(largest, 0.05, 0.02) * np.where(twice.seed == 0, 1, -1)
+    twice["loss_valid"] = twice["loss_valid"] * (1 + spread)
+    floor = np.mean(np.abs(spread / (1 + spread)))  # (shape mean - run) / run
+    at_largest = np.mean(np.abs(spread / (1 + spread))[largest])
+    text = encdec_report.seed_noise_text(twice, "loss_valid")
+    assert f"on average {floor:.2%} from its shape's mean over seeds (9 shapes with several seeds)" in text
+    assert f"{at_largest:.2%} at the largest shape (the held-out one)" in text
+    store = write_store(tmp_path / "e", twice)
+    sections = build_report(encdec_spec(), store, tmp_path / "index.html", OPTS)
+    section = next(s for s in sections if s.title.startswith("Encoder/decoder law"))
+    assert str(escape(text)) in section.text
