@@ -11,11 +11,11 @@ import pandas as pd
 
 from scaling.config import StudySpec
 from scaling.errors import ScalingError
-from scaling.laws.validation import paired_difference, replicate_floor
+from scaling.laws.validation import holdout_mask, paired_difference
 from scaling.plots.curves import plot_curves
 from scaling.plots.encdec import plot_bleu_vs_ce, plot_composition, plot_encdec_contours
 from scaling.report.fits import (ReportOptions, answer, fit_summary, fit_warnings, fit_with_holdout, heldout_error,
-                                 params_table)
+                                 params_table, seed_noise_text)
 from scaling.report.render import Answer, Section, Table, join
 from scaling.report.study import eval_set_columns, register_sections
 from scaling.store import Store
@@ -84,21 +84,6 @@ def shape_out_comparison(done: pd.DataFrame, encdec, power) -> tuple[Table | Non
         figures + verdict, []
 
 
-def seed_noise_text(done: pd.DataFrame, loss_col: str) -> str:
-    """How far single runs sit from their shape's mean over seeds: the floor under every held-out
-    error above (a law that knew each shape's mean loss would still miss single runs by this)."""
-    floor, n = replicate_floor(done, X, loss_col)
-    if n == 0:
-        return ("Each shape has one run, so the seed noise under the held-out errors is unknown; a second "
-                "seed per shape measures it.")
-    largest = done[done.n_params_nonemb == done.n_params_nonemb.max()]
-    at_largest, m = replicate_floor(largest, X, loss_col)
-    return (f"Seed noise: a run's loss lies on average {floor:.2%} from its shape's mean over seeds ({n} shapes with "
-            f"several seeds)" + (f", {at_largest:.2%} at the largest shape (the held-out one)" if m else "")
-            + ": a law that predicted every shape's mean loss exactly would still show that held-out error, so "
-            "held-out errors, and differences between the laws, of that size are within the seed noise.")
-
-
 def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
     done = runs[runs.status == "done"]
     if len(done) < 5:
@@ -129,7 +114,10 @@ def encdec_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
                           heldout_error(law), f"held-out: {holdout}", 3),
                    answer(law, "L_inf", f"L_inf of L(Ne, Nd) (eval set {name})")]
         shape_table, shape_text, shape_warnings = shape_out_comparison(done, law, power)
-        sections.append(Section(title, text=join([text, seed_noise_text(done, loss_col), shape_text]),
+        noise = seed_noise_text(done, X, loss_col, held=holdout_mask(done, holdout, X[0])[0]) or (
+            "Each shape has one run, so the seed noise under the held-out errors is unknown: a second seed per shape "
+            "measures it.")
+        sections.append(Section(title, text=join([text, noise, shape_text]),
                                 tables=[params_table(law), comparison_table(law, power)]
                                 + ([shape_table] if shape_table is not None else []),
                                 figures=figures, answers=answers,

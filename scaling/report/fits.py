@@ -14,6 +14,7 @@ import pandas as pd
 from scaling.errors import FitError
 from scaling.laws import get_law
 from scaling.laws.base import Law
+from scaling.laws.validation import replicate_floor
 from scaling.report.render import Answer, Section, Table, column_format, join, signed_pct
 
 COMPUTE_CONVENTION = "compute C = 6·N·D, N = non-embedding parameters, D = training tokens"
@@ -144,6 +145,22 @@ def fit_summary(law: Law) -> str:
     return (f"Fitted on {law.n_points_} points; objective {law.objective_:.4g} ({conv}, {law.n_starts_best_} of "
             f"{law.n_starts_} starts reached the best basin); R² {law.r2_:.4f}, AIC {law.aic_:.2f}, "
             f"BIC {law.bic_:.2f}{bounds}; {intervals}; {held}.")
+
+
+def seed_noise_text(data: pd.DataFrame, by: list[str], y: str, held: Any = None) -> str:
+    """The seed noise under a law's held-out errors (`replicate_floor` over runs equal in every `by`
+    column), over all runs and over the `held` rows (the held-out ones); "" without replicates.
+    For laws fitted on single runs (encdec); the decoder sections fit seed means instead."""
+    floor, n = replicate_floor(data, by, y)
+    if n == 0:
+        return ""
+    at_held = ""
+    if held is not None:
+        f, m = replicate_floor(data[np.asarray(held, dtype=bool)], by, y)
+        at_held = f", {f:.2%} among the held-out runs" if m else ""
+    return (f"Seed noise: a run's loss lies on average {floor:.2%} from the mean of the runs that differ from it only "
+            f"in seed ({n} such groups){at_held}: a law that predicted every group's mean exactly would still show that "
+            "held-out error, so held-out errors, and differences between laws, of that size are within the seed noise.")
 
 
 def answer(law: Law, param: str, label: str, note: str = "", digits: int = 4) -> Answer:

@@ -225,19 +225,24 @@ def test_leave_one_shape_out_needs_three_shapes_and_warns_when_a_fold_cannot_be_
 def test_encdec_report_states_the_seed_noise_under_its_held_out_errors(tmp_path):
     from markupsafe import escape
 
+    from scaling.report.fits import seed_noise_text
+
     runs = encdec_runs()  # one run per shape: the noise is unknown, and the report says how to measure it
-    assert "Each shape has one run" in encdec_report.seed_noise_text(runs, "loss_valid")
-    # two seeds per shape at +-2% of the shape's loss, +-5% at the largest shape
+    store = write_store(tmp_path / "one", runs)
+    sections = build_report(encdec_spec(), store, tmp_path / "one.html", OPTS)
+    assert "Each shape has one run" in next(s for s in sections if s.title.startswith("Encoder/decoder law")).text
+    assert seed_noise_text(runs, ["n_params_enc", "n_params_dec"], "loss_valid") == ""
+    # two seeds per shape at +-2% of the shape's loss, +-5% at the largest shape (the held-out one)
     twice = pd.concat([runs.assign(seed=0), runs.assign(seed=1)], ignore_index=True)
-    largest = twice.n_params_nonemb == twice.n_params_nonemb.max()
+    largest = (twice.n_params_nonemb == twice.n_params_nonemb.max()).to_numpy()
     spread = np.where(largest, 0.05, 0.02) * np.where(twice.seed == 0, 1, -1)
     twice["loss_valid"] = twice["loss_valid"] * (1 + spread)
-    floor = np.mean(np.abs(spread / (1 + spread)))  # (shape mean - run) / run
-    at_largest = np.mean(np.abs(spread / (1 + spread))[largest])
-    text = encdec_report.seed_noise_text(twice, "loss_valid")
-    assert f"on average {floor:.2%} from its shape's mean over seeds (9 shapes with several seeds)" in text
-    assert f"{at_largest:.2%} at the largest shape (the held-out one)" in text
-    store = write_store(tmp_path / "e", twice)
-    sections = build_report(encdec_spec(), store, tmp_path / "index.html", OPTS)
+    error = np.abs(spread / (1 + spread))  # (shape mean - run) / run
+    text = seed_noise_text(twice, ["n_params_enc", "n_params_dec"], "loss_valid", held=largest)
+    assert (f"on average {error.mean():.2%} from the mean of the runs that differ from it only in seed (9 such groups), "
+            f"{error[largest].mean():.2%} among the held-out runs") in text
+    store = write_store(tmp_path / "two", twice)
+    sections = build_report(encdec_spec(), store, tmp_path / "two.html", OPTS)
     section = next(s for s in sections if s.title.startswith("Encoder/decoder law"))
     assert str(escape(text)) in section.text
+
