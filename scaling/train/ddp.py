@@ -1,8 +1,8 @@
 """One run on K processes with `torch.distributed` (DDP), launched as `torchrun` would.
 
 `launch` starts K processes with torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE,
-MASTER_ADDR, MASTER_PORT); each joins the process group from it (NCCL on GPUs, gloo on the
-CPU), builds the task on its own device (see `placement.place`) and trains rows
+MASTER_ADDR, MASTER_PORT, and a rendezvous store the launcher hosts, as torchrun's agent
+does); each joins the process group from it (NCCL on GPUs, gloo on the CPU), builds the task on its own device (see `placement.place`) and trains rows
 rank·B/K .. (rank+1)·B/K of every global batch of B rows, so the global batch and the
 curve are the single-process ones. DDP averages the gradients; each rank's loss is its
 summed token losses divided by the global token count times K, so the average is exactly
@@ -22,7 +22,6 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -86,15 +85,17 @@ def check_batch(batch_size: int, nproc: int, micro_batch_size: int | None = None
                         f"each of the {nproc} processes trains an equal share of every batch")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _rendezvous_store() -> dist.TCPStore:
+    """The ranks' rendezvous store, hosted by the launcher as torchrun's agent hosts it: bound to
+    a port the kernel picks, in one step. (Picking a free port and letting rank 0 bind it later
+    leaves the port to anyone for the seconds the ranks take to import torch.)"""
+    return dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
 
 
 def _rank_main(rank: int, payload: Any, nproc: int, port: int) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
-                      LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                      LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      TORCHELASTIC_USE_AGENT_STORE="True")  # every rank a client of the launcher's store
     from scaling.train.executors import train_rank
 
     faulthandler.enable(all_threads=True)  # a rank killed by a signal (SIGABRT, SIGSEGV) prints where it was
@@ -120,7 +121,8 @@ def launch(payload: Any, nproc: int, stored: Callable[[], bool] | None = None) -
     the run is complete (rank 0 wrote it after the last step's collectives)."""
     import torch.multiprocessing as tmp
 
-    ctx = tmp.start_processes(_rank_main, args=(payload, nproc, _free_port()), nprocs=nproc,
+    store = _rendezvous_store()  # lives until the ranks are joined
+    ctx = tmp.start_processes(_rank_main, args=(payload, nproc, store.port), nprocs=nproc,
                               join=False, start_method="spawn")
     received: list[int] = []
 
