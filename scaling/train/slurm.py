@@ -268,16 +268,24 @@ def squeue_states(job_ids: set[str]) -> dict[str, tuple[str, str]] | None:
 
 def sacct_state(job_id: str) -> str:
     """Final state of a job from accounting, or UNKNOWN."""
+    return _sacct_state(job_id) or "UNKNOWN"
+
+
+def _sacct_state(job_id: str) -> str | None:
+    """The job's state in accounting; "" when accounting does not list it (yet); None when there
+    is no accounting to ask (no sacct, or it fails)."""
     try:
         res = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job_id],
                              capture_output=True, text=True, timeout=60)
     except (FileNotFoundError, subprocess.TimeoutExpired):
-        return "UNKNOWN"
+        return None
+    if res.returncode != 0:
+        return None
     for line in res.stdout.splitlines():
         jid, _, state = line.partition("|")
         if jid == job_id:
-            return state.split()[0] if state else "UNKNOWN"
-    return "UNKNOWN"
+            return state.split()[0] if state.split() else ""
+    return ""
 
 
 TERM_STATE_WAIT_S = 15.0
@@ -287,16 +295,19 @@ def state_behind_term(job_id: str, wait_s: float | None = None, every: float = 0
     """Why a running job got TERM, from accounting: CANCELLED, PREEMPTED, REQUEUED, TIMEOUT, ...
 
     The controller changes a job's state before it signals the job, but accounting (slurmdbd)
-    learns it a little later, longer on a busy machine: RUNNING may still be the old state, so it
-    is asked again for up to `wait_s` seconds (Slurm's KillWait, 30 s by default, is the bound).
-    A job still RUNNING after that got a plain `scancel -s TERM` or `kill`. Reading a lagging
-    RUNNING as "not cancelled" requeued a cancelled job: `scontrol requeue` accepts a job that
-    is completing after scancel, and the job ran again."""
+    learns it a little later: RUNNING, or for a job cancelled as it starts PENDING or no entry
+    at all, may still be the old news (measured here: for about 0.6 s). So it is asked again for
+    up to `wait_s` seconds (Slurm's KillWait, 30 s by default, bounds it). A job still RUNNING
+    after that got a plain `scancel -s TERM` or `kill`. Reading old news as "not cancelled"
+    requeued a cancelled job: `scontrol requeue` accepts a job that is completing after scancel,
+    and the job ran again. Without accounting (no sacct) the answer is UNKNOWN at once."""
     deadline = time.monotonic() + (TERM_STATE_WAIT_S if wait_s is None else wait_s)
     while True:
-        state = sacct_state(job_id)
-        if state != "RUNNING" or time.monotonic() >= deadline:
-            return state
+        state = _sacct_state(job_id)
+        if state is None:
+            return "UNKNOWN"
+        if state not in ("", "PENDING", "RUNNING") or time.monotonic() >= deadline:
+            return state or "UNKNOWN"
         time.sleep(every)
 
 

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from scaling.config import load_spec
 from scaling.store import Store
 from scaling.train import InProcessExecutor, expand, run_study
-from scaling.train.slurm import LIVE_STATES, REQUEUE_FILE, SlurmExecutor, load_registry, squeue_states
+from scaling.train.slurm import (LIVE_STATES, REQUEUE_FILE, SlurmExecutor, load_registry, sacct_state,
+                                 squeue_states)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -111,6 +112,51 @@ def test_scontrol_requeue_resumes_a_running_job_from_its_checkpoint(slurm_cluste
     assert math.isclose(row["loss"], ref.result(run.run_id)["loss"], rel_tol=1e-6)
     a, b = pd.read_parquet(store.run_dir(run.run_id) / "curves.parquet"), ref.curves()
     assert list(a.step) == list(b.step)
+
+
+LAGGING_SACCT = """#!/bin/sh
+# sacct as a busy slurmdbd answers it: inside a job, for LAG_S seconds after the job's first
+# question, the job's state is still PENDING (it started a moment ago; accounting has not heard)
+if [ -n "$SLURM_JOB_ID" ]; then
+    stamp="$SCALING_TEST_LAG_DIR/first-ask"
+    [ -f "$stamp" ] || date +%s > "$stamp"
+    if [ $(( $(date +%s) - $(cat "$stamp") )) -lt {lag_s} ]; then
+        for a in "$@"; do job="$a"; done
+        echo "$job|PENDING"
+        exit 0
+    fi
+fi
+exec {real} "$@"
+"""
+
+
+def test_a_cancelled_job_stays_cancelled_while_accounting_lags(slurm_cluster, tmp_path, monkeypatch):
+    """scancel a running job whose accounting still says PENDING when TERM comes (in CI a job
+    cancelled as it started read that, requeued itself, and ran again: `scontrol requeue`
+    accepts a completing cancelled job). The job asks again until accounting knows."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sacct").write_text(LAGGING_SACCT.format(lag_s=4, real=shutil.which("sacct")))
+    (bin_dir / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # sbatch passes it to the job
+    monkeypatch.setenv("SCALING_TEST_LAG_DIR", str(tmp_path))
+    spec = write_spec(tmp_path, "cancel", ONE, 3000)
+    run = expand(load_spec(spec))[0]
+    store = Store(tmp_path / "cancel")
+    run_study([run], store, slurm_executor(store, detach=True))
+    job = load_registry(store)[run.run_id]["job_id"]
+    wait_until(lambda: (store.run_dir(run.run_id) / "config.json").exists(), "training to start")
+    subprocess.run(["scancel", job], check=True)
+    event = wait_until(lambda: _read(store.run_dir(run.run_id) / REQUEUE_FILE), "the job to checkpoint", 60)
+    assert (tmp_path / "first-ask").exists()  # the job did meet the lagging accounting
+    assert event["signal"] == "SIGTERM" and event.get("cancelled") and event["requeues"] == 0
+    # a job that requeued itself would be PENDING again here, and its accounting REQUEUED
+    wait_until(lambda: squeue_states({job}).get(job, ("GONE",))[0] not in LIVE_STATES,
+               "the cancelled job to end (not to requeue itself)", 60)
+    assert sacct_state(job) == "CANCELLED"
+    assert store.result(run.run_id) is None and store.checkpoint_path(run.run_id).exists()  # resumable
 
 
 def test_a_time_limit_shorter_than_the_run_requeues_it_until_it_finishes(slurm_cluster, tmp_path):

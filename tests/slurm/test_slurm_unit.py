@@ -170,19 +170,20 @@ def test_the_coordinator_bears_squeue_failing_and_a_job_missing_once(tmp_path, m
     assert [g["status"] for g in got] == ["unfinished"]
 
 
-def test_term_asks_accounting_again_while_it_still_says_running(monkeypatch):
+def test_term_asks_accounting_again_while_it_still_has_old_news(monkeypatch):
     """scancel changes the job's state before TERM arrives, but slurmdbd learns it later: a lagging
-    RUNNING must not be read as "not cancelled" (the job would requeue itself and run again)."""
-    answers = ["RUNNING", "RUNNING", "CANCELLED"]
-    monkeypatch.setattr(S, "sacct_state", lambda job: answers.pop(0) if len(answers) > 1 else answers[0])
+    RUNNING, or for a job cancelled as it starts PENDING or no entry yet, must not be read as "not
+    cancelled" (the job would requeue itself and run again)."""
+    answers = ["", "PENDING", "RUNNING", "CANCELLED"]
+    monkeypatch.setattr(S, "_sacct_state", lambda job: answers.pop(0) if len(answers) > 1 else answers[0])
     assert S.state_behind_term("7_0", wait_s=5.0, every=0.0) == "CANCELLED"
     # a job that stays RUNNING got a plain TERM (scancel -s TERM): asked until the wait is over
     calls = []
-    monkeypatch.setattr(S, "sacct_state", lambda job: calls.append(job) or "RUNNING")
+    monkeypatch.setattr(S, "_sacct_state", lambda job: calls.append(job) or "RUNNING")
     assert S.state_behind_term("7_0", wait_s=0.05, every=0.01) == "RUNNING" and len(calls) >= 2
     # no accounting at all is not waited for
     calls.clear()
-    monkeypatch.setattr(S, "sacct_state", lambda job: calls.append(job) or "UNKNOWN")
+    monkeypatch.setattr(S, "_sacct_state", lambda job: calls.append(job) or None)
     assert S.state_behind_term("7_0", wait_s=5.0, every=0.0) == "UNKNOWN" and calls == ["7_0"]
 
 
