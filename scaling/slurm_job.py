@@ -38,7 +38,14 @@ def main() -> None:
     job_environment.JobEnvironment._handle_signals = lambda self, paths, submission: None
 
     sys.argv = [sys.argv[0], folder]
-    submitit_main()
+    try:
+        submitit_main()
+    finally:
+        # The job's outcome is written. A warning signal that comes now (the time limit's USR2 a
+        # moment after the run finished) must not kill the process: Python restores the default
+        # action, "terminate", while it shuts down, and Slurm then calls a finished job FAILED.
+        for name in SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 if __name__ == "__main__":
