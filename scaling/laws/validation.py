@@ -192,8 +192,7 @@ def replicate_floor(df: "pd.DataFrame", by: list[str], y: str) -> tuple[float, i
     differences between laws, of this size are within the noise. Returns (floor, number of groups
     with replicates); (nan, 0) when no group has two runs."""
     groups = df.groupby(by)[y]
-    size = groups.transform("size")
-    rel = ((groups.transform("mean") - df[y]) / df[y]).abs()[size >= 2]
+    rel = ((groups.transform("mean") - df[y]) / df[y]).abs()[groups.transform("size") >= 2]
     if rel.empty:
         return float("nan"), 0
-    return float(rel.mean()), int(df.loc[size >= 2, by].drop_duplicates().shape[0])
+    return float(rel.mean()), int((groups.size() >= 2).sum())

@@ -2,11 +2,12 @@
 
 `launch` starts K processes with torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE,
 MASTER_ADDR, MASTER_PORT, and a rendezvous store the launcher hosts, as torchrun's agent
-does); each joins the process group from it (NCCL on GPUs, gloo on the CPU), builds the task on its own device (see `placement.place`) and trains rows
-rank·B/K .. (rank+1)·B/K of every global batch of B rows, so the global batch and the
-curve are the single-process ones. DDP averages the gradients; each rank's loss is its
-summed token losses divided by the global token count times K, so the average is exactly
-the full-batch mean even where ranks hold different numbers of targets (padding).
+does); each joins the process group from it (NCCL on GPUs, gloo on the CPU), builds the
+task on its own device (see `placement.place`) and trains rows rank·B/K .. (rank+1)·B/K
+of every global batch of B rows, so the global batch and the curve are the single-process
+ones. DDP averages the gradients; each rank's loss is its summed token losses divided by the
+global token count times K, so the average is exactly the full-batch mean even where ranks
+hold different numbers of targets (padding).
 Rank 0 alone writes the store. SIGTERM / SIGUSR1 sent to the launcher are passed on to the
 ranks, which agree on the step to stop at (`DistContext.agree`) and checkpoint there.
 

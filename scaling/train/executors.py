@@ -70,10 +70,10 @@ def train_rank(payload: Payload, rank: int = 0, nproc: int = 1, progress: Progre
                      dist=dist, **extra)
 
 
-def _finished(store: Store, run_id: str) -> bool:
-    """The run's result is stored and final (done or diverged): it is never trained again."""
+def _final_result(store: Store, run_id: str) -> dict[str, Any] | None:
+    """The run's stored result if it is final (done or diverged: never trained again), else None."""
     row = store.result(run_id)
-    return row is not None and row.get("status") in ("done", "diverged")
+    return row if row is not None and row.get("status") in ("done", "diverged") else None
 
 
 def execute_run(payload: Payload, progress: ProgressFn | None = None,
@@ -94,8 +94,9 @@ def execute_run(payload: Payload, progress: ProgressFn | None = None,
     except RunLocked as e:
         return {"run_id": run.run_id, "label": run.label, "status": "locked", "error": str(e), "holder": e.holder}
     try:
-        if _finished(store, run.run_id):
-            return store.result(run.run_id)
+        done = _final_result(store, run.run_id)
+        if done is not None:
+            return done
         return _train_or_record(payload, run, store, progress, should_stop)
     finally:
         lock.release()
@@ -120,7 +121,7 @@ def _train_or_record(payload: Payload, run: RunConfig, store: Store, progress: P
             from scaling.train import ddp
 
             ddp.check_batch(int(run.train["batch_size"]), nproc)
-            ddp.launch(payload, nproc, stored=lambda: _finished(store, run.run_id))
+            ddp.launch(payload, nproc, stored=lambda: _final_result(store, run.run_id) is not None)
             row = store.result(run.run_id) or {"run_id": run.run_id, "status": store.status(run.run_id)}
         else:
             row = train_rank(payload, progress=counting, should_stop=should_stop)

@@ -291,7 +291,7 @@ def _sacct_state(job_id: str) -> str | None:
 TERM_STATE_WAIT_S = 15.0
 
 
-def state_behind_term(job_id: str, wait_s: float | None = None, every: float = 0.5) -> str:
+def state_behind_term(job_id: str, wait_s: float = TERM_STATE_WAIT_S, every: float = 0.5) -> str:
     """Why a running job got TERM, from accounting: CANCELLED, PREEMPTED, REQUEUED, TIMEOUT, ...
 
     The controller changes a job's state before it signals the job, but accounting (slurmdbd)
@@ -301,7 +301,7 @@ def state_behind_term(job_id: str, wait_s: float | None = None, every: float = 0
     after that got a plain `scancel -s TERM` or `kill`. Reading old news as "not cancelled"
     requeued a cancelled job: `scontrol requeue` accepts a job that is completing after scancel,
     and the job ran again. Without accounting (no sacct) the answer is UNKNOWN at once."""
-    deadline = time.monotonic() + (TERM_STATE_WAIT_S if wait_s is None else wait_s)
+    deadline = time.monotonic() + wait_s
     while True:
         state = _sacct_state(job_id)
         if state is None:
