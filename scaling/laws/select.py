@@ -130,7 +130,7 @@ class SelectLaw(Law):
             vals = pd.to_numeric(g[col], errors="coerce").to_numpy(float)
             if not np.isfinite(vals).all() or (vals <= 0).any() or np.ptp(vals) > 1e-9 * abs(vals[0]):
                 raise DataError(f"select: column {col!r} must hold one positive floor per variant; variant {v!r} "
-                                f"has {sorted(set(np.round(vals, 12)))}")
+                                f"has {sorted(set(np.round(vals, 12).tolist()))}")
             out[v] = float(vals[0])
         return out
 

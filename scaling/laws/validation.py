@@ -72,7 +72,7 @@ def numeric_column(df: pd.DataFrame, col: str, law: str, positive: bool) -> np.n
     if bad.any():
         raise DataError(
             f"{law}: column {col!r} has {int(bad.sum())} NaN/inf value(s) "
-            f"(rows {list(df.index[bad][:5])}); drop or fill them (e.g. --where)"
+            f"(rows {df.index[bad][:5].tolist()}); drop or fill them (e.g. --where)"
         )
     if positive and (v <= 0).any():
         k = int((v <= 0).sum())

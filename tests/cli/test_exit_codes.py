@@ -77,6 +77,16 @@ def test_fit_errors_exit_2_with_one_error_line(table, args, message):
     assert_no_traceback(r)
 
 
+def test_a_nan_loss_is_named_by_its_row(tmp_path):
+    pd.DataFrame({"N": [1e3, 2e3, 4e3, 8e3], "loss": [3.0, float("nan"), 2.6, 2.5]}).to_csv(tmp_path / "nan.csv",
+                                                                                          index=False)
+    r = scaling("fit", "power", "nan.csv", "--x", "N", "--y", "loss", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    # plain row numbers, not numpy reprs such as "np.int64(1)"
+    assert r.stderr.startswith("error: power: column 'loss' has 1 NaN/inf value(s) (rows [1]); drop or fill")
+    assert_no_traceback(r)
+
+
 def test_spec_errors_exit_2(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40").replace("steps = 3", "steps = 'many'"))

@@ -195,7 +195,8 @@ def test_known_floors_from_a_column_are_held_fixed():
     assert law.get_params()["fixed"] is None and law._n_free() == 6  # A, B, alpha, beta, two m
     back = SelectLaw.from_json(law.to_json())
     assert back.floors_known_ == law.floors_known_
-    with pytest.raises(DataError, match="one positive floor per variant"):
+    # the values it found, as plain numbers (no numpy reprs such as "np.float64(...)")
+    with pytest.raises(DataError, match=r"one positive floor per variant; variant '\w+' has \[[0-9.e+]+(, [0-9.e+]+)+\]$"):
         SelectLaw(variant="variant", baseline="base", floors="column", floor_column="N").fit(df, x=["N", "D"], y="loss")
     with pytest.raises(DataError, match="floors='column' needs floor_column"):
         SelectLaw(variant="variant", baseline="base", floors="column").fit(df, x=["N", "D"], y="loss")
