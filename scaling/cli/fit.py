@@ -171,7 +171,7 @@ def fit(
         out = results[None][1] if by is None else {"law": law, "by": by, "fits": {str(k): r for k, (_, r) in results.items()}}
         typer.echo(json.dumps(out, default=float))
         return
-    for key, (model, res) in results.items():
+    for key, (_, res) in results.items():
         _print_fit(res, title=f"{law}" + ("" if key is None else f" [{by} = {key}]"))
 
 

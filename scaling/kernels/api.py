@@ -72,8 +72,7 @@ def linear_cross_entropy(
     """
     hidden, weight, bias = _autocast_inputs(hidden, weight, bias)
     checked = check_inputs(hidden, weight, targets, bias, ignore_index, reduction, softcap, impl, check_targets)
-    h2, t1 = checked.hidden, checked.targets
-    dev = h2.device.type
+    dev = checked.hidden.device.type
     off = torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else nullcontext()
     with off:  # the kernels choose their own precisions
         return _dispatch(checked, weight, bias, ignore_index, reduction, softcap, return_lse, impl, filter_eps)

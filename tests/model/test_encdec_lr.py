@@ -1,7 +1,6 @@
 """Per-width encoder learning rate: `enc_lr_width` scales the encoder's groups, the trainer applies it."""
 
 import pytest
-import torch
 
 from scaling.errors import SpecError
 from scaling.model.encdec import EncDecConfig, EncoderDecoder, count_params_encdec
