@@ -53,18 +53,21 @@ def rho(r: np.ndarray, loss: str, delta: float) -> tuple[np.ndarray, np.ndarray]
 
 
 def objective(law: "Law", theta: np.ndarray, F: np.ndarray, t: np.ndarray, delta: float) -> tuple[float, np.ndarray]:
-    """Objective and gradient at one optimiser-space theta[P], on the law's fit scale."""
-    p, J = law.np_pred_jac(theta, F)
-    if law.fit_scale == "log":
-        if not (p > 0).all():
-            return np.inf, np.full(len(theta), np.nan)
-        r = np.log(p) - t
-        f, d = rho(r, law.loss, delta)
-        g = (d / p) @ J
-    else:
-        f, d = rho(p - t, law.loss, delta)
-        g = d @ J
-    fs = float(f.sum())
+    """Objective and gradient at one optimiser-space theta[P], on the law's fit scale. A step to
+    a theta where the prediction overflows gets an infinite objective (the optimiser backs off),
+    so overflow there is expected and not warned about."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        p, J = law.np_pred_jac(theta, F)
+        if law.fit_scale == "log":
+            if not (p > 0).all():
+                return np.inf, np.full(len(theta), np.nan)
+            r = np.log(p) - t
+            f, d = rho(r, law.loss, delta)
+            g = (d / p) @ J
+        else:
+            f, d = rho(p - t, law.loss, delta)
+            g = d @ J
+        fs = float(f.sum())
     return (fs, g) if np.isfinite(fs) else (np.inf, np.full(len(theta), np.nan))
 
 
