@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
+from scaling.cli.options import parse_delta
 from scaling.cli.progress import console, make_reporter
 from scaling.config import load_spec
 from scaling.report import LawFit, ReportOptions, build_report
@@ -27,8 +28,11 @@ def demo(
     workers: Annotated[int, typer.Option("--workers", "-w", help="Local worker processes.")] = min(2, os.cpu_count() or 1),
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the intervals.")] = 500,
     out: Annotated[Path, typer.Option(help="Report file.")] = Path("reports/demo/index.html"),
+    delta: Annotated[Optional[str], typer.Option(help="Huber delta of the fits: a number, or 'auto' (from the "
+                                                      "residuals); default the laws' 1e-3.")] = None,
 ) -> None:
     """Train a small decoder-only size grid on a synthetic source, fit L(N), write the report."""
+    opts = ReportOptions(bootstrap=bootstrap, delta=None if delta is None else parse_delta(delta))
     if not spec.is_file() and spec == DEFAULT_SPEC:
         from scaling.errors import SpecError
 
@@ -38,7 +42,7 @@ def demo(
     store = Store(study_root(s))
     executor, threads = local_executor(workers)
     run_study(expand(s), store, executor, make_reporter(console), threads=threads)
-    sections = build_report(s, store, out, ReportOptions(bootstrap=bootstrap))
+    sections = build_report(s, store, out, opts)
     for section in sections:
         fit = section.fit
         if isinstance(fit, LawFit) and "L_inf" in fit.law.params_:

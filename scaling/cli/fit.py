@@ -15,6 +15,7 @@ import numpy as np
 import typer
 from typer.core import TyperGroup
 
+from scaling.cli.options import Delta, parse_delta
 from scaling.laws import get_law
 
 
@@ -45,7 +46,6 @@ Where = Annotated[Optional[str], typer.Option(help="Row filter, a pandas query, 
 Derive = Annotated[Optional[list[str]], typer.Option(
     "--derive", help="New column before filtering, e.g. 'params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)'.")]
 Loss = Annotated[str, typer.Option(help="huber or mse.")]
-Delta = Annotated[str, typer.Option(help="Huber delta (a number), or 'auto': from the residuals of a first fit.")]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
 Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
 Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).")]
@@ -60,21 +60,6 @@ Tie = Annotated[Optional[list[str]], typer.Option("--tie", help="Fit parameters 
 Asym = Annotated[float, typer.Option(help="--loss asymmetric: weight on over-predictions.")]
 Sens = Annotated[bool, typer.Option("--sensitivity", help="Refit along the (Mis)Fitting checklist; one row per choice.")]
 Target = Annotated[Optional[float], typer.Option(help="Compute C for tokens/parameter and loss (default 10x data's max 6ND).")]
-
-
-def parse_delta(delta: str) -> float | str:
-    """--delta: a positive number or 'auto'."""
-    if delta.strip().lower() == "auto":
-        return "auto"
-    try:
-        v = float(delta)
-    except ValueError:
-        v = float("nan")
-    if not v > 0:
-        from scaling.errors import FitError
-
-        raise FitError(f"--delta {delta!r}: give a positive number or 'auto'")
-    return v
 
 
 def _pairs(items: list[str] | None, flag: str, number: bool) -> dict:

@@ -442,12 +442,12 @@ def _r2(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] = CPT_LAWS,
-                 delta: float = 1e-3, points: bool = False, **law_options
+                 delta: float | str = 1e-3, points: bool = False, **law_options
                  ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Fit each law on all points and on every held-out split; one row per (law, split).
 
     Columns: law, split, n_train, n_test, huber (mean Huber loss of log residuals, delta as
-    the fit's), r2 (R² of the loss values), mean_abs_rel_error, max_abs_rel_error. Folds of
+    the fit's: with delta "auto", that of the law's fit on all points), r2 (R² of the loss values), mean_abs_rel_error, max_abs_rel_error. Folds of
     a split are pooled. With `points`, also each held-out prediction's error (law, split, row:
     the position in df, rel_error = prediction / measured - 1), so laws can be compared point
     by point (`scaling.laws.validation.paired_difference`).
@@ -459,9 +459,9 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
     rows, point_rows = [], []
     for name in laws:
         law = get_law(name, delta=delta, **law_options).fit(df, x=x, y=y)
-        pred = law.predict(df)
+        pred, scored = law.predict(df), float(law.delta_)
         rows.append({"law": name, "split": "all points (fit)", "n_train": len(df), "n_test": len(df),
-                     "huber": _huber_mean(np.log(pred / yv), delta), "r2": _r2(pred, yv),
+                     "huber": _huber_mean(np.log(pred / yv), scored), "r2": _r2(pred, yv),
                      "mean_abs_rel_error": float(np.mean(np.abs(pred / yv - 1))),
                      "max_abs_rel_error": float(np.max(np.abs(pred / yv - 1)))})
         for split in SPLITS:
@@ -481,7 +481,7 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
             point_rows.append(pd.DataFrame({"law": name, "split": split, "row": np.concatenate(where),
                                             "rel_error": rel}))
             rows.append({"law": name, "split": split, "n_train": int(np.mean(n_train)), "n_test": len(t),
-                         "huber": _huber_mean(np.log(p / t), delta), "r2": _r2(p, t),
+                         "huber": _huber_mean(np.log(p / t), scored), "r2": _r2(p, t),
                          "mean_abs_rel_error": float(np.mean(np.abs(rel))),
                          "max_abs_rel_error": float(np.max(np.abs(rel)))})
     table = pd.DataFrame(rows)

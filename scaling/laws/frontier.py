@@ -25,12 +25,15 @@ class ComputeFrontier:
     `tokens` and the run's size N, the convention of `ChinchillaLaw.optimal_allocation`, so the
     frontier's N_opt(C) and the law's are comparable; "flops" takes the curves' exact FLOPs
     column (output head and attention included). `compute_convention` names the one used
-    (`scaling.schema.describe_compute` puts it in words)."""
+    (`scaling.schema.describe_compute` puts it in words). `loss_law_options` go to the power law
+    fitted to the envelope's loss (e.g. its Huber delta)."""
 
-    def __init__(self, n_grid: int = 200, fit_loss: bool = True, compute: str = COMPUTE_CONVENTION) -> None:
+    def __init__(self, n_grid: int = 200, fit_loss: bool = True, compute: str = COMPUTE_CONVENTION,
+                 loss_law_options: dict | None = None) -> None:
         self.n_grid = n_grid
         self.fit_loss = fit_loss
         self.compute = compute
+        self.loss_law_options = loss_law_options
 
     @property
     def compute_convention(self) -> str:
@@ -118,7 +121,7 @@ class ComputeFrontier:
         if self.fit_loss:
             from scaling.laws.power import PowerLaw
 
-            self.loss_law_ = PowerLaw().fit(self.envelope_, x="flops", y="loss")
+            self.loss_law_ = PowerLaw(**(self.loss_law_options or {})).fit(self.envelope_, x="flops", y="loss")
         return self
 
     def predict_n_opt(self, C: float | np.ndarray) -> np.ndarray:

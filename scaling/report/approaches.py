@@ -29,17 +29,19 @@ def agreement_table(ag: dict) -> pd.DataFrame:
 
 def approaches_sections(runs: pd.DataFrame, n: str, d: str, y: str, budget: str | None = None,
                         curves: pd.DataFrame | None = None, run: str = "run_id", flops: str = "flops",
-                        target_compute: float = 1e24, n_bootstrap: int = 200, seed: int = 0) -> list[Section]:
+                        target_compute: float = 1e24, n_bootstrap: int = 200, seed: int = 0,
+                        law_options: dict | None = None) -> list[Section]:
     """The "Chinchilla approaches" section for a table with parameter, token and loss columns;
     `budget` (a compute-budget column of runs) adds Approach 2, `curves` (loss curves with `run`,
-    `flops`, `y` and `n` columns) adds Approach 1."""
+    `flops`, `y` and `n` columns) adds Approach 1; `law_options` go to Approach 3's law."""
     from scaling.laws.agreement import approach_agreement
 
     if any(c not in runs.columns for c in (n, d, y)):
         return []
     try:
         ag = approach_agreement(runs, n=n, d=d, y=y, budget=budget, curves=curves, run=run, flops=flops,
-                                target_compute=target_compute, n_bootstrap=n_bootstrap, seed=seed)
+                                target_compute=target_compute, n_bootstrap=n_bootstrap, seed=seed,
+                                law_options=law_options)
     except ScalingError as e:
         return [Section("Chinchilla approaches", text=f"not available: {e}")]
     if not ag["approaches"]:

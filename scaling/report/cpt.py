@@ -178,7 +178,7 @@ def domain_sections(table: pd.DataFrame, cpt: dict, opts: ReportOptions, name: s
         return [], [Section("D-CPT law" + of, text=msg, warnings=[msg])], None, None
     sections = []
     with _one_thread():
-        parts = {role: compare_laws(table, x, f"loss_{role}", init=INIT, points=True)
+        parts = {role: compare_laws(table, x, f"loss_{role}", init=INIT, points=True, **opts.fit_options())
                  for role, x in (("domain", X_DOMAIN), ("general", X_GENERAL))}
         comparison = pd.concat([table_.assign(loss=role) for role, (table_, _) in parts.items()])
         points = pd.concat([pts.assign(loss=role) for role, (_, pts) in parts.items()], ignore_index=True)
@@ -190,7 +190,7 @@ def domain_sections(table: pd.DataFrame, cpt: dict, opts: ReportOptions, name: s
             held = np.zeros(len(table), bool)  # too few runs to leave a share out of the figure's fit
         for role, x in (("domain", X_DOMAIN), ("general", X_GENERAL)):
             y = f"loss_{role}"
-            law = get_law("dcpt", seed=opts.seed, init=INIT).fit(table, x=x, y=y)
+            law = get_law("dcpt", seed=opts.seed, init=INIT, **opts.fit_options()).fit(table, x=x, y=y)
             ratio = comparison[(comparison.loss == role) & (comparison.law == "dcpt")
                                & (comparison.split == "leave-out-ratio")]
             if not ratio.empty:
@@ -200,14 +200,15 @@ def domain_sections(table: pd.DataFrame, cpt: dict, opts: ReportOptions, name: s
                 law.bootstrap(opts.bootstrap, seed=opts.seed)
             laws[role] = law
             if held.any():
-                held_laws[role] = get_law("dcpt", seed=opts.seed, init=INIT).fit(table[~held], x=x, y=y)
+                held_laws[role] = get_law("dcpt", seed=opts.seed, init=INIT, **opts.fit_options()).fit(
+                    table[~held], x=x, y=y)
             share = "r = domain share" if role == "domain" else "r = general share (1 − domain share)"
             title = f"D-CPT law on the {role} loss ({share}){of}"
             sections.append(Section(title, text=fit_summary(law), tables=[params_table(law)], fit=law,
                                     answers=[answer(law, "E", f"E of the D-CPT {role}-loss law{of}")],
                                     warnings=fit_warnings(law)))
         sections.append(Section("Held-out error: D-CPT against its variants" + of, text=markup(
-            "Huber: mean Huber loss (δ = 1e-3) of log residuals on the held-out runs; R² of the held-out "
+            f"Huber: mean Huber loss (δ = {_delta_text(opts)}) of log residuals on the held-out runs; R² of the held-out "
             "losses. leave-out-ratio: each interior domain share held out in turn (pooled); leave-out-size: the "
             "largest N; leave-out-tokens: the largest D" + (" (with two CPT budgets that fit sees a single D, so "
             "its D exponent is unconstrained)" if table.D.nunique() < 3 else "") + ". <code>dcpt_chinchilla</code> "
@@ -220,6 +221,11 @@ def domain_sections(table: pd.DataFrame, cpt: dict, opts: ReportOptions, name: s
             "without the hollow points (the middle domain share)", fig)]))
         rec = _recommendation(table, laws, cpt, of)
     return [rec], sections, comparison, points
+
+
+def _delta_text(opts: ReportOptions) -> str:
+    d = opts.fit_options().get("delta", 1e-3)
+    return "each law's, from its residuals" if d == "auto" else f"{d:g}"
 
 
 def _recommendation(table: pd.DataFrame, laws: dict, cpt: dict, of: str = "") -> Section:

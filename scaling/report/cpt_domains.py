@@ -10,6 +10,7 @@ differ only in N or seed), so with 3 sizes and one seed they rest on 3 values: w
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,8 @@ def known_count(table: pd.DataFrame) -> int:
 # ---------------------------------------------------------------------------- cross-domain law
 
 
-def cross_domain_table(main: pd.DataFrame, seed: int = 0, init: str = "default") -> tuple[pd.DataFrame, pd.DataFrame]:
+def cross_domain_table(main: pd.DataFrame, seed: int = 0, init: str = "default", **law_options: Any
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(held-out rows, per-domain coefficients of the law fitted on every domain).
 
     Held-out rows: for each cross-domain variant and the pooled baseline (one `dcpt` law, no
@@ -66,17 +68,18 @@ def cross_domain_table(main: pd.DataFrame, seed: int = 0, init: str = "default")
     for free, known in CROSS_VARIANTS:  # read at call time, so a caller (or test) may narrow it
         try:
             out = leave_one_domain_out(main, X, "loss_domain", n_known=n_known, known=known, per_domain=free,
-                                       seed=seed, init=init)
+                                       seed=seed, init=init, **law_options)
         except DataError:
             if known == "cheapest":
                 raise
             continue  # e.g. `span` on a grid with one budget at its smallest size: that variant is not run
         rows.append(out.assign(law="dcpt_cross", free=", ".join(free)))
-    pooled = leave_one_domain_out(main, X, "loss_domain", n_known=n_known, pooled=True, seed=seed, init=init)
+    pooled = leave_one_domain_out(main, X, "loss_domain", n_known=n_known, pooled=True, seed=seed, init=init,
+                                  **law_options)
     rows.append(pooled.assign(law="dcpt (pooled, no domain coefficient)", free="none"))
     held = pd.concat(rows, ignore_index=True)[["law", "free", "known", "domain", "n_known", "n_test",
                                                "mean_abs_rel_error", "max_abs_rel_error"]]
-    law = DCPTCrossLaw(seed=seed, init=init).fit(main, x=X, y="loss_domain")
+    law = DCPTCrossLaw(seed=seed, init=init, **law_options).fit(main, x=X, y="loss_domain")
     coefs = law.domain_params().assign(r2=law.r2_)
     return held, coefs
 
@@ -93,7 +96,7 @@ def cross_domain_section(main: pd.DataFrame, opts: ReportOptions, init: str = "d
                f"(each needs more than {n_known}, and the other domains at least {2 * (8 + len(sizes))})")
         return Section(CROSS_TITLE, text=msg, warnings=[msg])
     try:
-        held, coefs = cross_domain_table(main, opts.seed, init)
+        held, coefs = cross_domain_table(main, opts.seed, init, **opts.fit_options())
     except FitError as e:
         return Section(CROSS_TITLE, text=f"cross-domain D-CPT not fitted: {e}", warnings=[f"cross-domain D-CPT: {e}"])
     by = held.groupby(["law", "free", "known"], sort=False).agg(

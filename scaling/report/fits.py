@@ -30,6 +30,13 @@ class ReportOptions:
     """"pairs", "residual", or "auto": residual below 20 points, where pairs resamples degenerate."""
     advise_budget: float = 0.0
     """FLOPs for a "which runs next" section (`scaling advise` on the study's spec); 0 = none."""
+    delta: float | str | None = None
+    """Huber delta of every fit in the report: a number, "auto" (from the residuals), or None for
+    the laws' default (1e-3; a select study's `[select] delta` where the spec sets one)."""
+
+    def fit_options(self) -> dict[str, Any]:
+        """Options every law of the report is built with."""
+        return {} if self.delta is None else {"delta": self.delta}
 
     def method_for(self, n_points: int) -> str:
         if self.bootstrap_method != "auto":
@@ -57,7 +64,7 @@ def fit_with_holdout(law_name: str, df: pd.DataFrame, x: list[str], y: str, opts
     """Fit on all points with bootstrap intervals (`Law.fit_and_check`); the held-out check is the
     copy fitted without the held-out rows, kept as `holdout_fit_`."""
     holdout = opts.holdout if holdout is None else holdout
-    law = get_law(law_name, seed=opts.seed, **law_options)
+    law = get_law(law_name, seed=opts.seed, **{**opts.fit_options(), **law_options})
     try:
         law.fit_and_check(df, x, y, holdout)
     except FitError as e:  # the check cannot run (too few points left); the fit itself still can

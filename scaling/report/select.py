@@ -110,6 +110,7 @@ def multiplier_sections(select: pd.DataFrame, baseline: str, opts: ReportOptions
                         delta: float | str | None = None) -> list[Section]:
     from scaling.laws.select import R_STAR, cell_bootstrap, multiplier_summary, study_law
 
+    delta = opts.fit_options().get("delta", delta)  # `scaling report --delta` over the spec's [select] delta
     law = study_law(select, baseline, seed=opts.seed, floors=floors, delta=delta)
     unique_col = law.unique_tokens
     law.fit(select, x=["N", "D"], y=schema.LOSS)

@@ -154,17 +154,17 @@ def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Re
         c_max = float(np.nanmax(6.0 * f.data[SIZE].astype(float) * f.data[TOKENS].astype(float)))
         sections += approaches_sections(runs[runs.status == "done"] if "status" in runs else runs, SIZE, TOKENS,
                                         f"loss_{f.eval_set}", budget=budget, target_compute=100 * c_max,
-                                        n_bootstrap=opts.bootstrap, seed=opts.seed)
+                                        n_bootstrap=opts.bootstrap, seed=opts.seed, law_options=opts.fit_options())
     curves = store.curves()
     if not curves.empty:
         sections.append(Section("Learning curves", figures=[
             ("Eval loss against training tokens for every run (log-log); dotted: exact Bayes loss",
              plot_curves(curves, runs))]))
-        sections.extend(frontier_sections(curves, runs))
+        sections.extend(frontier_sections(curves, runs, opts))
     return sections
 
 
-def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame) -> list[Section]:
+def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame, opts: ReportOptions | None = None) -> list[Section]:
     """Henighan et al.'s compute-efficient frontier on the first eval set, with N_opt(C) ∝ C^a,
     in the compute convention C = 6·N·D (N non-embedding)."""
     from scaling.laws import ComputeFrontier
@@ -179,7 +179,7 @@ def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame) -> list[Section]
     first[C_6ND] = 6.0 * first.run_id.map(sizes).astype(float) * first.tokens.astype(float)
     title = "Compute-efficient frontier"
     try:
-        frontier = ComputeFrontier().fit(first, sizes=sizes)
+        frontier = ComputeFrontier(loss_law_options=opts.fit_options() if opts else None).fit(first, sizes=sizes)
     except ScalingError as e:
         return [Section(title, text=f"Not available: {e}", warnings=[f"frontier not fitted: {e}"])]
     lo, hi = getattr(frontier, "exponent_ci_", (math.nan, math.nan))

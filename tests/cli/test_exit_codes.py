@@ -87,6 +87,14 @@ def test_a_nan_loss_is_named_by_its_row(tmp_path):
     assert_no_traceback(r)
 
 
+@pytest.mark.parametrize("command", [["report", "runs/x.toml"], ["demo"]])
+def test_a_bad_delta_is_named_before_anything_runs(tmp_path, command):
+    r = scaling(*command, "--delta", "-1", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr == "error: --delta '-1': give a positive number or 'auto'\n"
+    assert_no_traceback(r)
+
+
 def test_spec_errors_exit_2(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40").replace("steps = 3", "steps = 'many'"))

@@ -153,6 +153,18 @@ def test_compare_laws_table():
         assert t.loc[("dcpt", split), "huber"] < 0.2 * t.loc[("dcpt_chinchilla", split), "huber"]
 
 
+def test_compare_laws_with_delta_auto_scores_each_law_with_its_own_delta():
+    small = grid(sizes=(1e5, 1e6, 3e6), tokens=(1e6, 1e7), shares=(0.0, 0.1, 0.3, 0.6, 1.0))
+    table = compare_laws(small, X, "loss", laws=("dcpt", "dcpt_chinchilla"), init="coarse", delta="auto")
+    for name in ("dcpt", "dcpt_chinchilla"):
+        law = get_law(name, init="coarse", delta="auto").fit(small, x=X, y="loss")
+        r = np.log(law.predict(small) / small.loss.to_numpy())
+        a, d = np.abs(r), law.delta_
+        huber = np.mean(np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)))
+        row = table[(table.law == name) & (table.split == "all points (fit)")].iloc[0]
+        assert row.huber == pytest.approx(huber, rel=1e-9) and d != 1e-3
+
+
 def test_paired_difference_by_hand():
     pts = pd.DataFrame({"law": ["a"] * 5 + ["b"] * 4, "split": ["s", "s", "s", "t", "t"] + ["s", "s", "t", "t"],
                         "row": [0, 1, 2, 0, 1] + [0, 1, 0, 1],

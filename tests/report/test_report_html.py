@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_stores import (BEST_LR, cpt_runs, cpt_spec, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
+from synthetic_stores import (BEST_LR, cpt_runs, cpt_spec, curves_for, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
                       write_store)
 
 import scaling.report.encdec as encdec_report
@@ -246,3 +246,29 @@ def test_encdec_report_states_the_seed_noise_under_its_held_out_errors(tmp_path)
     section = next(s for s in sections if s.title.startswith("Encoder/decoder law"))
     assert str(escape(text)) in section.text
 
+
+
+def test_every_fit_of_the_report_takes_the_huber_delta_it_is_given(tmp_path, monkeypatch):
+    """`scaling report --delta`: the laws a report fits (the sections' laws, and the power law
+    fitted to the compute frontier's envelope) use the delta given; by default the laws' 1e-3."""
+    from scaling.laws import get_law
+    from scaling.laws.frontier import ComputeFrontier
+    from scaling.report import LawFit
+
+    runs = decoder_runs(budgets=[1e6], lrs=[BEST_LR])
+    store = write_store(tmp_path / "d", runs, curves_for(runs))
+    frontiers = []
+    fit_frontier = ComputeFrontier.fit
+    monkeypatch.setattr(ComputeFrontier, "fit", lambda self, *a, **k: frontiers.append(self) or fit_frontier(self, *a, **k))
+
+    def laws(opts):  # (law, the table it was fitted to)
+        sections = build_report(decoder_spec(), store, tmp_path / "index.html", opts)
+        return ([(s.fit.law, s.fit.data) for s in sections if isinstance(s.fit, LawFit)]
+                + [(f.loss_law_, f.envelope_) for f in frontiers[-1:]])
+
+    default, fixed, auto = (laws(ReportOptions(bootstrap=0, delta=d)) for d in (None, 0.02, "auto"))
+    assert len(default) == 2 and {law.delta_ for law, _ in default} == {1e-3}
+    assert {law.delta_ for law, _ in fixed} == {0.02}
+    for law, data in auto:  # the delta a fit with delta="auto" of the same table finds
+        by_hand = get_law(law.name, delta="auto").fit(data, x=list(law.x_), y=law.y_)
+        assert law.delta_ == pytest.approx(by_hand.delta_, rel=1e-9) and law.delta_ != 1e-3

@@ -1,0 +1,24 @@
+"""Options shared by several commands: declared and validated in one place."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Delta = Annotated[str, typer.Option(help="Huber delta (a number), or 'auto': from the residuals of a first fit.")]
+
+
+def parse_delta(delta: str) -> float | str:
+    """--delta: a positive number or 'auto'."""
+    if delta.strip().lower() == "auto":
+        return "auto"
+    try:
+        v = float(delta)
+    except ValueError:
+        v = float("nan")
+    if not v > 0:
+        from scaling.errors import FitError
+
+        raise FitError(f"--delta {delta!r}: give a positive number or 'auto'")
+    return v
