@@ -135,7 +135,7 @@ def append_advised(study_root: str | Path, advice: Advice) -> list[dict[str, Any
 
 
 def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law: str | None = None,
-                 target: str = "loss", at: float = 0.0, seed: int = 0) -> Advice:
+                 target: str = "loss", at: float = 0.0, seed: int = 0, delta: float | str | None = None) -> Advice:
     """Advice for a study from its own finished runs and its spec's candidates (`grid run --advise`,
     the report's "which runs next"), by the spec's family:
 
@@ -148,7 +148,8 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
       compute multiplier, at the largest run's compute, of the variant with the largest one there;
       candidates the spec's runs of trained variants, token budgets x0.25 to x4.
     CPT studies take their own inputs (general loss, base loss): advise them with
-    `scaling advise DATA --law dcpt ...`."""
+    `scaling advise DATA --law dcpt ...`. `delta`: the Huber delta of the fit (None: the law's
+    default; for select, the spec's `[select] delta`)."""
     from scaling import schema
     from scaling.config import load_spec
     from scaling.laws.cli_support import load_table
@@ -160,19 +161,20 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
         raise FitError(f"advice for a {family} study needs the law's own inputs: use scaling advise {root} "
                        f"--law dcpt ... --candidates {spec_path} (see README, `scaling advise`)")
     if family == "select":
-        return _advise_select(spec, root, budget, at=at, seed=seed)
+        return _advise_select(spec, root, budget, at=at, seed=seed, delta=delta)
+    fit_options = {} if delta is None else {"delta": delta}
     df = load_table(root)
     done = frozenset(df["run_id"]) if "run_id" in df.columns else frozenset()
     if family == "encdec":
         x = [schema.N_PARAMS_ENC, schema.N_PARAMS_DEC]
-        fitted = get_law(law or "encdec", seed=seed).fit(df, x=x, y=schema.LOSS)
+        fitted = get_law(law or "encdec", seed=seed, **fit_options).fit(df, x=x, y=schema.LOSS)
         fitted.bootstrap(200, seed=seed, method="residual")
         cands = spec_candidates(str(spec_path), x, (1.0,), seeds=NEW_SEEDS, exclude=done)
         return advise(fitted, cands, budget, "encoder_share" if target == "loss" else target, at, seed=seed)
     if law is None:
         law = "power" if df["tokens"].nunique() == 1 else "chinchilla"
     x = ["n_params_nonemb"] if law == "power" else ["n_params_nonemb", "tokens"]
-    fitted = get_law(law, seed=seed).fit(df, x=x, y="loss")
+    fitted = get_law(law, seed=seed, **fit_options).fit(df, x=x, y="loss")
     fitted.bootstrap(200, seed=seed, method="residual")
     if not at:
         at = 10.0 * float(df["n_params_nonemb"].max()) if law == "power" else \
@@ -182,7 +184,8 @@ def advise_study(spec_path: str | Path, root: str | Path, budget: float, *, law:
     return advise(fitted, cands, budget, target, at, seed=seed)
 
 
-def _advise_select(spec: StudySpec, root: str | Path, budget: float, *, at: float, seed: int) -> Advice:
+def _advise_select(spec: StudySpec, root: str | Path, budget: float, *, at: float, seed: int,
+                   delta: float | str | None = None) -> Advice:
     from scaling import schema
     from scaling.laws.select import study_law
     from scaling.store import Store
@@ -194,7 +197,7 @@ def _advise_select(spec: StudySpec, root: str | Path, budget: float, *, at: floa
         raise FitError(f"advise: {root} has no finished select runs to fit yet")
     options = select_options(spec)
     fitted = study_law(select, options["baseline"], seed=seed, floors=options["floors"],
-                       delta=options["delta"]).fit(select, x=["N", "D"], y=schema.LOSS)
+                       delta=options["delta"] if delta is None else delta).fit(select, x=["N", "D"], y=schema.LOSS)
     fitted.bootstrap(200, seed=seed, method="residual")
     at = at or float(select["C"].max())
     others = [v for v in fitted.variants_ if v != fitted.baseline]

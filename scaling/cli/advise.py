@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from scaling.cli.options import parse_delta
+
 
 def _floats(text: str, option: str) -> list[float]:
     from scaling.errors import DataError
@@ -60,6 +62,8 @@ def advise(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the draws.")] = 0,
     append: Annotated[bool, typer.Option(help="Append the advised runs to the --candidates study: the next "
                                                "`scaling grid run SPEC` trains them (new run ids, nothing retrained).")] = False,
+    delta: Annotated[Optional[str], typer.Option(help="Huber delta of the fits: a number, or 'auto' (from the "
+                                                      "residuals); default the law's 1e-3.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
     """Choose the runs that shrink the 95% interval of TARGET at AT most, within BUDGET FLOPs.
@@ -79,6 +83,7 @@ def advise(
     from scaling.laws.cli_support import load_table
 
     check_target_name(target)
+    fit_options = {} if delta is None else {"delta": parse_delta(delta)}
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
     if target == "compute_multiplier" and not variant:
@@ -87,7 +92,7 @@ def advise(
         raise DataError("--target domain_share needs --y-general COLUMN, --at N, --at-tokens D and --base-loss L")
     prior_law = Law.load(prior) if prior is not None else None
     fitted, df, general = None, None, None
-    law_options = {"variant": variant_column, "baseline": baseline} if law == "select" else {}
+    law_options = {**({"variant": variant_column, "baseline": baseline} if law == "select" else {}), **fit_options}
     if data is not None:
         if not x:
             raise DataError("--x is required with DATA (the law's input columns)")
@@ -99,7 +104,7 @@ def advise(
                 raise DataError("--target domain_share needs --y-general COLUMN and --x N --x D --x SHARE (dcpt laws)")
             share = df.copy()
             share[x[2]] = 1.0 - share[x[2]]  # the general loss is modelled on the general share
-            general = get_law(law, seed=seed).fit(share, x=x, y=y_general)
+            general = get_law(law, seed=seed, **fit_options).fit(share, x=x, y=y_general)
             general.bootstrap(bootstrap, seed=seed, method="residual")
     elif prior_law is None:
         raise DataError("give DATA (the runs done so far) or --prior FILE (a saved fit) when there are none")

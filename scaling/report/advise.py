@@ -29,7 +29,7 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
     from scaling.plots.advise import plot_advice
     from scaling.train.run_config import RunConfig
 
-    advice = advise_study(spec.path, store.root, opts.advise_budget, seed=opts.seed)
+    advice = advise_study(spec.path, store.root, opts.advise_budget, seed=opts.seed, **opts.fit_options())
     law = advice.fitted
     rows = []
     for i, (r, c) in enumerate(zip(advice.runs, advice.chosen), 1):

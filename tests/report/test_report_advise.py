@@ -46,6 +46,24 @@ def test_report_shows_the_advised_runs_and_the_expected_narrowing(tmp_path):
     assert "--append, then scaling grid run" in html and "Assumes the law&#39;s form is right" in html
 
 
+
+def test_study_advice_fits_with_the_reports_huber_delta(tmp_path, monkeypatch):
+    import scaling.advise_study
+    from scaling.advise_study import advise_study
+
+    spec_path = tmp_path / "tiny.toml"
+    spec_path.write_text(SPEC)
+    store = write_store(tmp_path / "tiny", decoder_runs(sizes=[1e3, 2e3, 4e3, 8e3, 1.6e4], budgets=[84000.0],
+                                                       lrs=[BEST_LR]))
+    assert advise_study(spec_path, store.root, 2e9).fitted.delta_ == 1e-3  # the law's default
+    assert advise_study(spec_path, store.root, 2e9, delta=0.02).fitted.delta_ == 0.02
+    advised = []
+    monkeypatch.setattr(scaling.advise_study, "advise_study", lambda *a, **k: advised.append(advise_study(*a, **k))
+                        or advised[-1])
+    build_report(load_spec(spec_path), store, tmp_path / "index.html",
+                 ReportOptions(bootstrap=0, advise_budget=2e9, delta=0.02))
+    assert [a.fitted.delta_ for a in advised] == [0.02]  # the report's "which runs next" section
+
 ENCDEC_SPEC = """
 [study]
 name = "tiny-encdec"
