@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from scaling.cli.options import parse_delta
 from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
@@ -66,13 +67,16 @@ def run(
                                                           "--budget FLOPs (from the study's finished runs and "
                                                           "its spec's candidates), then train.")] = False,
     budget: Annotated[float, typer.Option(help="FLOPs for --advise.")] = 0.0,
+    delta: Annotated[Optional[str], typer.Option(help="--advise: Huber delta of its fit, a number or 'auto' "
+                                                      "(default the law's 1e-3).")] = None,
     nproc_per_run: Annotated[int, typer.Option("--nproc-per-run", help="DDP processes per run (0: the spec's train.nproc).")] = 0,
 ) -> None:
     """Train every run that is not finished; finished runs are never retrained, unfinished ones resume."""
+    fit_options = {} if delta is None else {"delta": parse_delta(delta)}
     s = load_spec(spec)
     store = Store(study_root(s, out))
     if advise:
-        _append_advice(spec, store, budget)
+        _append_advice(spec, store, budget, **fit_options)
     runs = study_runs(s, store.root)
     if executor == "slurm":
         from scaling.train.slurm import SlurmExecutor, parse_options
@@ -112,12 +116,12 @@ def run(
         raise typer.Exit(1)
 
 
-def _append_advice(spec: Path, store: Store, budget: float) -> None:
+def _append_advice(spec: Path, store: Store, budget: float, **fit_options) -> None:
     from scaling.advise import advise_study, append_advised
 
     if budget <= 0:
         raise ScalingError("--advise needs --budget FLOPS > 0 (the compute to spend on the advised runs)")
-    advice = advise_study(spec, store.root, budget)
+    advice = advise_study(spec, store.root, budget, **fit_options)
     added = append_advised(store.root, advice)
     console.print(f"advice: {advice.target} at {advice.at:.3g}, expected 95% width {advice.expected_width_before:.3g} "
                   f"-> {advice.expected_width_after:.3g}; {len(added)} new run(s) appended "

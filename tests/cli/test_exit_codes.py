@@ -87,7 +87,8 @@ def test_a_nan_loss_is_named_by_its_row(tmp_path):
     assert_no_traceback(r)
 
 
-@pytest.mark.parametrize("command", [["report", "runs/x.toml"], ["demo"]])
+@pytest.mark.parametrize("command", [["report", "runs/x.toml"], ["demo"], ["grid", "run", "runs/x.toml", "--advise"],
+                                     ["advise", "runs/x", "--budget", "1e12"]])
 def test_a_bad_delta_is_named_before_anything_runs(tmp_path, command):
     r = scaling(*command, "--delta", "-1", cwd=tmp_path)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
