@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import parse_delta
+from scaling.cli.options import delta_option
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -83,7 +83,7 @@ def advise(
     from scaling.laws.cli_support import load_table
 
     check_target_name(target)
-    fit_options = {} if delta is None else {"delta": parse_delta(delta)}
+    fit_options = delta_option(delta)
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
     if target == "compute_multiplier" and not variant:

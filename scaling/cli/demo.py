@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import parse_delta
+from scaling.cli.options import delta_option
 from scaling.cli.progress import console, make_reporter
 from scaling.config import load_spec
 from scaling.report import LawFit, ReportOptions, build_report
@@ -32,7 +32,7 @@ def demo(
                                                       "residuals); default the laws' 1e-3.")] = None,
 ) -> None:
     """Train a small decoder-only size grid on a synthetic source, fit L(N), write the report."""
-    opts = ReportOptions(bootstrap=bootstrap, delta=None if delta is None else parse_delta(delta))
+    opts = ReportOptions(bootstrap=bootstrap, **delta_option(delta))
     if not spec.is_file() and spec == DEFAULT_SPEC:
         from scaling.errors import SpecError
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from scaling.cli.options import parse_delta
+from scaling.cli.options import delta_option
 from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
@@ -72,7 +72,7 @@ def run(
     nproc_per_run: Annotated[int, typer.Option("--nproc-per-run", help="DDP processes per run (0: the spec's train.nproc).")] = 0,
 ) -> None:
     """Train every run that is not finished; finished runs are never retrained, unfinished ones resume."""
-    fit_options = {} if delta is None else {"delta": parse_delta(delta)}
+    fit_options = delta_option(delta)
     s = load_spec(spec)
     store = Store(study_root(s, out))
     if advise:

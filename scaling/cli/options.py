@@ -22,3 +22,8 @@ def parse_delta(delta: str) -> float | str:
 
         raise FitError(f"--delta {delta!r}: give a positive number or 'auto'")
     return v
+
+
+def delta_option(delta: str | None) -> dict[str, float | str]:
+    """An optional --delta as law options: {} when not given (the laws' default), else {"delta": ...}."""
+    return {} if delta is None else {"delta": parse_delta(delta)}

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import parse_delta
+from scaling.cli.options import delta_option
 from scaling.cli.progress import console
 
 from scaling.config import load_spec
@@ -29,8 +29,7 @@ def report(
                                                       "residuals); default the laws' 1e-3.")] = None,
 ) -> None:
     """Render runs, learning curves and every law fitted with intervals and held-out error."""
-    opts = ReportOptions(bootstrap=bootstrap, holdout=holdout, advise_budget=advise_budget,
-                         delta=None if delta is None else parse_delta(delta))
+    opts = ReportOptions(bootstrap=bootstrap, holdout=holdout, advise_budget=advise_budget, **delta_option(delta))
     s = load_spec(spec)
     path = out or Path("reports") / s.name / "index.html"
     build_report(s, Store(study_root(s, store_dir)), path, opts)

@@ -447,10 +447,11 @@ def compare_laws(df: pd.DataFrame, x: list[str], y: str, laws: tuple[str, ...] =
     """Fit each law on all points and on every held-out split; one row per (law, split).
 
     Columns: law, split, n_train, n_test, huber (mean Huber loss of log residuals, delta as
-    the fit's: with delta "auto", that of the law's fit on all points), r2 (R² of the loss values), mean_abs_rel_error, max_abs_rel_error. Folds of
-    a split are pooled. With `points`, also each held-out prediction's error (law, split, row:
-    the position in df, rel_error = prediction / measured - 1), so laws can be compared point
-    by point (`scaling.laws.validation.paired_difference`).
+    the fit's: with delta "auto", that of the law's fit on all points), r2 (R² of the loss
+    values), mean_abs_rel_error, max_abs_rel_error. Folds of a split are pooled. With `points`,
+    also each held-out prediction's error (law, split, row: the position in df, rel_error =
+    prediction / measured - 1), so laws can be compared point by point
+    (`scaling.laws.validation.paired_difference`).
     """
     from scaling.laws.registry import get_law
 
