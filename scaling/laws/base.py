@@ -340,6 +340,10 @@ class Law:
         self.x_, self.y_ = x, y
         # which values each input took: advice warns when too few pin a term's exponent
         self.x_distinct_ = {c: np.unique(X[:, i]).tolist() for i, c in enumerate(x)}
+        if len(x) == 1 and len(self.x_distinct_[x[0]]) == 1:  # any curve through one x fits: nothing to learn
+            raise FitError(f"{self.name}: input {x[0]!r} takes one value ({self.x_distinct_[x[0]][0]:g}) in all "
+                           f"{len(yv)} rows, so the law cannot tell how {y!r} depends on it; add runs at other "
+                           f"values of {x[0]!r} (or check --where)")
         self.x_collinear_ = collinear_inputs(X, x)
         self._Fn = self.features(X)
         self._tn = self._target(yv)

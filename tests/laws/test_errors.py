@@ -32,6 +32,16 @@ def test_nan(small):
         get_law("power").fit(small, x="x", y="y")
 
 
+def test_one_input_at_a_single_value_is_named(small):
+    small["x"] = 1e7  # every run at one size: any curve through that point fits
+    with pytest.raises(FitError, match=r"power: input 'x' takes one value \(1e\+07\) in all 8 rows, so the law cannot "
+                                       r"tell how 'y' depends on it; add runs at other values of 'x'"):
+        get_law("power").fit(small, x="x", y="y")
+    small.loc[0, "x"] = 2e7  # two values: fitted, as before (the CLI warns of parameters at their bounds)
+    with pytest.warns(UserWarning):  # one y at x = 2e7 and seven at 1e7: the residuals dwarf the Huber delta
+        assert get_law("power").fit(small, x="x", y="y").n_points_ == 8
+
+
 def test_non_positive_under_log(small):
     small.loc[0, "x"] = 0.0
     with pytest.raises(DataError, match="column 'x' has 1 non-positive value.*takes its log"):
