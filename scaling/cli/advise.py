@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import delta_option
+from scaling.cli.options import OptionalDelta, delta_option
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -62,8 +62,7 @@ def advise(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the draws.")] = 0,
     append: Annotated[bool, typer.Option(help="Append the advised runs to the --candidates study: the next "
                                                "`scaling grid run SPEC` trains them (new run ids, nothing retrained).")] = False,
-    delta: Annotated[Optional[str], typer.Option(help="Huber delta of the fits: a number, or 'auto' (from the "
-                                                      "residuals); default the law's 1e-3.")] = None,
+    delta: OptionalDelta = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
     """Choose the runs that shrink the 95% interval of TARGET at AT most, within BUDGET FLOPs.

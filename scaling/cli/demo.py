@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from scaling.cli.options import delta_option
+from scaling.cli.options import OptionalDelta, delta_option
 from scaling.cli.progress import console, make_reporter
 from scaling.config import load_spec
 from scaling.report import LawFit, ReportOptions, build_report
@@ -28,8 +28,7 @@ def demo(
     workers: Annotated[int, typer.Option("--workers", "-w", help="Local worker processes.")] = min(2, os.cpu_count() or 1),
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the intervals.")] = 500,
     out: Annotated[Path, typer.Option(help="Report file.")] = Path("reports/demo/index.html"),
-    delta: Annotated[Optional[str], typer.Option(help="Huber delta of the fits: a number, or 'auto' (from the "
-                                                      "residuals); default the laws' 1e-3.")] = None,
+    delta: OptionalDelta = None,
 ) -> None:
     """Train a small decoder-only size grid on a synthetic source, fit L(N), write the report."""
     opts = ReportOptions(bootstrap=bootstrap, **delta_option(delta))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 Delta = Annotated[str, typer.Option(help="Huber delta (a number), or 'auto': from the residuals of a first fit.")]
+# The commands that fit as one step among others (report, demo, advise, grid run --advise): not
+# given, their laws keep their own default.
+OptionalDelta = Annotated[Optional[str], typer.Option(
+    help="Huber delta of the fits: a number, or 'auto' (from the residuals); default the laws' 1e-3.")]
 
 
 def parse_delta(delta: str) -> float | str:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import delta_option
+from scaling.cli.options import OptionalDelta, delta_option
 from scaling.cli.progress import console
 
 from scaling.config import load_spec
@@ -25,8 +25,7 @@ def report(
     holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation check.")] = "largest:1",
     advise_budget: Annotated[float, typer.Option(help="FLOPs for a 'which runs next' section (scaling advise); "
                                                       "0 = none.")] = 0.0,
-    delta: Annotated[Optional[str], typer.Option(help="Huber delta of every fit: a number, or 'auto' (from the "
-                                                      "residuals); default the laws' 1e-3.")] = None,
+    delta: OptionalDelta = None,
 ) -> None:
     """Render runs, learning curves and every law fitted with intervals and held-out error."""
     opts = ReportOptions(bootstrap=bootstrap, holdout=holdout, advise_budget=advise_budget, **delta_option(delta))

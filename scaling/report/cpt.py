@@ -224,7 +224,7 @@ def domain_sections(table: pd.DataFrame, cpt: dict, opts: ReportOptions, name: s
 
 
 def _delta_text(opts: ReportOptions) -> str:
-    d = opts.fit_options().get("delta", 1e-3)
+    d = get_law("dcpt").delta if opts.delta is None else opts.delta  # the fits' delta
     return "each law's, from its residuals" if d == "auto" else f"{d:g}"
 
 
