@@ -33,8 +33,8 @@ import warnings
 
 import torch
 
-from scaling.advise_simulation import (chinchilla_truth, dcpt_truth, encdec_truth, oracle_ratio, power_truth,
-                                       select_truth, simulation_study, target_study)
+from scaling.advise.simulation import chinchilla_truth, oracle_ratio, power_truth, simulation_study
+from scaling.advise.target_simulation import dcpt_truth, encdec_truth, select_truth, target_study
 
 # dcpt (the domain share of a D-CPT pair) is not in the default list: 1.5-4 minutes a trial (86-231 s measured)
 TRUTHS = {"chinchilla": chinchilla_truth, "demo_power": power_truth, "encdec": encdec_truth, "select": select_truth,

@@ -9,8 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from scaling.advise import Candidate, _Design, advise, candidate_grid, jacobians, target_function, target_gradients
-from scaling.advise_simulation import chinchilla_truth, ladder_cost, simulation_study, standard_ladder
+from scaling.advise import Candidate, advise, candidate_grid, target_function
+from scaling.advise.design import _Design, jacobians, target_gradients
+from scaling.advise.simulation import chinchilla_truth, ladder_cost, simulation_study, standard_ladder
 from scaling.cli import app
 from scaling.errors import FitError
 from scaling.laws import get_law
@@ -242,7 +243,7 @@ def test_parametric_replicates_spread_with_the_given_noise_and_leave_the_fit_alo
 def test_the_ladder_is_near_c_optimal_for_the_demo_power_law():
     """Why advice gains little on L(N) alone: the best design over the ladder's sizes (continuous
     c-optimal at the true parameters, any number of runs each) is only 17% narrower than the ladder."""
-    from scaling.advise_simulation import oracle_ratio, power_truth
+    from scaling.advise.simulation import oracle_ratio, power_truth
 
     assert oracle_ratio(power_truth()) == pytest.approx(0.834, abs=0.005)
 
@@ -252,7 +253,7 @@ def test_rounds_of_advice_recover_from_a_pilot_fitted_to_the_wrong_exponent():
     """Seed 3's four-run pilot of the demo power law fits alpha = 1.49 (truth 0.62). All the budget
     advised from that fit buys runs below 2e4 and an interval wider than the ladder's, at the
     true parameters; three rounds of run, fit, advise see the big runs' losses and recover."""
-    from scaling.advise_simulation import oracle_design, power_truth, run_trial, width_at_truth
+    from scaling.advise.simulation import oracle_design, power_truth, run_trial, width_at_truth
 
     truth = power_truth()
     ladder = width_at_truth(truth, standard_ladder(truth))

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling.advise import Candidate, TargetOptions, advise, candidate_grid, target_function
-from scaling.advise_simulation import encdec_truth, select_truth, target_study
+from scaling.advise.target_simulation import encdec_truth, select_truth, target_study
 from scaling.cli import app
 from scaling.errors import FitError
 from scaling.laws import get_law
@@ -159,7 +159,7 @@ def test_cli_compute_multiplier(tmp_path):
 
 def test_target_trial_in_rounds_spends_the_same_budget():
     """rounds = 1 is the single-shot trial; rounds = 2 refits between rounds and stays within budget."""
-    from scaling.advise_simulation import target_trial
+    from scaling.advise.target_simulation import target_trial
 
     truth = encdec_truth()
     one, again = target_trial(truth, 0, n_boot=50), target_trial(truth, 0, n_boot=50, rounds=1)
@@ -176,7 +176,7 @@ def test_target_trial_at_known_noise_measures_the_design_not_the_noise_estimate(
     figures stay as they were, and the standard design's known-noise width is the linearised width
     at the truth (0.0187) to within bootstrap error. Measured: 0.0204, 0.0216, 0.0189 (the residual
     widths, each re-estimating the noise: 0.0181, 0.0146, 0.0258)."""
-    from scaling.advise_simulation import target_trial, target_width_at_truth
+    from scaling.advise.target_simulation import target_trial, target_width_at_truth
 
     truth = encdec_truth()
     at_truth = target_width_at_truth(truth, truth.standard)

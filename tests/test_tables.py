@@ -61,7 +61,7 @@ def test_columns_select_rows_and_name_bad_columns(tmp_path):
 
 
 def test_laws_with_label_columns_take_columns_too():
-    from scaling.advise_simulation import select_truth
+    from scaling.advise.target_simulation import select_truth
 
     truth = select_truth()
     df = truth.pilot.assign(loss=truth.laws()[0].predict(truth.pilot))

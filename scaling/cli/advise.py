@@ -72,10 +72,9 @@ def advise(
     """
     import numpy as np
 
-    from scaling.advise import TargetOptions
-    from scaling.advise_study import candidate_grid, spec_candidates
-    from scaling.advise_targets import check_target_name
-    from scaling.advise import advise as choose
+    from scaling.advise.design import advise as choose
+    from scaling.advise.study import candidate_grid, spec_candidates
+    from scaling.advise.targets import TargetOptions, check_target_name
     from scaling.errors import DataError
     from scaling.laws import get_law
     from scaling.laws.base import Law
@@ -143,7 +142,7 @@ def advise(
     if append:
         if candidates is None:
             raise DataError("--append needs --candidates SPEC (the study the advised runs join)")
-        from scaling.advise_study import append_advised
+        from scaling.advise.study import append_advised
         from scaling.config import load_spec
         from scaling.train import study_root
 

@@ -117,7 +117,7 @@ def run(
 
 
 def _append_advice(spec: Path, store: Store, budget: float, **fit_options) -> None:
-    from scaling.advise import advise_study, append_advised
+    from scaling.advise.study import advise_study, append_advised
 
     if budget <= 0:
         raise ScalingError("--advise needs --budget FLOPS > 0 (the compute to spend on the advised runs)")

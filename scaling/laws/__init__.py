@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "FitWarning": "base", "Law": "base", "Param": "base",
+    "FitWarning": "fitting", "Law": "base", "Param": "base",
     "BleuCELaw": "bleu", "BleuLogLaw": "bleu",
     "ChinchillaLaw": "chinchilla",
     "DCPTAdditiveLaw": "dcpt", "DCPTChinchillaLaw": "dcpt", "DCPTLaw": "dcpt", "compare_laws": "dcpt",

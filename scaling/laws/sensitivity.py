@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingError
-from scaling.laws.base import FitWarning
+from scaling.laws.fitting import FitWarning
 
 if TYPE_CHECKING:
     from scaling.laws.base import Law

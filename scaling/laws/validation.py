@@ -83,6 +83,38 @@ def numeric_column(df: pd.DataFrame, col: str, law: str, positive: bool) -> np.n
     return v
 
 
+def point_weights(df: pd.DataFrame, weight: str | np.ndarray | None, law: str) -> np.ndarray | None:
+    """Per-row weights from a column name or an array (finite, >= 0, not all 0), or None."""
+    if weight is None:
+        return None
+    if isinstance(weight, str):
+        check_columns(df, [weight], law)
+        w = numeric_column(df, weight, law, positive=False)
+    else:
+        w = np.asarray(weight, dtype=float).ravel()
+        if len(w) != len(df):
+            raise FitError(f"{law}: {len(w)} weights for {len(df)} rows; give one weight per row")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or not (w > 0).any():
+        raise FitError(f"{law}: weights must be finite and >= 0 with at least one > 0 (weight {weight!r})")
+    return w
+
+
+def collinear_inputs(X: np.ndarray, names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of inputs whose logs lie on one line across the rows (one is a power of the other, e.g.
+    D = 20 N exactly): a law cannot tell their terms apart, whatever its fit finds."""
+    out = []
+    with np.errstate(all="ignore"):
+        logs = np.log(np.asarray(X, float))
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = logs[:, i], logs[:, j]
+            if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or a.std() == 0 or b.std() == 0:
+                continue
+            if abs(np.corrcoef(a, b)[0, 1]) > 1 - 1e-9:
+                out.append((names[i], names[j]))
+    return out
+
+
 def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Boolean mask of held-out rows for a holdout spec, and a description of the split."""
     text = str(spec).strip()

@@ -1,5 +1,5 @@
 """The "which runs next" section: the target's interval now, the advised runs, the expected narrowing
-(decoder, encoder-decoder and select studies; see `scaling.advise_study.advise_study`)."""
+(decoder, encoder-decoder and select studies; see `scaling.advise.study.advise_study`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ METHOD = ("Method: a c-optimal design over replicates of the current fit (residu
 def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
     if opts.advise_budget <= 0 or spec.path is None:
         return []
-    from scaling.advise_study import advise_study
+    from scaling.advise.study import advise_study
     from scaling.plots.advise import plot_advice
     from scaling.train.run_config import RunConfig
 

@@ -65,7 +65,7 @@ def expand(spec: StudySpec) -> list[RunConfig]:
 def study_runs(spec: StudySpec, root: str | Path) -> list[RunConfig]:
     """The spec's runs plus those `scaling advise --append` (or `grid run --advise`) added to the
     study folder, parents first; an advised run the spec already has is listed once."""
-    from scaling.advise import advised_runs
+    from scaling.advise.study import advised_runs
 
     runs = expand(spec)
     ids = {r.run_id for r in runs}

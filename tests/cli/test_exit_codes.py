@@ -133,7 +133,7 @@ def test_success_exits_0(table):
 
 def test_warnings_print_as_one_clean_line(tmp_path):
     # `main()` installs the one-line format; a FitWarning raised afterwards prints no source line.
-    code = ("import sys, warnings\nfrom scaling import cli\nfrom scaling.laws.base import FitWarning\n"
+    code = ("import sys, warnings\nfrom scaling import cli\nfrom scaling.laws.fitting import FitWarning\n"
             "sys.argv = ['scaling', 'datasets', 'path', 'llama3_isoflops']\n"
             "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
             "warnings.warn('dcpt: fit did not converge; raise max_iter', FitWarning)\n")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from scaling.laws import get_law
-from scaling.laws.base import collinear_inputs
+from scaling.laws.validation import collinear_inputs
 from scaling.laws.identifiability import identifiability_warnings, isoflop_flatness
 from scaling.laws.sensitivity import COLUMNS, answers, sensitivity, sensitivity_json, spread
 

@@ -48,8 +48,8 @@ def test_report_shows_the_advised_runs_and_the_expected_narrowing(tmp_path):
 
 
 def test_study_advice_fits_with_the_reports_huber_delta(tmp_path, monkeypatch):
-    import scaling.advise_study
-    from scaling.advise_study import advise_study
+    import scaling.advise.study
+    from scaling.advise.study import advise_study
 
     spec_path = tmp_path / "tiny.toml"
     spec_path.write_text(SPEC)
@@ -58,7 +58,7 @@ def test_study_advice_fits_with_the_reports_huber_delta(tmp_path, monkeypatch):
     assert advise_study(spec_path, store.root, 2e9).fitted.delta_ == 1e-3  # the law's default
     assert advise_study(spec_path, store.root, 2e9, delta=0.02).fitted.delta_ == 0.02
     advised = []
-    monkeypatch.setattr(scaling.advise_study, "advise_study", lambda *a, **k: advised.append(advise_study(*a, **k))
+    monkeypatch.setattr(scaling.advise.study, "advise_study", lambda *a, **k: advised.append(advise_study(*a, **k))
                         or advised[-1])
     build_report(load_spec(spec_path), store, tmp_path / "index.html",
                  ReportOptions(bootstrap=0, advise_budget=2e9, delta=0.02))
@@ -144,7 +144,7 @@ def test_select_study_advice_targets_the_best_variants_multiplier(tmp_path):
 
 
 def test_study_advice_refuses_cpt_and_names_a_missing_store(tmp_path):
-    from scaling.advise_study import advise_study
+    from scaling.advise.study import advise_study
     from scaling.errors import DataError, FitError
 
     runs_dir = Path(__file__).parents[2] / "runs"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scaling.advise import Advice, Candidate, TargetOptions, advise
+from scaling.advise.design import Advice, Candidate, TargetOptions, advise
 from scaling.errors import FitError
 from scaling.laws.base import Law
 

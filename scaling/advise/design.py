@@ -12,7 +12,7 @@ Method (a Bayesian c-optimal design, linearised around each replicate of the cur
    noise of one run's loss on the fit scale (robust scale of the current residuals, or given).
    P0 is a weak prior (the parameter box), or the precision of the prior draws with no runs.
 3. The target's variance under draw r is g_r^T M_r^-1 g_r (delta method, g_r its gradient; see
-   `scaling.advise_targets`), and the criterion is the geometric mean over draws of the 95%
+   `scaling.advise.targets`), and the criterion is the geometric mean over draws of the 95%
    width 2 * 1.96 * sqrt(variance): averaging over draws makes the design robust to the
    parameters being uncertain, and the geometric mean keeps the widest draws from ruling it.
 4. Runs are chosen greedily within the compute budget (rank-one updates of M^-1; a candidate
@@ -23,9 +23,9 @@ Assumptions: the law's form is right (advice from a wrong form is confidently wr
 held-out error first); one run's loss has independent noise of constant scale on the fit scale;
 the linearisation holds over the spread of the draws. Failure modes: with very few runs the
 draws can miss the truth and the design is tailored to the wrong law (spend the budget in
-rounds of run, fit, advise: `advise_simulation.run_trial(rounds=...)` measures it); a candidate far beyond
+rounds of run, fit, advise: `scaling.advise.simulation.run_trial(rounds=...)` measures it); a candidate far beyond
 the data is trusted as much as the form is; where the standard design is already near
-c-optimal (a power law in N alone) advice gains little (`advise_simulation.oracle_ratio`).
+c-optimal (a power law in N alone) advice gains little (`scaling.advise.simulation.oracle_ratio`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scaling.advise_targets import TARGETS, TargetOptions, target_function
+from scaling.advise.targets import TargetOptions, target_function
 from scaling.errors import FitError
 from scaling.laws.base import Law
 
@@ -425,19 +425,5 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
                   variant=options.variant if options is not None and target == "compute_multiplier" else None)
 
 
-_STUDY = ("ADVISED_FILE", "NEW_SEEDS", "advise_study", "advised_runs", "append_advised", "candidate_grid",
-          "spec_candidates")
-
-
-def __getattr__(name: str) -> Any:
-    # Candidates and study files live in scaling.advise_study, which imports this module.
-    if name in _STUDY:
-        from scaling import advise_study
-
-        return getattr(advise_study, name)
-    raise AttributeError(f"module 'scaling.advise' has no attribute {name!r}")
-
-
-__all__ = ["ADVISED_FILE", "Advice", "Candidate", "NEW_SEEDS", "TARGETS", "TargetOptions", "advise", "advise_study",
-           "advised_runs", "append_advised", "candidate_features", "candidate_grid", "residual_noise",
-           "spec_candidates", "spread_warnings", "target_function"]
+__all__ = ["Advice", "Candidate", "advise", "candidate_features", "jacobians", "residual_noise", "spread_warnings",
+           "target_gradients"]
