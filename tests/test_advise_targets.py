@@ -13,7 +13,7 @@ from scaling.advise.target_simulation import encdec_truth, select_truth, target_
 from scaling.cli import app
 from scaling.errors import FitError
 from scaling.laws import get_law
-from scaling.laws.dcpt import optimal_domain_share
+from scaling.laws.dcpt_share import optimal_domain_share
 
 
 def _set(name, params, x, **options):

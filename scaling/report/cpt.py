@@ -23,7 +23,8 @@ import torch
 from scaling import schema
 from scaling.config import StudySpec
 from scaling.errors import DataError, FitError
-from scaling.laws.dcpt import compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share
+from scaling.laws.dcpt_compare import compare_laws, holdout_folds
+from scaling.laws.dcpt_share import loss_vs_share_curves, optimal_domain_share
 from scaling.laws.registry import get_law
 from scaling.plots.cpt import plot_loss_vs_share, plot_share_choice
 from scaling.report.fits import ReportOptions, answer, fit_summary, fit_warnings, heldout_error, params_table

@@ -17,8 +17,9 @@ import pandas as pd
 from scipy import stats
 
 from scaling.errors import DataError, FitError
-from scaling.laws.validation import paired_difference
+from scaling.laws.dcpt_compare import SPLITS
 from scaling.laws.dcpt_cross import DCPTCrossLaw, leave_one_domain_out
+from scaling.laws.validation import paired_difference
 from scaling.plots.cpt import plot_rewarm_tradeoff
 from scaling.report.fits import ReportOptions
 from scaling.report.render import Answer, Section, Table, markup, sci
@@ -32,7 +33,6 @@ both from the domain's cheapest runs (one budget); and the floor, C and the budg
 KNOWN_TEXT = {"cheapest": "{n} cheapest runs (smallest N·D: its share sweep at the smallest size and budget)",
               "span": "{n} runs at the smallest size spanning the budgets (lowest and highest share r > 0 at the "
                       "lowest and highest D)"}
-SPLITS = ("leave-out-ratio", "leave-out-size", "leave-out-tokens")
 
 
 def t_interval(values: np.ndarray | pd.Series) -> tuple[float, float, float, int]:

@@ -11,7 +11,8 @@ import torch
 
 from scaling.errors import DataError, FitError
 from scaling.laws import FitWarning, get_law
-from scaling.laws.dcpt import compare_laws, holdout_folds, loss_vs_share_curves, optimal_domain_share
+from scaling.laws.dcpt_compare import compare_laws, holdout_folds
+from scaling.laws.dcpt_share import loss_vs_share_curves, optimal_domain_share
 from scaling.laws.validation import paired_difference
 
 TRUE = dict(E=1.2, A=30.0, alpha=0.45, B=400.0, eta=0.6, beta=0.5, C=0.08, gamma=0.5, eps=0.05)

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.laws.dcpt_compare import SPLITS
 from scaling.report import ReportOptions
 from scaling.report.cpt import cpt_table
 from scaling.report import cpt_domains
-from scaling.report.cpt_domains import (SPLITS, r0_table, rewarm_cells, rewarm_paired, t_interval,
-                                          variant_section, variant_verdict)
+from scaling.report.cpt_domains import r0_table, rewarm_cells, rewarm_paired, t_interval, variant_section, variant_verdict
 
 SHARED = dict(A=30.0, alpha=0.45, B=400.0, eta=0.6, beta=0.5, C=0.08, gamma=0.5, eps=0.05)
 FLOORS = {"code": 1.2, "tests": 0.9, "markov": 1.6}
