@@ -74,7 +74,7 @@ def test_target_functions_against_the_closed_form(chinchilla_fit):
 
 def test_advice_stays_within_budget_and_narrows_the_expected_interval(chinchilla_fit):
     law, df = chinchilla_fit
-    cands = candidate_grid(law, df, sizes=np.geomspace(2e7, 2e9, 10))
+    cands = candidate_grid(law, sizes=np.geomspace(2e7, 2e9, 10))
     budget = 1e20
     adv = advise(law, cands, budget, "loss", 1e23, noise=0.01)
     assert 0 < adv.spent <= budget and adv.spent == pytest.approx(sum(r["flops"] for r in adv.runs))
@@ -88,7 +88,7 @@ def test_advice_stays_within_budget_and_narrows_the_expected_interval(chinchilla
 
 def test_runs_at_too_few_sizes_are_warned_of_and_the_warning_says_whether_advice_adds_one(chinchilla_fit):
     law, df = chinchilla_fit
-    assert advise(law, candidate_grid(law, df, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23,
+    assert advise(law, candidate_grid(law, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23,
                   noise=0.01).warnings == []  # four sizes and eight token budgets
     n = np.repeat([2e7, 4.31e7], 4)
     d = n * np.tile([5.0, 10.0, 20.0, 40.0], 2)
@@ -96,20 +96,20 @@ def test_runs_at_too_few_sizes_are_warned_of_and_the_warning_says_whether_advice
     two = pd.DataFrame({"N": n, "D": d, "loss": loss * np.exp(np.random.default_rng(0).normal(0, 0.01, 8))})
     narrow = get_law("chinchilla").fit(two, x=["N", "D"], y="loss")
     assert narrow.x_distinct_["N"] == pytest.approx(sorted(two.N.unique()))
-    widen = advise(narrow, candidate_grid(narrow, two, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23,
+    widen = advise(narrow, candidate_grid(narrow, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23,
                    noise=0.01)
     new_n = sorted({c.x[0] for c in widen.chosen} - set(two.N))
     assert len(widen.warnings) == 1 and new_n  # only N: the eight token budgets are distinct
     assert widen.warnings[0].startswith("the runs so far have 2 distinct value(s) of N (2e+07, 4.31e+07)")
     assert f"the advised runs add N = {new_n[0]:.3g}" in widen.warnings[0]
-    stuck = advise(narrow, candidate_grid(narrow, two, sizes=sorted(two.N.unique())), 1e20, "loss", 1e23, noise=0.01)
+    stuck = advise(narrow, candidate_grid(narrow, sizes=sorted(two.N.unique())), 1e20, "loss", 1e23, noise=0.01)
     assert "none of the advised runs adds one" in stuck.warnings[0]
     assert stuck.to_json()["warnings"] == stuck.warnings
 
 
 def test_bad_input_names_what_to_fix(chinchilla_fit):
     law, df = chinchilla_fit
-    cands = candidate_grid(law, df, sizes=[1e8])
+    cands = candidate_grid(law, sizes=[1e8])
     with pytest.raises(FitError, match="--budget must be > 0"):
         advise(law, cands, 0, "loss", 1e23)
     with pytest.raises(FitError, match="unknown advise target 'share'"):
@@ -121,7 +121,7 @@ def test_bad_input_names_what_to_fix(chinchilla_fit):
     power = get_law("power").fit(pd.DataFrame({"N": [1e3, 3e3, 1e4, 3e4, 1e5], "loss": [3, 2.5, 2.2, 2.05, 2.0]}),
                                  x="N", y="loss")
     with pytest.raises(FitError, match="needs the tokens per run"):
-        candidate_grid(power, None, sizes=[1e4])
+        candidate_grid(power, sizes=[1e4])
     with pytest.raises(FitError, match="defined for the chinchilla law"):
         advise(power, [Candidate((1e5,), 1.0)], 10.0, "n_opt", 1e6)
 
@@ -233,7 +233,7 @@ def test_parametric_replicates_spread_with_the_given_noise_and_leave_the_fit_alo
         pred = c.forward(torch.as_tensor(c.boot_theta_), c._F).numpy()  # fit-scale predictions at the runs
         sd[noise] = float(np.mean(np.std(pred, axis=0)))
     assert sd[0.01] / sd[0.005] == pytest.approx(2.0, rel=0.1)  # well-identified predictions: spread ∝ noise
-    cands = candidate_grid(law, None, sizes=np.geomspace(2e7, 2e9, 4))
+    cands = candidate_grid(law, sizes=np.geomspace(2e7, 2e9, 4))
     advise(law, cands, 1e20, "loss", 1e23, noise=0.01)
     np.testing.assert_array_equal(law.boot_theta_, before)
     with pytest.raises(FitError, match="needs the noise scale"):

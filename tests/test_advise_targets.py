@@ -79,12 +79,12 @@ def test_targets_name_what_to_fix():
 
 def test_candidate_grids_of_the_families():
     enc = get_law("encdec")
-    c = candidate_grid(enc, None, sizes=[1e3, 4e3], tokens=1e6, repeats=3)
+    c = candidate_grid(enc, sizes=[1e3, 4e3], tokens=1e6, repeats=3)
     assert [x.x for x in c] == [(1e3, 1e3), (1e3, 4e3), (4e3, 1e3), (4e3, 4e3)]
     assert c[1].flops == pytest.approx(6 * 5e3 * 1e6) and all(x.repeats == 3 for x in c)
-    dc = candidate_grid(get_law("dcpt"), None, sizes=[1e7], tokens_per_param=(20,), shares=(0.25, 0.75))
+    dc = candidate_grid(get_law("dcpt"), sizes=[1e7], tokens_per_param=(20,), shares=(0.25, 0.75))
     assert [x.x for x in dc] == [(1e7, 2e8, 0.25), (1e7, 2e8, 0.75)] and dc[0].flops == pytest.approx(6 * 1e7 * 2e8)
-    sel = candidate_grid(select_truth().laws()[0], None, sizes=[1e7], tokens_per_param=(20,))
+    sel = candidate_grid(select_truth().laws()[0], sizes=[1e7], tokens_per_param=(20,))
     assert [x.columns for x in sel] == [{"variant": "base"}, {"variant": "sel"}]
 
 

@@ -171,7 +171,7 @@ def _advise_rounds(truth: GroundTruth, pilot: pd.DataFrame, true_law, seed: int,
     data, left, chosen, news, first = pilot, ladder_cost(truth), [], [], None
     for k in range(rounds):
         fitted = get_law(truth.law, seed=seed).fit(data, x=truth.x, y="loss")
-        candidates = candidate_grid(fitted, data, sizes=truth.sizes, tokens=truth.tokens, repeats=truth.repeats)
+        candidates = candidate_grid(fitted, sizes=truth.sizes, tokens=truth.tokens, repeats=truth.repeats)
         advice = advise(fitted, candidates, left / (rounds - k), truth.target, truth.at, noise=truth.noise,
                         seed=seed)
         first = first or advice

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from scaling.advise.design import Advice, Candidate, TargetOptions, advise
 from scaling.errors import FitError
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from scaling.config import StudySpec
 
 
-def candidate_grid(law: Law, df: pd.DataFrame | None, *, sizes: Sequence[float],
+def candidate_grid(law: Law, *, sizes: Sequence[float],
                    tokens_per_param: Sequence[float] = (5, 10, 20, 40, 80), tokens: float | None = None,
                    flops_per_param_token: float = 6.0, repeats: int = 1,
                    shares: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9)) -> list[Candidate]:

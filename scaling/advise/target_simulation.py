@@ -172,7 +172,7 @@ def encdec_truth(tokens: float = 4e6) -> TargetTruth:
     middle size), four log-spaced sizes each."""
     law = get_law("encdec", constants={"Ne0": 1e4, "Nd0": 1e4})
     sizes = np.geomspace(2e3, 6.4e4, 6)
-    cands = candidate_grid(law, None, sizes=sizes, tokens=tokens, repeats=16)
+    cands = candidate_grid(law, sizes=sizes, tokens=tokens, repeats=16)
     mid, ladder = sizes[2], sizes[[0, 2, 4, 5]]
     standard = pd.DataFrame({"Ne": np.r_[ladder, np.full(4, mid)], "Nd": np.r_[np.full(4, mid), ladder]})
     pilot = pd.DataFrame({"Ne": sizes[[0, 1, 2, 0, 2]], "Nd": sizes[[0, 1, 2, 2, 0]]})
@@ -189,7 +189,7 @@ def select_truth() -> TargetTruth:
     law.variants_ = ["base", "sel"]
     law.x_ = ["N", "D"]
     sizes = np.geomspace(2e7, 1.6e9, 7)
-    cands = candidate_grid(law, None, sizes=sizes, tokens_per_param=(5, 10, 20, 40, 80), repeats=4)
+    cands = candidate_grid(law, sizes=sizes, tokens_per_param=(5, 10, 20, 40, 80), repeats=4)
     pilot = pd.DataFrame([{"N": n, "D": t * n, "variant": v} for v in ("base", "sel")
                           for n in sizes[:3:2] for t in (10, 40)])
     ladder = sizes[[0, 2, 4, 6]]
@@ -257,7 +257,7 @@ def dcpt_truth() -> TargetTruth:
     law = get_law("dcpt")
     sizes = np.array([2e7, 5e7, 1e8])
     shares = (0.1, 0.3, 0.5, 0.7, 0.9)
-    cands = candidate_grid(law, None, sizes=sizes, tokens_per_param=(5, 10, 20, 40), shares=shares, repeats=4)
+    cands = candidate_grid(law, sizes=sizes, tokens_per_param=(5, 10, 20, 40), shares=shares, repeats=4)
     # the pilot spans all three sizes: from two, the N term (A, alpha) is a ridge the advised runs
     # do not cut (they go mostly to the cheapest size), and the share's interval covered 15 of 20
     pilot = pd.DataFrame([{"N": n, "D": t * n, "r": r} for n in sizes for t in (10, 40) for r in (0.1, 0.5, 0.9)])

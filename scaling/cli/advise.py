@@ -132,7 +132,7 @@ def advise(
             if df is None or "tokens" not in df.columns or df["tokens"].nunique() != 1:
                 raise DataError("--tokens (tokens per run) is required to cost one-input and encdec candidates")
             tokens = float(df["tokens"].iloc[0])
-        cands = candidate_grid(base, df, sizes=np.geomspace(lo, hi, int(k)),
+        cands = candidate_grid(base, sizes=np.geomspace(lo, hi, int(k)),
                                tokens_per_param=_floats(tokens_per_param, "--tokens-per-param"), tokens=tokens,
                                repeats=repeats, shares=_floats(shares, "--shares"))
     opts = TargetOptions(variant=variant, tokens=at_tokens or None, base_loss=base_loss or None, threshold=threshold)

@@ -77,7 +77,7 @@ def _pairs(items: list[str] | None, flag: str, number: bool) -> dict:
     return out
 
 
-def _uncertainty(model, part, cluster, ci, target, res: dict) -> None:
+def _uncertainty(model, ci, target, res: dict) -> None:
     """--ci profile, the allocation's profile at --target-compute, warnings (keys added to res)."""
     from scaling.laws.identifiability import identifiability_warnings
 
@@ -143,7 +143,7 @@ def fit(
         model = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, weight,
                          cluster, **options)
         res = {**fit_result_json(model), **_fit_quality(model)}
-        _uncertainty(model, part, cluster, ci, target_compute, res)
+        _uncertainty(model, ci, target_compute, res)
         results[key] = (model, res)
         if save is not None:
             from scaling.laws.manifest import manifest_path, write_manifest

@@ -80,7 +80,7 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def check_batch(batch_size: int, nproc: int, micro_batch_size: int | None = None) -> None:
+def check_batch(batch_size: int, nproc: int) -> None:
     if batch_size % nproc:
         raise SpecError(f"[train] `batch_size` ({batch_size}) must be divisible by `nproc` ({nproc}): "
                         f"each of the {nproc} processes trains an equal share of every batch")
