@@ -9,6 +9,7 @@ torch reference (which materialises the logits) measured in the same run.
 
     python bench/cce.py            # table
     python bench/cce.py --json     # one JSON object
+    python bench/cce.py --cpu-shape 2048,64,16384 --small-rounds 2 --repeats 1   # a quick run
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def _best(old: dict | None, new: dict) -> dict:
                   "peak_extra_bytes": max(old["peak_extra_bytes"], new["peak_extra_bytes"])}
 
 
-def small_shapes(repeats: int) -> list[dict]:
+def small_shapes(rounds: int) -> list[dict]:
     """In-process, interleaved timing at the trainer's tiny shapes (ours vs reference)."""
     import torch
 
@@ -143,7 +144,7 @@ def small_shapes(repeats: int) -> list[dict]:
         w = torch.randn(v, d, generator=g).requires_grad_()
         t = torch.randint(0, v, (n,), generator=g)
         best = {"chunked": float("inf"), "torch": float("inf")}
-        for _ in range(max(50, 10 * repeats)):
+        for _ in range(rounds):
             for impl in best:
                 t0 = time.perf_counter()
                 linear_cross_entropy(h, w, t, impl=impl).backward()
@@ -154,11 +155,23 @@ def small_shapes(repeats: int) -> list[dict]:
     return out
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        n, d, v = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is N,D,V (three integers), got {text!r}") from None
+    return n, d, v
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--repeats", type=int, default=2, help="rounds of one step per implementation")
     p.add_argument("--no-gpu", action="store_true", help="skip the GPU shapes even where CUDA exists")
+    p.add_argument("--cpu-shape", action="append", type=_shape, metavar="N,D,V",
+                   help=f"a CPU shape (tokens, hidden, vocabulary) instead of {CPU_SHAPES}; repeatable")
+    p.add_argument("--small-rounds", type=int, help="interleaved steps at the trainer's shapes "
+                   "(default max(50, 10 x repeats))")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -167,7 +180,7 @@ def main() -> None:
 
     import torch
 
-    runs = [("cpu", "float32", s) for s in CPU_SHAPES]
+    runs = [("cpu", "float32", s) for s in (args.cpu_shape or CPU_SHAPES)]
     if torch.cuda.is_available() and not args.no_gpu:
         runs += [("cuda", "bfloat16", s) for s in GPU_SHAPES]
     impls = ["torch-reference", "ours", "ours-chunked", "torch-F.linear_cross_entropy-chunked",
@@ -197,7 +210,7 @@ def main() -> None:
                 or ours["peak_extra_bytes"] <= tch["peak_extra_bytes"],
                 "time_at_most_1.0x_reference": ours["time_s"] <= ref["time_s"],
             }
-    small = small_shapes(args.repeats)
+    small = small_shapes(args.small_rounds or max(50, 10 * args.repeats))
     result = {"runs": rows, "small_shapes_cpu": small, "checks": checks,
               "repeats": args.repeats, "torch": torch.__version__, "threads": torch.get_num_threads()}
     if args.json:
