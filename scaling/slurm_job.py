@@ -4,7 +4,7 @@ Slurm may signal a job (USR1/USR2 before the time limit, TERM on preemption or r
 Python has imported torch and submitit and before the job's own handler exists; the default
 action of USR1/USR2 kills the process, and the run dies without a checkpoint. This module is
 deliberately light: it records such early signals in the environment (read by
-`scaling.train.slurm.SlurmRun`) and hands over to submitit's job runner, without letting
+`scaling.train.slurm_run.SlurmRun`) and hands over to submitit's job runner, without letting
 submitit replace the recording handlers (its TERM handler drops the signal).
 
 Run as `python -u -m scaling.slurm_job -u -m submitit.core._submit FOLDER` (submitit's command,

@@ -168,6 +168,6 @@ def _slurm_view(store: Store) -> dict[str, dict]:
     """The scheduler's view of the runs this study submitted (empty when it submitted none)."""
     if not (store.root / "slurm" / "jobs.json").is_file():
         return {}
-    from scaling.train.slurm import job_states
+    from scaling.train.slurm_queue import job_states
 
     return job_states(store)

@@ -1,6 +1,6 @@
 """Runs on Slurm through submitit: job arrays whose jobs checkpoint and requeue when signalled.
 
-In a job, `SlurmRun` (a submitit checkpointable callable) trains one run: USR1, USR2 (Slurm's
+In a job, `SlurmRun` (a submitit checkpointable callable, `scaling.train.slurm_run`) trains one run: USR1, USR2 (Slurm's
 warning before the time limit) and TERM (preemption, `scontrol requeue`) make the training loop
 checkpoint at once; the job then requeues itself, up to `max_requeues` times, and the requeued
 job resumes from the checkpoint. Neither a preemption nor a timeout is recorded as `failed`; past
@@ -11,16 +11,15 @@ In the coordinator, `SlurmExecutor` records every submitted job in the study fol
 (`slurm/jobs.json`: run id -> job id and log folder), never submits a run that still has a live
 job (it waits on that job instead, or with `detach` returns at once), and reads outcomes from
 the store and submitit's result files, so a job that dies without a result is reported and the
-other jobs are still waited for.
+other jobs are still waited for. The registry and the scheduler's view of the jobs (squeue,
+sacct) are `scaling.train.slurm_queue`; this module holds the `--slurm` options and the executor.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -28,16 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from submitit.helpers import Checkpointable
-
 from scaling.errors import ScalingError
-from scaling.slurm_job import EARLY_SIGNAL_ENV, SIGNALS
-from scaling.store import Store, atomic_write_json
+from scaling.store import Store
+from scaling.train.slurm_queue import LIVE_STATES, job_states, load_registry, sacct_state, save_registry, squeue_states
+from scaling.train.slurm_run import SlurmRun
 
-LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "COMPLETING",
-               "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
-REGISTRY = Path("slurm") / "jobs.json"
-REQUEUE_FILE = "requeue.json"
 SQUEUE_DOWN_S = 300.0  # how long the coordinator bears squeue failing before it gives the jobs up
 # submitit's own parameters; every other --slurm KEY=VALUE goes to sbatch as --KEY=VALUE
 _SUBMITIT_KEYS = {"time", "cpus_per_task", "gpus_per_node", "partition", "signal_delay_s", "array_parallelism",
@@ -140,207 +134,6 @@ def check_cluster(params: dict[str, Any]) -> None:
     if params.get("gpus_per_node") and not any("gpu" in g for _, g, _ in rows):
         raise SlurmError(f"--gpus {params['gpus_per_node']}: no node of {where} has GPUs (sinfo shows no "
                          "gres/gpu); drop --gpus or choose a GPU partition with --slurm partition=...")
-
-
-# ---------------------------------------------------------------- in the job
-
-def job_threads() -> int:
-    """The CPUs Slurm granted this job (SLURM_CPUS_PER_TASK, else the CPU affinity mask)."""
-    granted = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if granted.isdigit() and int(granted) > 0:
-        return int(granted)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
-class SlurmRun(Checkpointable):
-    """Train one run in a Slurm job; checkpoint and requeue on USR1/USR2/TERM (submitit's protocol:
-    `checkpoint` returns the call to make when the job starts again)."""
-
-    def __init__(self, max_requeues: int = 3, requeues: int = 0):
-        self.max_requeues = max_requeues
-        self.requeues = requeues
-
-    def checkpoint(self, *args: Any, **kwargs: Any):
-        from submitit.core.utils import DelayedSubmission
-
-        return DelayedSubmission(SlurmRun(self.max_requeues, self.requeues + 1), *args, **kwargs)
-
-    def __call__(self, payload) -> dict[str, Any]:
-        import torch
-
-        from scaling.train.executors import execute_run
-
-        caught: list[str] = []
-        early = os.environ.pop(EARLY_SIGNAL_ENV, None)
-        if early:
-            caught.append(early)
-        for name in SIGNALS:
-            signal.signal(getattr(signal, name), lambda signum, frame: caught.append(signal.Signals(signum).name))
-        config, root, threads = payload[:3]
-        threads = threads or job_threads()
-        torch.set_num_threads(threads)
-        row = execute_run((config, root, threads, *payload[3:]), should_stop=lambda: bool(caught))
-        if not caught or row.get("status") != "unfinished":
-            return row
-        run_dir = Store(root).run_dir(row["run_id"])
-        job_id = os.environ.get("SLURM_ARRAY_JOB_ID") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
-        job_id = job_id or os.environ.get("SLURM_JOB_ID", "")
-        event = {"job_id": job_id, "signal": caught[0], "step": row.get("step"), "requeues": self.requeues,
-                 "max_requeues": self.max_requeues, "at": time.time()}
-        # TERM comes from preemption, `scontrol requeue`, the time limit, and scancel alike: ask
-        # accounting which, so that a cancelled job stays cancelled (UNKNOWN: no accounting; requeue)
-        state = state_behind_term(job_id) if caught[0] == "SIGTERM" and job_id else "UNKNOWN"
-        if state == "CANCELLED":
-            event["cancelled"] = True
-            atomic_write_json(run_dir / REQUEUE_FILE, event)
-            row["error"] = f"Slurm job {job_id} cancelled at step {row.get('step')}; `scaling grid run` again resumes it"
-            return row
-        if self.requeues >= self.max_requeues:
-            event["gave_up"] = True
-            atomic_write_json(run_dir / REQUEUE_FILE, event)
-            row["error"] = (f"stopped by {caught[0]} at step {row.get('step')} after {self.requeues} requeues "
-                            f"(--max-requeues {self.max_requeues}); `scaling grid run` again resumes it")
-            return row
-        event["requeues"] = self.requeues + 1
-        atomic_write_json(run_dir / REQUEUE_FILE, event)
-        # Slurm requeues a preempted job, or one `scontrol requeue` named, by itself
-        self._requeue(payload, job_id, ask_slurm=state not in ("REQUEUED", "PREEMPTED"))
-        return row  # only reached outside Slurm
-
-    def _requeue(self, payload, job_id: str, ask_slurm: bool = True) -> None:
-        """Rewrite submitit's pickle with the next call, ask Slurm to requeue this job, and exit
-        without a result (the coordinator keeps waiting for the requeued job)."""
-        import submitit
-        from submitit.core.utils import DelayedSubmission, temporary_save_path
-
-        try:
-            env = submitit.JobEnvironment()
-            paths = env.paths
-        except Exception:  # not in a submitit job (tests call it directly)
-            return
-        nxt = self.checkpoint(payload)
-        nxt.set_timeout(DelayedSubmission.load(paths.submitted_pickle)._timeout_min, self.max_requeues + 1)
-        with temporary_save_path(paths.submitted_pickle) as tmp:
-            nxt.dump(tmp)
-        if ask_slurm:  # Slurm may refuse a job it is already requeueing: harmless
-            res = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
-            print(f"scaling: checkpointed; scontrol requeue {job_id}: rc {res.returncode} {res.stderr.strip()}",
-                  file=sys.stderr, flush=True)
-        else:
-            print(f"scaling: checkpointed; Slurm requeues job {job_id}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(3)  # no result file: submitit must not see this attempt as the job's outcome
-
-
-# ---------------------------------------------------------------- scheduler view
-
-def load_registry(store: Store) -> dict[str, dict[str, Any]]:
-    path = store.root / REGISTRY
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def save_registry(store: Store, registry: dict[str, dict[str, Any]]) -> None:
-    atomic_write_json(store.root / REGISTRY, registry)
-
-
-def squeue_states(job_ids: set[str]) -> dict[str, tuple[str, str]] | None:
-    """{job id: (state, reason)} of the given jobs still known to squeue; None when squeue failed."""
-    if not job_ids:
-        return {}
-    bases = sorted({j.split("_")[0] for j in job_ids})
-    try:
-        res = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(bases)],
-                             capture_output=True, text=True, timeout=60)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    if res.returncode != 0 and "Invalid job id" not in res.stderr:
-        return None
-    out = {}
-    for line in res.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 3 and parts[0] in job_ids:
-            out[parts[0]] = (parts[1], parts[2])
-    return out
-
-
-def sacct_state(job_id: str) -> str:
-    """Final state of a job from accounting, or UNKNOWN."""
-    return _sacct_state(job_id) or "UNKNOWN"
-
-
-def _sacct_state(job_id: str) -> str | None:
-    """The job's state in accounting; "" when accounting does not list it (yet); None when there
-    is no accounting to ask (no sacct, or it fails)."""
-    try:
-        res = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job_id],
-                             capture_output=True, text=True, timeout=60)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    if res.returncode != 0:
-        return None
-    for line in res.stdout.splitlines():
-        jid, _, state = line.partition("|")
-        if jid == job_id:
-            return state.split()[0] if state.split() else ""
-    return ""
-
-
-TERM_STATE_WAIT_S = 15.0
-
-
-def state_behind_term(job_id: str, wait_s: float = TERM_STATE_WAIT_S, every: float = 0.5) -> str:
-    """Why a running job got TERM, from accounting: CANCELLED, PREEMPTED, REQUEUED, TIMEOUT, ...
-
-    The controller changes a job's state before it signals the job, but accounting (slurmdbd)
-    learns it a little later: RUNNING, or for a job cancelled as it starts PENDING or no entry
-    at all, may still be the old news (measured here: for about 0.6 s). So it is asked again for
-    up to `wait_s` seconds (Slurm's KillWait, 30 s by default, bounds it). A job still RUNNING
-    after that got a plain `scancel -s TERM` or `kill`. Reading old news as "not cancelled"
-    requeued a cancelled job: `scontrol requeue` accepts a job that is completing after scancel,
-    and the job ran again. Without accounting (no sacct) the answer is UNKNOWN at once."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        state = _sacct_state(job_id)
-        if state is None:
-            return "UNKNOWN"
-        if state not in ("", "PENDING", "RUNNING") or time.monotonic() >= deadline:
-            return state or "UNKNOWN"
-        time.sleep(every)
-
-
-def _requeued(store: Store, run_id: str, job_id: str) -> int:
-    path = store.run_dir(run_id) / REQUEUE_FILE
-    try:
-        event = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return 0
-    return int(event.get("requeues", 0)) if event.get("job_id") == job_id else 0
-
-
-def job_states(store: Store) -> dict[str, dict[str, Any]]:
-    """{run id: job_id, state (pending, running, requeued, ended), live, reason} for submitted runs."""
-    registry = load_registry(store)
-    if not registry:
-        return {}
-    states = squeue_states({e["job_id"] for e in registry.values()})
-    out = {}
-    for run_id, entry in registry.items():
-        job = entry["job_id"]
-        if states is None:
-            out[run_id] = {"job_id": job, "state": "unknown", "live": True, "reason": "squeue failed"}
-            continue
-        state, reason = states.get(job, ("ENDED", ""))
-        live = state in LIVE_STATES
-        name = state.lower()
-        if live and state != "RUNNING":
-            name = "requeued" if (state.startswith("REQUEUE") or _requeued(store, run_id, job)) else "pending"
-        elif state == "RUNNING":
-            name = "running"
-        out[run_id] = {"job_id": job, "state": name if live else "ended", "live": live, "reason": reason}
-    return out
 
 
 # ---------------------------------------------------------------- coordinator

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from scaling.config import load_spec
 from scaling.store import Store
 from scaling.train import InProcessExecutor, expand, run_study
-from scaling.train.slurm import (LIVE_STATES, REQUEUE_FILE, SlurmExecutor, load_registry, sacct_state,
-                                 squeue_states)
+from scaling.train.slurm import SlurmExecutor
+from scaling.train.slurm_queue import LIVE_STATES, REQUEUE_FILE, load_registry, sacct_state, squeue_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -12,6 +12,8 @@ from scaling.config import load_spec
 from scaling.store import Store
 from scaling.train import expand
 from scaling.train import slurm as S
+from scaling.train import slurm_queue as Q
+from scaling.train import slurm_run as R
 
 SPEC = """
 [study]
@@ -78,9 +80,9 @@ def test_jobs_that_could_never_start_are_refused_with_a_message(monkeypatch):
 
 def test_torch_threads_follow_the_cpus_slurm_granted(monkeypatch):
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
-    assert S.job_threads() == 3
+    assert R.job_threads() == 3
     monkeypatch.delenv("SLURM_CPUS_PER_TASK")
-    assert S.job_threads() == len(os.sched_getaffinity(0))
+    assert R.job_threads() == len(os.sched_getaffinity(0))
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def payload(tmp_path):
 
 @pytest.fixture
 def restore_signals():
-    saved = {s: signal.getsignal(getattr(signal, s)) for s in S.SIGNALS}
+    saved = {s: signal.getsignal(getattr(signal, s)) for s in R.SIGNALS}
     yield
     for s, h in saved.items():
         signal.signal(getattr(signal, s), h)
@@ -111,25 +113,25 @@ def test_a_signalled_job_checkpoints_at_once_and_is_not_failed(payload, restore_
 
     timer = threading.Thread(target=send_after_config, daemon=True)
     timer.start()
-    row = S.SlurmRun(max_requeues=0)(p)  # no requeues left: stop, keep the checkpoint, say how to resume
+    row = R.SlurmRun(max_requeues=0)(p)  # no requeues left: stop, keep the checkpoint, say how to resume
     timer.join()
     assert row["status"] == "unfinished" and 0 < row["step"] < 400
     assert signame in row["error"] and "grid run" in row["error"]
     assert store.result(run.run_id) is None  # not failed: nothing recorded as an outcome
     assert store.checkpoint_path(run.run_id).exists()
-    event = json.loads((store.run_dir(run.run_id) / S.REQUEUE_FILE).read_text())
+    event = json.loads((store.run_dir(run.run_id) / Q.REQUEUE_FILE).read_text())
     assert event["signal"] == signame and event["gave_up"] and event["step"] == row["step"]
 
 
 def test_an_early_signal_is_not_lost_and_the_checkpoint_call_counts_requeues(payload, restore_signals, monkeypatch):
     run, store, p = payload
     monkeypatch.setenv("SCALING_EARLY_SIGNAL", "SIGUSR1")  # caught by scaling.slurm_job before torch loaded
-    row = S.SlurmRun(max_requeues=0)(p)
+    row = R.SlurmRun(max_requeues=0)(p)
     assert row["status"] == "unfinished" and row["step"] == 1 and "SIGUSR1" in row["error"]
-    nxt = S.SlurmRun(max_requeues=3, requeues=1).checkpoint(p)
+    nxt = R.SlurmRun(max_requeues=3, requeues=1).checkpoint(p)
     assert nxt.function.requeues == 2 and nxt.function.max_requeues == 3 and nxt.args == (p,)
     # resumed without a signal, it finishes from the checkpoint
-    row = S.SlurmRun(max_requeues=3)(p)
+    row = R.SlurmRun(max_requeues=3)(p)
     assert row["status"] == "done" and row["steps"] == 400
 
 
@@ -175,16 +177,16 @@ def test_term_asks_accounting_again_while_it_still_has_old_news(monkeypatch):
     RUNNING, or for a job cancelled as it starts PENDING or no entry yet, must not be read as "not
     cancelled" (the job would requeue itself and run again)."""
     answers = ["", "PENDING", "RUNNING", "CANCELLED"]
-    monkeypatch.setattr(S, "_sacct_state", lambda job: answers.pop(0) if len(answers) > 1 else answers[0])
-    assert S.state_behind_term("7_0", wait_s=5.0, every=0.0) == "CANCELLED"
+    monkeypatch.setattr(Q, "_sacct_state", lambda job: answers.pop(0) if len(answers) > 1 else answers[0])
+    assert Q.state_behind_term("7_0", wait_s=5.0, every=0.0) == "CANCELLED"
     # a job that stays RUNNING got a plain TERM (scancel -s TERM): asked until the wait is over
     calls = []
-    monkeypatch.setattr(S, "_sacct_state", lambda job: calls.append(job) or "RUNNING")
-    assert S.state_behind_term("7_0", wait_s=0.05, every=0.01) == "RUNNING" and len(calls) >= 2
+    monkeypatch.setattr(Q, "_sacct_state", lambda job: calls.append(job) or "RUNNING")
+    assert Q.state_behind_term("7_0", wait_s=0.05, every=0.01) == "RUNNING" and len(calls) >= 2
     # no accounting at all is not waited for
     calls.clear()
-    monkeypatch.setattr(S, "_sacct_state", lambda job: calls.append(job) or None)
-    assert S.state_behind_term("7_0", wait_s=5.0, every=0.0) == "UNKNOWN" and calls == ["7_0"]
+    monkeypatch.setattr(Q, "_sacct_state", lambda job: calls.append(job) or None)
+    assert Q.state_behind_term("7_0", wait_s=5.0, every=0.0) == "UNKNOWN" and calls == ["7_0"]
 
 
 def test_the_job_entry_point_keeps_recording_signals_through_submitit(monkeypatch):
