@@ -3,15 +3,17 @@
     L(Ne, Nd) = alpha · (Ne0/Ne)^pe · (Nd0/Nd)^pd + L_inf
 
 x = [Ne, Nd] (non-embedding parameters of each side). Ne0, Nd0 are fixed reference sizes, not
-fitted: by default the geometric means of the first data set fitted, recorded in
-`constants` (so they travel with `to_json`) and in `reference_`; pass
-`constants={"Ne0": ..., "Nd0": ...}` to choose them. Fitted in log space as
+fitted: by default the geometric means of the first data set fitted, in `reference_` (saved by
+`to_json`; a refit, and a clone of a fitted law, keep them, so that alpha stays comparable
+across the fits a sensitivity check or a held-out split makes); pass
+`constants={"Ne0": ..., "Nd0": ...}` to choose them. `fit` leaves `constants` as given. Fitted in log space as
 log L = LSE(log alpha + pe·(log Ne0 - log Ne) + pd·(log Nd0 - log Nd), log L_inf).
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,16 +37,35 @@ class EncDecLaw(Law):
     )
     n_inputs = 2
 
+    @property
+    def const(self) -> dict[str, float]:
+        return {**self.default_constants, **getattr(self, "reference_", {}), **(self.constants or {})}
+
     def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
             weight: str | np.ndarray | None = None) -> "EncDecLaw":
         const = self.const
         if "Ne0" not in const or "Nd0" not in const:
             X, _ = self._design(df, [x] if isinstance(x, str) else list(x), None)
             ref = np.exp(np.log(X).mean(axis=0))  # geometric means of Ne and Nd
-            self.constants = {"Ne0": float(ref[0]), "Nd0": float(ref[1]), **(self.constants or {})}
-        super().fit(df, x, y, holdout, weight=weight)
-        self.reference_ = {"Ne0": self.const["Ne0"], "Nd0": self.const["Nd0"]}
-        return self
+            const = {"Ne0": float(ref[0]), "Nd0": float(ref[1]), **const}
+        self.reference_ = {"Ne0": float(const["Ne0"]), "Nd0": float(const["Nd0"])}
+        return super().fit(df, x, y, holdout, weight=weight)
+
+    def clone(self, **overrides: Any) -> "EncDecLaw":
+        twin = super().clone(**overrides)
+        if hasattr(self, "reference_"):  # the same parameterisation, so alpha compares across refits
+            twin.reference_ = dict(self.reference_)
+        return twin
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "reference": self.reference_}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "EncDecLaw":
+        law = super().from_json(d)
+        # files saved before `reference` was written carry the sizes in options.constants
+        law.reference_ = {k: float(v) for k, v in (d.get("reference") or law.const).items() if k in ("Ne0", "Nd0")}
+        return law
 
     def log_pred(self, theta: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
         la, pe, pd, le = theta.T

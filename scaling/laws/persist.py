@@ -49,8 +49,9 @@ class PersistMixin:
         from scaling.laws.base import Law
         from scaling.laws.registry import law_class
 
-        klass = law_class(d["law"]) if cls is Law else cls
-        law = klass(**d["options"])
+        if cls is Law:  # the law's own loader: select and dcpt_cross restore their variants or domains
+            return law_class(d["law"]).from_json(d)
+        law = cls(**d["options"])
         law.x_, law.y_ = d["x"], d["y"]
         law.theta_ = np.array(d["theta"], float)
         law.params_ = dict(d["params"])

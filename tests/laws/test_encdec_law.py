@@ -37,9 +37,14 @@ def test_exact_data_and_json_round_trip():
     df = _data(1.0, 0.4, 0.4, 0.5, noise=0.0)
     law = EncDecLaw(loss="mse").fit(df, x=["Ne", "Nd"], y="loss")
     assert law.predict(df) == pytest.approx(df["loss"].to_numpy(), rel=1e-5)
-    again = Law.from_json(law.to_json())  # reference sizes travel in `constants`
+    again = Law.from_json(law.to_json())  # reference sizes travel in `reference`
     assert isinstance(again, EncDecLaw)
     assert again.predict(df) == pytest.approx(law.predict(df), rel=1e-12)
+    assert law.constants is None and again.reference_ == law.reference_  # fit left the options alone
+    # a file written before `reference` existed carries the sizes in options.constants
+    old = law.to_json()
+    old["options"]["constants"] = old.pop("reference")
+    assert Law.from_json(old).predict(df) == pytest.approx(law.predict(df), rel=1e-12)
     assert get_law("encdec").name == "encdec"
 
 

@@ -1,0 +1,141 @@
+"""The estimator contract, for every registered law (scikit-learn's pattern, as DESIGN.md states it):
+`fit` returns the law and never changes the options it was given; an unfitted law refuses to
+predict; `clone` is unfitted with the same options; a saved and loaded law predicts exactly as the
+fitted one, with the same parameters and intervals. Each law is fitted to data generated from
+known parameters, and its predictions must match that truth."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.errors import FitError
+from scaling.laws import available_laws, get_law
+from scaling.laws.base import Law
+
+RNG_NOISE = 0.002  # log-normal noise on every generated target
+
+
+def _noisy(y: np.ndarray, seed: int = 0) -> np.ndarray:
+    return y * np.exp(np.random.default_rng(seed).normal(0.0, RNG_NOISE, len(y)))
+
+
+def _chin(N, D, E=1.7, A=400.0, alpha=0.34, B=410.0, beta=0.30):
+    return E + A / N**alpha + B / D**beta
+
+
+def _dcpt(N, D, r, eta=0.6, E=1.2):
+    return E + 30 / N**0.45 + 400 * r**eta / D**0.5 + 0.08 / (r + 0.05) ** 0.5
+
+
+def _one(x, y) -> tuple[pd.DataFrame, list[str], str, dict]:
+    return pd.DataFrame({"x": x, "y": _noisy(y)}), ["x"], "y", {}
+
+
+def _grid(*axes) -> np.ndarray:
+    return np.array(list(itertools.product(*axes)), float)
+
+
+def data_for(name: str) -> tuple[pd.DataFrame, list[str], str, dict]:
+    """(data, x, y, constructor options) generated from known parameters of law `name`."""
+    x1 = np.geomspace(1e3, 1e8, 16)
+    if name == "power":
+        return _one(x1, 1.4 + (300 / x1) ** 0.3)
+    if name == "power_noconst":
+        return _one(x1, (300 / x1) ** 0.076)
+    if name == "broken_power":
+        x = np.geomspace(1e2, 1e8, 40)
+        return _one(x, 0.5 + 20.0 * x**-0.1 * (1 + (x / 1e5) ** 2) ** (-0.2))
+    if name == "bleu_ce":
+        ce = np.linspace(0.8, 3.0, 12)
+        return pd.DataFrame({"ce": ce, "bleu": _noisy(120 * np.exp(-0.9 * ce))}), ["ce"], "bleu", {}
+    if name == "bleu_log":
+        D = np.logspace(5, 9, 15)
+        return pd.DataFrame({"D": D, "bleu": _noisy(np.log(0.5 * D**0.3) ** 2.0)}), ["D"], "bleu", {}
+    if name == "chinchilla":
+        X = _grid(np.geomspace(1e7, 1e10, 5), [5, 20, 80])
+        X[:, 1] *= X[:, 0]
+        return pd.DataFrame({"N": X[:, 0], "D": X[:, 1], "loss": _noisy(_chin(X[:, 0], X[:, 1]))}), ["N", "D"], "loss", {}
+    if name == "data_constrained":
+        X = _grid(np.geomspace(1e7, 3e9, 5), np.geomspace(1e8, 1e11, 3), [1, 4, 16, 64])
+        N, U, epochs = X.T
+        # repeated tokens worth less (R_D = 15), excess parameters too: generated from the law itself
+        truth = get_law("data_constrained").with_params(
+            {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.35, "beta": 0.35, "R_D": 15.4, "R_N": 5.3},
+            ["N", "D", "U"], "loss")
+        df = pd.DataFrame({"N": N, "D": U * epochs, "U": U})
+        df["loss"] = _noisy(truth.predict(df))
+        return df, ["N", "D", "U"], "loss", {}
+    if name in ("dcpt", "dcpt_additive", "dcpt_chinchilla"):
+        X = _grid([1e5, 3e5, 1e6, 3e6], [1e6, 1e7], [0.0, 0.2, 0.5, 0.8, 1.0])
+        eta = {"dcpt": 0.6, "dcpt_additive": 0.0, "dcpt_chinchilla": 0.0}[name]
+        y = _dcpt(*X.T, eta=eta) if name != "dcpt_chinchilla" else _chin(X[:, 0], X[:, 1], E=1.2)
+        return pd.DataFrame({"N": X[:, 0], "D": X[:, 1], "r": X[:, 2], "loss": _noisy(y)}), ["N", "D", "r"], "loss", \
+            {"init": "coarse"} if name == "dcpt" else {}
+    if name == "dcpt_cross":
+        X = _grid([1e5, 1e6, 3e6], [1e6, 1e7], [0.0, 0.3, 1.0])
+        df = pd.concat([pd.DataFrame({"domain": d, "N": X[:, 0], "D": X[:, 1], "r": X[:, 2],
+                                      "loss": _noisy(_dcpt(*X.T, E=E), seed=i)})
+                        for i, (d, E) in enumerate({"code": 1.2, "docs": 1.6, "tests": 0.9}.items())],
+                       ignore_index=True)
+        return df, ["N", "D", "r"], "loss", {"domain": "domain"}
+    if name == "encdec":
+        X = _grid(np.geomspace(1e5, 1e7, 4), np.geomspace(1e5, 1e7, 4))
+        y = 1.0 + 4.0 * (1e5 / X[:, 0]) ** 0.2 * (1e5 / X[:, 1]) ** 0.3  # Ghorbani et al.'s form
+        return pd.DataFrame({"Ne": X[:, 0], "Nd": X[:, 1], "loss": _noisy(y)}), ["Ne", "Nd"], "loss", {}
+    if name == "select":
+        X = _grid(np.geomspace(1e6, 1e8, 4), [5, 20, 80])
+        X[:, 1] *= X[:, 0]
+        m = {"none": 1.0, "good": 2.0}
+        df = pd.concat([pd.DataFrame({"v": v, "N": X[:, 0], "D": X[:, 1],
+                                      "loss": _noisy(_chin(X[:, 0], m[v] * X[:, 1]), seed=i)})
+                        for i, v in enumerate(m)], ignore_index=True)
+        return df, ["N", "D"], "loss", {"variant": "v", "baseline": "none"}
+    raise AssertionError(f"no generated data for law {name!r}: add it here")
+
+
+LAWS = available_laws()
+
+
+def test_every_registered_law_is_covered():
+    for name in LAWS:
+        data_for(name)
+
+
+@pytest.fixture(scope="module", params=LAWS)
+def fitted(request) -> tuple[str, Law, dict, pd.DataFrame, list[str], str]:
+    name = request.param
+    df, x, y, options = data_for(name)
+    law = get_law(name, **options)
+    before = copy.deepcopy(law.get_params())
+    assert law.fit(df, x=x, y=y) is law  # fit returns self
+    assert law.get_params() == before  # fit never changes the options it was given
+    return name, law, options, df, x, y
+
+
+def test_a_fitted_law_predicts_the_data_it_was_generated_from(fitted):
+    name, law, _, df, _, y = fitted
+    rel = np.abs(law.predict(df) / df[y].to_numpy() - 1)
+    assert np.median(rel) < 2.5 * RNG_NOISE, (name, np.median(rel))  # the noise level, not a miss
+
+
+def test_an_unfitted_law_refuses_to_predict_and_clone_is_unfitted(fitted):
+    name, law, options, df, _, _ = fitted
+    with pytest.raises(FitError, match="not fitted"):
+        get_law(name, **options).predict(df)
+    twin = law.clone()
+    assert twin.get_params() == law.get_params() and not hasattr(twin, "theta_")
+
+
+def test_a_saved_law_loads_to_the_same_predictions(fitted, tmp_path):
+    name, law, _, df, _, _ = fitted
+    path = tmp_path / f"{name}.json"
+    law.save(path)
+    again = Law.load(path)
+    assert type(again) is type(law) and again.get_params() == law.get_params()
+    assert again.params_ == pytest.approx(law.params_, rel=1e-12)
+    np.testing.assert_allclose(again.predict(df), law.predict(df), rtol=1e-12)
