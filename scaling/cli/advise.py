@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import OptionalDelta, delta_option
+from scaling.cli.options import OptionalDelta, delta_option, replicate_count
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -57,7 +57,8 @@ def advise(
                                                         "(default: robust scale of the residuals).")] = None,
     prior: Annotated[Optional[Path], typer.Option(help="A saved fit (`scaling fit ... --bootstrap N --save F`) "
                                                        "whose replicates stand for the parameters when there are no runs.")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Replicates of the current fit (residual bootstrap).")] = 200,
+    bootstrap: Annotated[int, typer.Option(help="Replicates of the current fit (residual bootstrap).",
+                                           callback=replicate_count)] = 200,
     where: Annotated[Optional[str], typer.Option(help="Row filter expression, e.g. 'status == \"done\"'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the draws.")] = 0,
     append: Annotated[bool, typer.Option(help="Append the advised runs to the --candidates study: the next "

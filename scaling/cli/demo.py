@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from scaling.cli.options import OptionalDelta, delta_option
+from scaling.cli.options import OptionalDelta, bootstrap_count, delta_option
 from scaling.cli.progress import console, make_reporter
 from scaling.config import load_spec
 from scaling.report import LawFit, ReportOptions, build_report
@@ -26,7 +26,7 @@ DEFAULT_SPEC = Path("runs/demo.toml")
 def demo(
     spec: Annotated[Path, typer.Option(help="Study spec to run.")] = DEFAULT_SPEC,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Local worker processes.")] = min(2, os.cpu_count() or 1),
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the intervals.")] = 500,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the intervals.", callback=bootstrap_count)] = 500,
     out: Annotated[Path, typer.Option(help="Report file.")] = Path("reports/demo/index.html"),
     delta: OptionalDelta = None,
 ) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 from typer.core import TyperGroup
 
-from scaling.cli.options import Delta, parse_delta
+from scaling.cli.options import Delta, bootstrap_count, parse_delta
 from scaling.laws import get_law
 
 
@@ -48,7 +48,7 @@ Derive = Annotated[Optional[list[str]], typer.Option(
 Loss = Annotated[str, typer.Option(help="huber or mse.")]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
 Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
-Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).")]
+Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).", callback=bootstrap_count)]
 BootMethod = Annotated[str, typer.Option(help="Bootstrap: pairs (resample points) or residual (few points).")]
 GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per value of this column.")]
 # Uncertainty, sensitivity, weights, fixed and tied parameters (scaling.laws.profile/sensitivity/manifest).
@@ -416,7 +416,8 @@ def compare(
     run: Annotated[Optional[str], typer.Option("--run", help="Run-id column of loss curves: adds Approach 1.")] = None,
     flops: Annotated[str, typer.Option("--flops", help="Cumulative-FLOPs column (with --run).")] = "flops",
     target_compute: Annotated[float, typer.Option(help="Compute for tokens per parameter (approaches).")] = 1e24,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the approaches' intervals.")] = 200,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the approaches' intervals.",
+                                           callback=bootstrap_count)] = 200,
     seed: Seed = 0, loss: Loss = "huber", delta: Delta = "1e-3", where: Where = None, derive: Derive = None,
     as_json: AsJson = False,
 ) -> None:

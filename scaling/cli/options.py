@@ -28,6 +28,25 @@ def parse_delta(delta: str) -> float | str:
     return v
 
 
+def bootstrap_count(value: int) -> int:
+    """--bootstrap (a typer callback): 0 (no intervals) or at least 2 replicates, named before
+    anything is read or fitted."""
+    if value < 0 or value == 1:
+        from scaling.errors import FitError
+
+        raise FitError(f"--bootstrap {value}: give 0 (no intervals) or at least 2 replicates")
+    return value
+
+
+def replicate_count(value: int) -> int:
+    """--bootstrap of a command that needs the replicates (advise): at least 2."""
+    if value < 2:
+        from scaling.errors import FitError
+
+        raise FitError(f"--bootstrap {value}: give at least 2 replicates of the current fit")
+    return value
+
+
 def delta_option(delta: str | None) -> dict[str, float | str]:
     """An optional --delta as law options: {} when not given (the laws' default), else {"delta": ...}."""
     return {} if delta is None else {"delta": parse_delta(delta)}

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import OptionalDelta, delta_option
+from scaling.cli.options import OptionalDelta, bootstrap_count, delta_option
 from scaling.cli.progress import console
 
 from scaling.config import load_spec
@@ -21,7 +21,7 @@ def report(
     spec: Annotated[Path, typer.Argument(help="Study spec (TOML).")],
     out: Annotated[Optional[Path], typer.Option(help="HTML file (default reports/<study>/index.html).")] = None,
     store_dir: Annotated[Optional[Path], typer.Option("--store", help="Study folder (default runs/<study>/).")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for every interval.")] = 200,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for every interval.", callback=bootstrap_count)] = 200,
     holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation check.")] = "largest:1",
     advise_budget: Annotated[float, typer.Option(help="FLOPs for a 'which runs next' section (scaling advise); "
                                                       "0 = none.")] = 0.0,

@@ -96,6 +96,21 @@ def test_a_bad_delta_is_named_before_anything_runs(tmp_path, command):
     assert_no_traceback(r)
 
 
+@pytest.mark.parametrize("command, message", [
+    (["fit", "power", "x.csv", "--x", "N", "--y", "loss", "--bootstrap", "1"], "give 0 (no intervals) or at least 2"),
+    (["fit", "isoflop", "x.csv", "--y", "loss", "--bootstrap", "-1"], "give 0 (no intervals) or at least 2"),
+    (["plot", "power", "x.csv", "--x", "N", "--y", "loss", "--bootstrap", "1"], "give 0 (no intervals) or at least 2"),
+    (["report", "runs/x.toml", "--bootstrap", "1"], "give 0 (no intervals) or at least 2"),
+    (["demo", "--bootstrap", "-2"], "give 0 (no intervals) or at least 2"),
+    (["advise", "runs/x", "--budget", "1e12", "--bootstrap", "0"], "give at least 2 replicates of the current fit")])
+def test_a_bad_bootstrap_count_is_named_before_anything_runs(tmp_path, command, message):
+    """Before, `fit` fitted first (and warned) and then failed inside the bootstrap; `advise` too."""
+    r = scaling(*command, cwd=tmp_path)  # no data, spec or study there: the count is checked first
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith(f"error: --bootstrap {command[-1]}: {message}") and r.stderr.count("\n") == 1
+    assert_no_traceback(r)
+
+
 def test_spec_errors_exit_2(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40").replace("steps = 3", "steps = 'many'"))
