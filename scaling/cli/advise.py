@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import OptionalDelta, delta_option, replicate_count
+from scaling.cli.options import Noise, OptionalDelta, delta_option, parse_noise, replicate_count, resolve_noise
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -53,8 +53,7 @@ def advise(
     base_loss: Annotated[float, typer.Option(help="domain_share: the base model's general loss.")] = 0.0,
     threshold: Annotated[float, typer.Option(help="domain_share: allowed rise of the general loss.")] = 0.03,
     n_runs: Annotated[Optional[int], typer.Option("--n-runs", help="At most this many new runs.")] = None,
-    noise: Annotated[Optional[float], typer.Option(help="Noise of one run's loss on the fit scale "
-                                                        "(default: robust scale of the residuals).")] = None,
+    noise: Noise = None,
     prior: Annotated[Optional[Path], typer.Option(help="A saved fit (`scaling fit ... --bootstrap N --save F`) "
                                                        "whose replicates stand for the parameters when there are no runs.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Replicates of the current fit (residual bootstrap).",
@@ -83,6 +82,7 @@ def advise(
 
     check_target_name(target)
     fit_options = delta_option(delta)
+    noise = parse_noise(noise)
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
     if target == "compute_multiplier" and not variant:
@@ -107,6 +107,10 @@ def advise(
             general.bootstrap(bootstrap, seed=seed, method="residual")
     elif prior_law is None:
         raise DataError("give DATA (the runs done so far) or --prior FILE (a saved fit) when there are none")
+    if noise == "seeds":
+        if fitted is None:
+            raise DataError("--noise seeds pools the noise from the runs' repeated seeds: give DATA, or the noise as a number")
+        noise, _ = resolve_noise(noise, fitted, df, list(x), y)
     base = fitted or prior_law
     cols = list(x or base.x_)
     if not at and target != "encoder_share":

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 from typer.core import TyperGroup
 
-from scaling.cli.options import Delta, bootstrap_count, parse_delta
+from scaling.cli.options import Delta, Noise, bootstrap_count, parse_delta, parse_noise, resolve_noise
 from scaling.laws import get_law
 
 
@@ -49,7 +49,8 @@ Loss = Annotated[str, typer.Option(help="huber or mse.")]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
 Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
 Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).", callback=bootstrap_count)]
-BootMethod = Annotated[str, typer.Option(help="Bootstrap: pairs (resample points) or residual (few points).")]
+BootMethod = Annotated[Optional[str], typer.Option(
+    help="Bootstrap: pairs (resample points; the default), residual (few points) or parametric (Gaussian noise of --noise; the default when --noise is given).")]
 GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per value of this column.")]
 # Uncertainty, sensitivity, weights, fixed and tied parameters (scaling.laws.profile/sensitivity/manifest).
 CI = Annotated[str, typer.Option("--ci", help="Intervals in ci95: bootstrap (with --bootstrap N) or profile.")]
@@ -94,8 +95,23 @@ def _uncertainty(model, ci, target, res: dict) -> None:
     res["warnings"] = identifiability_warnings(model)
 
 
+def _bootstrap_method(method: str | None, noise: float | str | None, bootstrap: int) -> str:
+    """--bootstrap-method, defaulting to parametric when --noise is given; checked before any fit."""
+    from scaling.errors import FitError
+
+    method = method or ("parametric" if noise is not None else "pairs")
+    if method not in ("pairs", "residual", "parametric"):
+        raise FitError(f"--bootstrap-method must be pairs, residual or parametric, got {method!r}")
+    if method == "parametric" and noise is None:
+        raise FitError("--bootstrap-method parametric needs --noise (a number, or 'seeds' to pool it from replicates)")
+    if noise is not None and not (bootstrap and method == "parametric"):
+        raise FitError("--noise is the noise of the parametric bootstrap: add --bootstrap N (and no other "
+                       "--bootstrap-method)")
+    return method
+
+
 def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, method="pairs", weight=None,
-             cluster=None, **options):
+             cluster=None, noise=None, **options):
     model = get_law(law, loss=loss, delta=parse_delta(str(delta)), init=init, seed=seed, **options)
     model.fit_and_check(df, x, y, holdout, weight=weight)
     if bootstrap:
@@ -103,14 +119,16 @@ def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, me
             from scaling.errors import DataError
 
             raise DataError(f"--cluster column `{cluster}` not in data; columns are: {', '.join(map(str, df.columns))}")
-        model.bootstrap(bootstrap, seed=seed, method=method, cluster=None if cluster is None else df[cluster])
+        model.noise_, model.noise_source_ = resolve_noise(noise, model, df, x, y)
+        model.bootstrap(bootstrap, seed=seed, method=method, cluster=None if cluster is None else df[cluster],
+                        noise=model.noise_)
     return model
 
 
 def fit(
     law: LawName, data: Data, x: X, y: Y, where: Where = None, derive: Derive = None, loss: Loss = "huber",
     delta: Delta = "1e-3", init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 0,
-    bootstrap_method: BootMethod = "pairs", by: GroupBy = None,
+    bootstrap_method: BootMethod = None, noise: Noise = None, by: GroupBy = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
     save: Annotated[Optional[Path], typer.Option(help="Write the fitted law as JSON here (and its manifest beside).")] = None,
@@ -124,7 +142,10 @@ def fit(
     """
     from scaling.laws.cli_support import fit_result_json, load_table
 
-    df = load_table(data, where, derive, frame=bool(sensitivity or by))  # a plain CSV fit loads no pandas
+    noise = parse_noise(noise)
+    bootstrap_method = _bootstrap_method(bootstrap_method, noise, bootstrap)
+    # a plain CSV fit loads no pandas
+    df = load_table(data, where, derive, frame=bool(sensitivity or by or noise == "seeds"))
     if ci not in ("bootstrap", "profile"):
         from scaling.errors import FitError
 
@@ -141,8 +162,10 @@ def fit(
     results = {}
     for key, part in groups:
         model = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, weight,
-                         cluster, **options)
+                         cluster, noise, **options)
         res = {**fit_result_json(model), **_fit_quality(model)}
+        if getattr(model, "noise_source_", None):
+            res["noise"], res["noise_source"] = model.noise_, model.noise_source_
         _uncertainty(model, ci, target_compute, res)
         results[key] = (model, res)
         if save is not None:
@@ -218,6 +241,8 @@ def _print_fit(res: dict, title: str) -> None:
     b = res.get("bootstrap") or {}
     if b.get("n_excluded"):
         console.print(f"  bootstrap: {b['n_excluded']} of {b['n']} replicates did not converge and were excluded")
+    if res.get("noise_source"):
+        console.print(f"  intervals: parametric bootstrap at noise {res['noise']:.4g} per run ({res['noise_source']})")
     if res.get("constants"):
         console.print("  fixed constants: " + ", ".join(f"{k} = {v:.6g}" for k, v in res["constants"].items()))
     h = res.get("holdout") or {}
@@ -229,7 +254,7 @@ def _print_fit(res: dict, title: str) -> None:
 def plot(
     law: LawName, data: Data, x: X, y: Y, where: Where = None, derive: Derive = None, loss: Loss = "huber",
     delta: Delta = "1e-3", init: Init = "default", holdout: Holdout = None, bootstrap: Bootstrap = 200,
-    bootstrap_method: BootMethod = "pairs",
+    bootstrap_method: BootMethod = None, noise: Noise = None,
     out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
 ) -> None:
@@ -239,10 +264,12 @@ def plot(
     from scaling.laws.cli_support import load_table
     from scaling.plots import plot_fit, plot_residuals
 
+    noise = parse_noise(noise)
+    bootstrap_method = _bootstrap_method(bootstrap_method, noise, bootstrap)
     df = load_table(data, where, derive)
     from scaling.store import atomic_open
 
-    model = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method)
+    model = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, noise=noise)
     resid = out.with_name(f"{out.stem}-residuals{out.suffix}")
     figures = [(plot_fit(model, df, holdout=""), out), (plot_residuals(model, df, holdout=""), resid)]
     held = getattr(model, "holdout_fit_", None)

@@ -28,6 +28,37 @@ def parse_delta(delta: str) -> float | str:
     return v
 
 
+Noise = Annotated[Optional[str], typer.Option(
+    help="Noise of one run's loss on the fit scale (sd of log loss): a number, or 'seeds' to pool it from "
+         "runs with equal inputs (repeated seeds). Default: the robust scale of the fit's residuals.")]
+
+
+def parse_noise(noise: str | None) -> float | str | None:
+    """--noise: None, a positive number, or 'seeds'; named before anything runs."""
+    if noise is None or noise.strip().lower() == "seeds":
+        return None if noise is None else "seeds"
+    try:
+        v = float(noise)
+    except ValueError:
+        v = float("nan")
+    if not v > 0:
+        from scaling.errors import FitError
+
+        raise FitError(f"--noise {noise!r}: give a positive number (sd of one run's loss on the fit scale) or 'seeds'")
+    return v
+
+
+def resolve_noise(noise: float | str | None, law, df, x: list[str], y: str) -> tuple[float | None, str | None]:
+    """(noise, where it came from) for a parsed --noise: 'seeds' pools the replicates of `df` (rows
+    equal in every x column) on `law`'s fit scale (`scaling.laws.validation.replicate_noise`)."""
+    if noise != "seeds":
+        return noise, None if noise is None else "given"
+    from scaling.laws.validation import replicate_noise
+
+    sigma, dof = replicate_noise(df, x, y, scale=law.fit_scale)
+    return sigma, f"seeds: pooled over replicates, {dof} degrees of freedom"
+
+
 def bootstrap_count(value: int) -> int:
     """--bootstrap (a typer callback): 0 (no intervals) or at least 2 replicates, named before
     anything is read or fitted."""

@@ -100,7 +100,7 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
     law.boot_converged_ = float(np.mean(ok))
     law.boot_n_excluded_ = int(n - ok.sum())
     law.boot_info_ = {"n": int(n), "n_excluded": law.boot_n_excluded_, "method": method, "seed": int(seed),
-                      "clustered": cluster is not None,
+                      "noise": float(noise) if method == "parametric" else None, "clustered": cluster is not None,
                       "n_clusters": None if cluster is None else int(len(np.unique(cluster)))}
     law.boot_params_ = pd.DataFrame(law.to_natural(law.boot_theta_), columns=law.param_names)
     law.boot_method_ = method

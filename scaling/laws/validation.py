@@ -217,6 +217,30 @@ def paired_difference(points: "pd.DataFrame", a: str, b: str, n_boot: int = 2000
     return float(np.mean([g.mean() for g in groups])), float(lo), float(hi), int(len(wide))
 
 
+def replicate_noise(df: "pd.DataFrame", by: list[str], y: str, scale: str = "log") -> tuple[float, int]:
+    """The noise of one run's `y` on the fit scale (log y, or y with scale="linear") measured from
+    replicates: the pooled standard deviation within groups of rows equal in every `by` column
+    (repeated seeds of one config), sqrt(sum of squared deviations from each group's mean / dof),
+    dof = rows in groups of two or more minus the number of such groups. It does not depend on a
+    law's form, unlike a fit's residual scale; and with many replicates its error is small
+    (relative sd about 1/sqrt(2 dof)). Returns (sigma, dof); raises DataError when no two rows
+    share their inputs."""
+    check_columns(df, list(by) + [y], "noise")
+    t = numeric_column(df, y, "noise", positive=scale == "log")
+    t = np.log(t) if scale == "log" else t
+    frame = df[list(by)].copy()
+    frame["_t"] = t
+    groups = frame.groupby(list(by))["_t"]
+    size = groups.transform("size").to_numpy()
+    dev = (frame["_t"] - groups.transform("mean")).to_numpy()[size >= 2]
+    n_groups = int((groups.size() >= 2).sum())
+    dof = int(len(dev) - n_groups)
+    if dof == 0:
+        raise DataError(f"noise from seeds: no two rows share their {', '.join(map(repr, by))}; train some configs "
+                        "with repeated seeds, or give the noise as a number")
+    return float(np.sqrt(np.sum(dev**2) / dof)), dof
+
+
 def replicate_floor(df: "pd.DataFrame", by: list[str], y: str) -> tuple[float, int]:
     """The seed noise under held-out errors: the `mean |rel. err|` (pred - y) / y that a law
     predicting each group's mean exactly would score on its single runs, over groups of two or more

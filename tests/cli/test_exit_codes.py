@@ -111,6 +111,18 @@ def test_a_bad_bootstrap_count_is_named_before_anything_runs(tmp_path, command, 
     assert_no_traceback(r)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--noise", "-1"], "--noise '-1': give a positive number (sd of one run's loss on the fit scale) or 'seeds'"),
+    (["--noise", "0.01"], "--noise is the noise of the parametric bootstrap: add --bootstrap N"),
+    (["--bootstrap", "20", "--bootstrap-method", "parametric"], "--bootstrap-method parametric needs --noise"),
+    (["--bootstrap", "20", "--noise", "seeds", "--bootstrap-method", "pairs"], "--noise is the noise of the parametric")])
+def test_a_bad_noise_is_named_before_anything_runs(tmp_path, args, message):
+    r = scaling("fit", "power", "x.csv", "--x", "N", "--y", "loss", *args, cwd=tmp_path)  # x.csv does not exist
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith(f"error: {message}")
+    assert_no_traceback(r)
+
+
 def test_spec_errors_exit_2(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40").replace("steps = 3", "steps = 'many'"))
