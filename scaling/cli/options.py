@@ -13,19 +13,24 @@ OptionalDelta = Annotated[Optional[str], typer.Option(
     help="Huber delta of the fits: a number, or 'auto' (from the residuals); default the laws' 1e-3.")]
 
 
-def parse_delta(delta: str) -> float | str:
-    """--delta: a positive number or 'auto'."""
-    if delta.strip().lower() == "auto":
-        return "auto"
+def _positive_or(value: str, word: str, flag: str, number: str) -> float | str:
+    """A flag that takes a positive number or one word (`auto`, `seeds`)."""
+    if value.strip().lower() == word:
+        return word
     try:
-        v = float(delta)
+        v = float(value)
     except ValueError:
         v = float("nan")
     if not v > 0:
         from scaling.errors import FitError
 
-        raise FitError(f"--delta {delta!r}: give a positive number or 'auto'")
+        raise FitError(f"{flag} {value!r}: give {number} or '{word}'")
     return v
+
+
+def parse_delta(delta: str) -> float | str:
+    """--delta: a positive number or 'auto'."""
+    return _positive_or(delta, "auto", "--delta", "a positive number")
 
 
 Noise = Annotated[Optional[str], typer.Option(
@@ -35,17 +40,9 @@ Noise = Annotated[Optional[str], typer.Option(
 
 def parse_noise(noise: str | None) -> float | str | None:
     """--noise: None, a positive number, or 'seeds'; named before anything runs."""
-    if noise is None or noise.strip().lower() == "seeds":
-        return None if noise is None else "seeds"
-    try:
-        v = float(noise)
-    except ValueError:
-        v = float("nan")
-    if not v > 0:
-        from scaling.errors import FitError
-
-        raise FitError(f"--noise {noise!r}: give a positive number (sd of one run's loss on the fit scale) or 'seeds'")
-    return v
+    if noise is None:
+        return None
+    return _positive_or(noise, "seeds", "--noise", "a positive number (sd of one run's loss on the fit scale)")
 
 
 def resolve_noise(noise: float | str | None, law, df, x: list[str], y: str) -> tuple[float | None, str | None]:
