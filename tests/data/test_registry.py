@@ -54,3 +54,26 @@ def test_option_types_are_checked():
         build_source("stdlib_code", {"max_bytes": -5})
     with pytest.raises(SpecError, match="valid_fraction"):
         build_source("stdlib_code", {"valid_fraction": 1.0})
+
+
+STREAM = {**SMALL, "stdlib_tests": {"max_bytes": 60_000}, "stdlib_decimal": {"max_bytes": 60_000},
+          "facts_pool": {"n_symbols": 8, "n_keys": 20, "n_docs": 60, "doc_triples": 4},
+          "text_pool": {"max_docs": 200, "corruptions": {"byte_shuffle": 0.2}}}
+
+
+@pytest.mark.parametrize("kind", sorted(STREAM))
+def test_training_rows_are_one_global_stream(kind):
+    """base.py's contract, for every kind that needs no user file: row r of the batch at step s is
+    stream sequence s * batch_size + r, so step 1 of batch 4 is rows 4..7 of step 0 of batch 8 (a
+    resumed run, or one with another batch split, sees the same sequences); the same call gives
+    the same batch, and another seed another one."""
+    import torch
+
+    src = build_source(kind, STREAM[kind])
+    x8, y8 = src.train_batch(0, 8, 16, seed=5)
+    x4, y4 = src.train_batch(1, 4, 16, seed=5)
+    assert torch.equal(x4, x8[4:]) and torch.equal(y4, y8[4:])
+    assert torch.equal(src.train_batch(0, 8, 16, seed=5)[0], x8)
+    assert not torch.equal(src.train_batch(0, 8, 16, seed=6)[0], x8)
+    assert x8.dtype == y8.dtype == torch.int64
+    assert torch.equal(x8[:, 1:], y8[:, :-1])  # targets are the next tokens
