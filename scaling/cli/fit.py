@@ -112,6 +112,7 @@ def _bootstrap_method(method: str | None, noise: float | str | None, bootstrap: 
 
 def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, method="pairs", weight=None,
              cluster=None, noise=None, **options):
+    """The fitted law and, with --noise, (noise, where it came from) of its parametric bootstrap."""
     model = get_law(law, loss=loss, delta=parse_delta(str(delta)), init=init, seed=seed, **options)
     model.fit_and_check(df, x, y, holdout, weight=weight)
     if bootstrap:
@@ -119,10 +120,11 @@ def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, me
             from scaling.errors import DataError
 
             raise DataError(f"--cluster column `{cluster}` not in data; columns are: {', '.join(map(str, df.columns))}")
-        model.noise_, model.noise_source_ = resolve_noise(noise, model, df, x, y)
+        noise = resolve_noise(noise, model, df, x, y)
         model.bootstrap(bootstrap, seed=seed, method=method, cluster=None if cluster is None else df[cluster],
-                        noise=model.noise_)
-    return model
+                        noise=noise[0])
+        return model, noise
+    return model, (None, None)
 
 
 def fit(
@@ -161,11 +163,11 @@ def fit(
     groups = [(None, df)] if by is None else list(_groups(df, by))
     results = {}
     for key, part in groups:
-        model = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, weight,
-                         cluster, noise, **options)
+        model, (sigma, source) = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed,
+                                          bootstrap_method, weight, cluster, noise, **options)
         res = {**fit_result_json(model), **_fit_quality(model)}
-        if getattr(model, "noise_source_", None):
-            res["noise"], res["noise_source"] = model.noise_, model.noise_source_
+        if source:
+            res["noise"], res["noise_source"] = sigma, source
         _uncertainty(model, ci, target_compute, res)
         results[key] = (model, res)
         if save is not None:
@@ -269,7 +271,7 @@ def plot(
     df = load_table(data, where, derive)
     from scaling.store import atomic_open
 
-    model = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, noise=noise)
+    model, _ = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, noise=noise)
     resid = out.with_name(f"{out.stem}-residuals{out.suffix}")
     figures = [(plot_fit(model, df, holdout=""), out), (plot_residuals(model, df, holdout=""), resid)]
     held = getattr(model, "holdout_fit_", None)
