@@ -78,14 +78,15 @@ class DCPTCrossLaw(_CPTForm):
         return tuple(out)
 
     # ---- data: the domain column becomes a one-hot block after [log N, log D, r] ----
-    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None) -> "DCPTCrossLaw":
+    def fit(self, df: pd.DataFrame, x: list[str] | str, y: str, holdout: str | float | None = None,
+            weight: str | np.ndarray | None = None) -> "DCPTCrossLaw":
         self._check_options()
         df = as_frame(df)
         if self.domain not in df.columns:
             raise DataError(f"dcpt_cross: domain column {self.domain!r} not found; columns are {list(df.columns)} "
                             f"(set the `domain` option)")
         self.domains_ = sorted(str(v) for v in pd.unique(df[self.domain].astype(str)))
-        return super().fit(df, x, y, holdout=holdout)
+        return super().fit(df, x, y, holdout=holdout, weight=weight)
 
     def _design(self, df: pd.DataFrame, x: list[str], y: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         df = as_frame(df)
