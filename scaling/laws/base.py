@@ -128,6 +128,12 @@ class Law(FitMixin, PersistMixin):
         return [p.name for p in self.params]
 
     @property
+    def extra_columns(self) -> list[str]:
+        """Columns besides the x columns that `predict` reads from a table (a variant or domain label,
+        unique tokens): plots and tables that build prediction frames carry them."""
+        return []
+
+    @property
     def const(self) -> dict[str, float]:
         """Fixed (non-fitted) constants of the formula, defaults overridden by `constants=`."""
         return {**self.default_constants, **(self.constants or {})}

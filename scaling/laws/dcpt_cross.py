@@ -58,6 +58,10 @@ class DCPTCrossLaw(_CPTForm):
     def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "domain": self.domain, "per_domain": list(self.per_domain)}
 
+    @property
+    def extra_columns(self) -> list[str]:
+        return [self.domain]
+
     def _check_options(self) -> None:
         unknown = [k for k in self.per_domain if k not in ("E", "A", "B", "C")]
         if unknown or "E" not in self.per_domain:

@@ -138,6 +138,10 @@ class SelectLaw(Law):
     def fits_r_star(self) -> bool:
         return self.r_star == "fit"
 
+    @property
+    def extra_columns(self) -> list[str]:
+        return [self.variant] + ([self.unique_tokens] if self.unique_tokens else [])
+
     def _check_options(self) -> None:
         if self.floors not in self.FLOORS:
             raise FitError(f"select: floors must be one of {', '.join(map(repr, self.FLOORS))}, got {self.floors!r}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 
-from scaling.errors import ScalingError
+from scaling.errors import FitError, ScalingError
 from scaling.laws.fitting import FitWarning
 
 if TYPE_CHECKING:
@@ -66,7 +66,10 @@ def answers(law: "Law", C: float | None, k: float = 6.0) -> dict[str, Any]:
 def choices(law: "Law", df: pd.DataFrame, x: list[str], y: str, drop_k: int = 5, n_alt: str | None = None,
             flops: str | None = None, run: str | None = None, step: str | None = None) -> list[Choice]:
     """The checklist for this law and table."""
-    names = set(law.param_names)
+    try:
+        names = set(law.param_names)
+    except FitError:  # parameters that follow the data (select's variants, dcpt_cross's domains)
+        names = set(law.clone().fit(df, x, y).param_names)
     out = [Choice("form", "as given")]
     if {"alpha", "beta"} <= names:
         out.append(Choice("form", "alpha = beta", {"tied": {**(law.tied or {}), "beta": "alpha"}}))

@@ -36,8 +36,19 @@ def _holdout(law: "Law", df: pd.DataFrame, holdout: str | float | None) -> np.nd
 
 
 def _series(law: "Law", df: pd.DataFrame, ax_x: str, max_series: int) -> list[tuple[str, dict[str, float], np.ndarray]]:
-    """(label, values of the other inputs, row mask) per curve: distinct values, or log bins."""
+    """(label, values of the other inputs, row mask) per curve: distinct values, or log bins; for a
+    law that reads a label column (select's variant, dcpt_cross's domain), one curve per label,
+    the other inputs at their medians within it."""
     others = [c for c in law.x_ if c != ax_x]
+    labels = [c for c in law.extra_columns if c in df.columns and not pd.api.types.is_numeric_dtype(df[c])]
+    if labels:
+        counts = df[labels[0]].value_counts()
+        out = []
+        for val in counts.index[:max_series]:
+            m = (df[labels[0]] == val).to_numpy()
+            fixed = {c: float(np.median(df.loc[m, c])) for c in others + [c for c in law.extra_columns if c not in labels]}
+            out.append((f"{labels[0]} = {val}", {labels[0]: val, **fixed}, m))
+        return out
     if not others:
         return [("fit", {}, np.ones(len(df), bool))]
     other = others[0]
@@ -94,15 +105,16 @@ def plot_fit(
     for (label, fixed, m), color in zip(series, colors):
         xs = x_all[m]
         grid = np.geomspace(xs.min(), max(top, xs.max()), 120)
-        frame = pd.DataFrame({ax_x: grid, **{k: np.full_like(grid, v) for k, v in fixed.items()}})
-        pred = law.predict(frame[law.x_].to_numpy())
+        frame = pd.DataFrame({ax_x: grid, **fixed})  # the fixed values broadcast along the grid
+        frame = frame[law.x_ + [c for c in law.extra_columns if c in frame.columns]]
+        pred = law.predict(frame)
         inside = grid <= train_hi
         ax.plot(grid[inside], pred[inside], "-", color=color, lw=1.6, label=label if fixed else "fit")
         if (~inside).any():
             k = max(int(inside.sum()) - 1, 0)
             ax.plot(grid[k:], pred[k:], "--", color=color, lw=1.6)
         if has_band:
-            band = law.predict_interval(frame[law.x_].to_numpy(), level=level)
+            band = law.predict_interval(frame, level=level)
             ax.fill_between(grid, band["lo"], band["hi"], color=color, alpha=0.18, lw=0)
         ax.scatter(x_all[m & ~held], y_all[m & ~held], color=color, s=18, zorder=3)
     if held.any():

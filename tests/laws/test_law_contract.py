@@ -160,3 +160,31 @@ def test_every_law_fits_through_the_cli(name, tmp_path):
     assert r.exit_code == 0, (r.output, r.exception)
     out = json.loads(r.stdout)
     assert out["law"] == name and set(out["params"]) == set(out["ci95"])
+
+
+@pytest.mark.parametrize("name", LAWS)
+def test_every_law_plots_with_its_band(name):
+    """plot_fit and plot_residuals for every law, with a bootstrap band: a law that reads a label
+    column (select's variant, dcpt_cross's domain) gets one curve per label (the plot predicted
+    from the x columns alone and crashed on dcpt_cross)."""
+    from scaling.plots import plot_fit, plot_residuals
+
+    df, x, y, options = data_for(name)
+    law = get_law(name, **options).fit(df, x=x, y=y).bootstrap(20, seed=0)
+    fig = plot_fit(law, df)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    if law.extra_columns and not pd.api.types.is_numeric_dtype(df[law.extra_columns[0]]):
+        col = law.extra_columns[0]
+        assert [f"{col} = {v}" for v in df[col].value_counts().index] == labels[:df[col].nunique()]
+    assert len(plot_residuals(law, df).axes) == 2
+
+
+@pytest.mark.parametrize("name", ["select", "dcpt_cross"])
+def test_the_sensitivity_checklist_of_laws_whose_parameters_follow_the_data(name):
+    """Their parameter names exist once fitted (one per variant or domain): the checklist reads them
+    from a fit instead of raising "parameters are known once fitted"."""
+    from scaling.laws.sensitivity import choices
+
+    df, x, y, options = data_for(name)
+    listed = choices(get_law(name, **options), df, x, y)
+    assert listed[0].choice == "as given" and any(c.choice == "alpha = beta" for c in listed)
