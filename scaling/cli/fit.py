@@ -114,17 +114,16 @@ def _fit_one(law: str, df, x, y, loss, delta, init, holdout, bootstrap, seed, me
              cluster=None, noise=None, **options):
     """The fitted law and, with --noise, (noise, where it came from) of its parametric bootstrap."""
     model = get_law(law, loss=loss, delta=parse_delta(str(delta)), init=init, seed=seed, **options)
+    noise = resolve_noise(noise, model, df, x, y)  # no replicates for --noise seeds: said before the fit
     model.fit_and_check(df, x, y, holdout, weight=weight)
     if bootstrap:
         if cluster is not None and cluster not in df.columns:
             from scaling.errors import DataError
 
             raise DataError(f"--cluster column `{cluster}` not in data; columns are: {', '.join(map(str, df.columns))}")
-        noise = resolve_noise(noise, model, df, x, y)
         model.bootstrap(bootstrap, seed=seed, method=method, cluster=None if cluster is None else df[cluster],
                         noise=noise[0])
-        return model, noise
-    return model, (None, None)
+    return model, noise
 
 
 def fit(

@@ -225,15 +225,13 @@ def replicate_noise(df: "pd.DataFrame", by: list[str], y: str, scale: str = "log
     law's form, unlike a fit's residual scale; and with many replicates its error is small
     (relative sd about 1/sqrt(2 dof)). Returns (sigma, dof); raises DataError when no two rows
     share their inputs."""
+    import pandas as pd
+
     check_columns(df, list(by) + [y], "noise")
     t = numeric_column(df, y, "noise", positive=scale == "log")
-    t = np.log(t) if scale == "log" else t
-    frame = df[list(by)].copy()
-    frame["_t"] = t
-    groups = frame.groupby(list(by))["_t"]
-    size = groups.transform("size").to_numpy()
-    dev = (frame["_t"] - groups.transform("mean")).to_numpy()[size >= 2]
-    n_groups = int((groups.size() >= 2).sum())
+    t = pd.Series(np.log(t) if scale == "log" else t, index=df.index)
+    mean, replicated, n_groups = _replicate_groups(df, by, t)
+    dev = (t - mean)[replicated].to_numpy()
     dof = int(len(dev) - n_groups)
     if dof == 0:
         raise DataError(f"noise from seeds: no two rows share their {', '.join(map(repr, by))}; train some configs "
@@ -247,8 +245,16 @@ def replicate_floor(df: "pd.DataFrame", by: list[str], y: str) -> tuple[float, i
     replicates (rows equal in every `by` column: the seeds of one shape). Held-out errors, and
     differences between laws, of this size are within the noise. Returns (floor, number of groups
     with replicates); (nan, 0) when no group has two runs."""
-    groups = df.groupby(by)[y]
-    rel = ((groups.transform("mean") - df[y]) / df[y]).abs()[groups.transform("size") >= 2]
+    mean, replicated, n_groups = _replicate_groups(df, by, df[y])
+    rel = ((mean - df[y]) / df[y]).abs()[replicated]
     if rel.empty:
         return float("nan"), 0
-    return float(rel.mean()), int((groups.size() >= 2).sum())
+    return float(rel.mean()), n_groups
+
+
+def _replicate_groups(df: "pd.DataFrame", by: list[str], values: "pd.Series") -> tuple["pd.Series", "pd.Series", int]:
+    """Replicates: rows equal in every `by` column. Each row's group mean of `values`, whether its
+    group has two or more rows, and how many such groups there are."""
+    groups = values.groupby([df[c] for c in by])
+    size = groups.transform("size")
+    return groups.transform("mean"), size >= 2, int((groups.size() >= 2).sum())

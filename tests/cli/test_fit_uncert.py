@@ -111,3 +111,13 @@ def test_noise_from_seeds_sets_the_parametric_bootstrap(seeds_table):
     assert one["noise_source"] == "given" and two["bootstrap"]["noise"] == 0.01
     width = {k: np.diff(o["ci95"]["L_inf"])[0] for k, o in (("one", one), ("two", two))}
     assert width["two"] / width["one"] == pytest.approx(2.0, rel=0.05)
+
+
+def test_noise_from_seeds_without_replicates_is_named_before_the_fit(tmp_path):
+    path = tmp_path / "single.csv"
+    N = np.geomspace(2e3, 2e5, 6)
+    pd.DataFrame({"N": N, "loss": 1.42 + (300 / N) ** 0.62}).to_csv(path, index=False)
+    r = CliRunner().invoke(app, ["fit", "power", str(path), "--x", "N", "--y", "loss", "--bootstrap", "20",
+                                 "--noise", "seeds"])
+    assert r.exit_code != 0 and "no two rows share their 'N'" in str(r.exception)
+    assert "warning" not in r.output  # nothing was fitted
