@@ -15,7 +15,8 @@ import numpy as np
 import typer
 from typer.core import TyperGroup
 
-from scaling.cli.options import Delta, Noise, bootstrap_count, parse_delta, parse_noise, resolve_noise
+from scaling.cli.options import (Delta, LawOption, Noise, bootstrap_count, law_options, parse_delta, parse_noise,
+                                  resolve_noise)
 from scaling.laws import get_law
 
 
@@ -78,6 +79,12 @@ def _pairs(items: list[str] | None, flag: str, number: bool) -> dict:
     return out
 
 
+def _fit_options(law: str, fix, tie, asymmetry: float, option) -> dict:
+    """Law options from --fix, --tie, --asymmetry and --option (shared by fit and plot)."""
+    return {"fixed": _pairs(fix, "--fix", True) or None, "tied": _pairs(tie, "--tie", False) or None,
+            "asymmetry": asymmetry, **law_options(law, option)}
+
+
 def _uncertainty(model, ci, target, res: dict) -> None:
     """--ci profile, the allocation's profile at --target-compute, warnings (keys added to res)."""
     from scaling.laws.identifiability import identifiability_warnings
@@ -134,7 +141,7 @@ def fit(
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
     save: Annotated[Optional[Path], typer.Option(help="Write the fitted law as JSON here (and its manifest beside).")] = None,
     ci: CI = "bootstrap", cluster: Cluster = None, weight: Weight = None, fix: Fix = None, tie: Tie = None,
-    asymmetry: Asym = 10.0, sensitivity: Sens = False, target_compute: Target = None,
+    asymmetry: Asym = 10.0, sensitivity: Sens = False, target_compute: Target = None, option: LawOption = None,
 ) -> None:
     """Fit LAW to DATA: parameters with 95% intervals, objective, convergence, held-out error.
 
@@ -145,14 +152,13 @@ def fit(
 
     noise = parse_noise(noise)
     bootstrap_method = _bootstrap_method(bootstrap_method, noise, bootstrap)
+    options = _fit_options(law, fix, tie, asymmetry, option)
     # a plain CSV fit loads no pandas
     df = load_table(data, where, derive, frame=bool(sensitivity or by or noise == "seeds"))
     if ci not in ("bootstrap", "profile"):
         from scaling.errors import FitError
 
         raise FitError(f"--ci must be 'bootstrap' or 'profile', got {ci!r}")
-    options = {"fixed": _pairs(fix, "--fix", True) or None, "tied": _pairs(tie, "--tie", False) or None,
-               "asymmetry": asymmetry}
     if sensitivity:
         return _sensitivity(get_law(law, loss=loss, delta=parse_delta(str(delta)), init=init, seed=seed, **options), df, x, y,
                             target_compute, weight, as_json)
@@ -258,6 +264,7 @@ def plot(
     bootstrap_method: BootMethod = None, noise: Noise = None,
     out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    weight: Weight = None, fix: Fix = None, tie: Tie = None, asymmetry: Asym = 10.0, option: LawOption = None,
 ) -> None:
     """Write the prediction plot of the fit `scaling fit` reports for the same flags (fitted on all
     rows), its residuals, and with --holdout the check: the law fitted without the held-out rows,
@@ -267,10 +274,12 @@ def plot(
 
     noise = parse_noise(noise)
     bootstrap_method = _bootstrap_method(bootstrap_method, noise, bootstrap)
+    options = _fit_options(law, fix, tie, asymmetry, option)
     df = load_table(data, where, derive)
     from scaling.store import atomic_open
 
-    model, _ = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, noise=noise)
+    model, _ = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, weight,
+                        noise=noise, **options)
     resid = out.with_name(f"{out.stem}-residuals{out.suffix}")
     figures = [(plot_fit(model, df, holdout=""), out), (plot_residuals(model, df, holdout=""), resid)]
     held = getattr(model, "holdout_fit_", None)

@@ -78,3 +78,41 @@ def replicate_count(value: int) -> int:
 def delta_option(delta: str | None) -> dict[str, float | str]:
     """An optional --delta as law options: {} when not given (the laws' default), else {"delta": ...}."""
     return {} if delta is None else {"delta": parse_delta(delta)}
+
+
+LawOption = Annotated[Optional[list[str]], typer.Option(
+    "--option", help="A law option without its own flag, KEY=VALUE (repeatable), e.g. domain=field, "
+                     "per_domain=E,C or max_iter=5000; a wrong KEY lists the law's options.")]
+# Options that have their own flag on every fit command: --option would be a second way to set them.
+_OWN_FLAGS = {"loss": "--loss", "delta": "--delta", "init": "--init", "seed": "--seed", "fixed": "--fix",
+              "tied": "--tie", "asymmetry": "--asymmetry", "n_bootstrap": "--bootstrap"}
+
+
+def law_options(law: str, items: list[str] | None) -> dict:
+    """--option KEY=VALUE pairs as constructor options of `law`, checked against its options
+    before anything is read. A VALUE is JSON where it parses (1e-3, true, [1, 2], {"N0": 1}),
+    else a comma-separated list where the option's default is a list, else the string itself."""
+    import json
+
+    from scaling.errors import FitError
+    from scaling.laws.registry import law_class
+
+    if not items:
+        return {}
+    defaults = law_class(law)().get_params()
+    out = {}
+    for item in items:
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not key or not value:
+            raise FitError(f"--option {item!r} must look like KEY=VALUE")
+        if key in _OWN_FLAGS:
+            raise FitError(f"--option {key}: use {_OWN_FLAGS[key]} instead")
+        if key not in defaults:
+            allowed = sorted(k for k in defaults if k not in _OWN_FLAGS)
+            raise FitError(f"--option {key}: law {law!r} has no such option; its options are: {', '.join(allowed)}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            is_list = isinstance(defaults[key], (list, tuple))
+            out[key] = [v.strip() for v in value.split(",") if v.strip()] if is_list else value
+    return out

@@ -88,7 +88,7 @@ class DCPTCrossLaw(_CPTForm):
         df = as_frame(df)
         if self.domain not in df.columns:
             raise DataError(f"dcpt_cross: domain column {self.domain!r} not found; columns are {list(df.columns)} "
-                            f"(set the `domain` option)")
+                            f"(set the `domain` option; on the command line `--option domain=COLUMN`)")
         self.domains_ = sorted(str(v) for v in pd.unique(df[self.domain].astype(str)))
         return super().fit(df, x, y, holdout=holdout, weight=weight)
 
