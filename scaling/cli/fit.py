@@ -353,12 +353,19 @@ def frontier(
     n: Annotated[str, typer.Option("--n", help="Parameter-count column (one value per run).")] = "n_params",
     run: Annotated[str, typer.Option("--run", help="Run-id column: one loss curve per value.")] = "run_id",
     where: Where = None, derive: Derive = None, as_json: AsJson = False,
+    eval_set: Annotated[Optional[str], typer.Option(help="A study folder's eval set (default its first).")] = None,
 ) -> None:
-    """Chinchilla Approach 1: lower envelope of loss curves against compute; N_opt = k C^a from its winners."""
-    from scaling.laws.cli_support import load_table
+    """Chinchilla Approach 1: lower envelope of loss curves against compute; N_opt = k C^a from its winners.
+
+    DATA is a table of curves (one row per run and evaluation) or a study folder: its finished
+    runs' curves on one eval set, with the runs' columns (--where selects runs, e.g.
+    'n_params_nonemb > 5000'; --n n_params_nonemb as in the report)."""
+    from scaling.laws.cli_support import load_study_curves, load_table
     from scaling.laws.frontier import ComputeFrontier
 
-    df = load_table(data, where, derive)
+    df = load_study_curves(data, where, derive, eval_set)
+    if df is None:
+        df = load_table(data, where, derive)
     fr = ComputeFrontier(fit_loss=False).fit(df, run=run, flops=flops, loss=y, n_params=n)
     lo, hi = fr.exponent_ci_
     ci = [float(lo), float(hi)] if np.isfinite(lo) else None

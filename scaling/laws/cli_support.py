@@ -58,6 +58,28 @@ def load_table(path: str | Path, where: str | None = None, derive: list[str] | N
     return df
 
 
+def load_study_curves(path: str | Path, where: str | None = None, derive: list[str] | None = None,
+                      eval_set: str | None = None) -> "pd.DataFrame | None":
+    """The learning curves of a study folder's finished runs (those `where` keeps in its runs
+    table) on one eval set (default the first), with every column of the runs table the curves
+    lack (sizes, shapes); None when `path` is not a study folder with curves."""
+    p = Path(path)
+    if not (p.is_dir() and (p / "curves.parquet").is_file()):
+        return None
+    from scaling.schema import EVAL_SET, RUN_ID
+
+    runs = load_table(p, where, derive)
+    curves = read_table(p / "curves.parquet")
+    sets = list(dict.fromkeys(curves[EVAL_SET]))
+    if eval_set is None and sets:
+        eval_set = sets[0]
+    if eval_set not in sets:
+        raise DataError(f"{p}: no curves on eval set {eval_set!r}; its eval sets are: {', '.join(map(str, sets))}")
+    curves = curves[(curves[EVAL_SET] == eval_set) & curves[RUN_ID].isin(runs[RUN_ID])]
+    extra = [RUN_ID, *(c for c in runs.columns if c not in curves.columns)]
+    return curves.merge(runs[extra], on=RUN_ID, how="inner")
+
+
 def fit_result_json(law: Law) -> dict[str, Any]:
     """The one JSON object `scaling fit --json` prints."""
     law._check_fitted()

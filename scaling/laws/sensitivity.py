@@ -127,6 +127,8 @@ def sensitivity(law: "Law", df: pd.DataFrame, x: list[str], y: str, target_compu
             row["error"] = str(e)
         rows.append(row)
     table = pd.DataFrame(rows)
+    # None where a choice fitted: pandas' string dtype would turn it into NaN, which is truthy
+    table["error"] = pd.Series([r["error"] for r in rows], index=table.index, dtype=object)
     table.attrs["target_compute"] = target_compute
     return table
 

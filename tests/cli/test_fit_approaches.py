@@ -65,6 +65,35 @@ def test_frontier_command(tmp_path):
     assert sum(w["used"] for w in res["winners"]) >= 3
 
 
+def test_frontier_of_a_study_folder_reads_its_curves(tmp_path):
+    """A study folder gives its finished runs' curves on one eval set, with the runs' sizes (it gave
+    runs.parquet: one final loss per run, and a 'frontier' of two runs with exponent 1)."""
+    curves = _curves()
+    runs = curves.groupby("run_id", as_index=False).agg(n_params=("n_params", "first"), tokens=("tokens", "last"),
+                                                        loss=("loss", "last"))
+    runs["status"] = "done"
+    runs.loc[0, "status"] = "failed"  # the smallest: left out, as the report leaves it out
+    study = tmp_path / "study"
+    study.mkdir()
+    runs.to_parquet(study / "runs.parquet")
+    other = curves.assign(eval_set="other", loss=curves.loss + 1.0)
+    curves = curves.drop(columns="n_params").assign(eval_set="valid")
+    pd.concat([curves, other.drop(columns="n_params")]).to_parquet(study / "curves.parquet")
+    r = runner.invoke(app, ["fit", "frontier", str(study), "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    res = json.loads(r.output)
+    done = _curves()[lambda d: d.run_id != runs.run_id[0]]
+    from scaling.laws.frontier import ComputeFrontier
+
+    direct = ComputeFrontier(fit_loss=False).fit(done)
+    assert res["params"]["a"] == pytest.approx(direct.exponent_, rel=1e-12)
+    assert runs.run_id[0] not in {w["run"] for w in res["winners"]}
+    r = runner.invoke(app, ["fit", "frontier", str(study), "--eval-set", "nope"])
+    assert "no curves on eval set 'nope'; its eval sets are: valid, other" in str(r.exception)
+    r = runner.invoke(app, ["fit", "frontier", str(study / "runs.parquet")])
+    assert "frontier needs each run's loss curve" in str(r.exception)
+
+
 def test_compare_ranks_forms_and_approaches(tmp_path):
     p = tmp_path / "curves.csv"
     df = _curves()

@@ -70,6 +70,23 @@ def test_sensitivity_json_is_exactly_the_contract(table):
     assert "alpha = beta" not in r.output  # one exponent: no tied form
 
 
+def test_sensitivity_table_keeps_a_choice_the_data_cannot_support(tmp_path, monkeypatch):
+    """7 sizes: dropping the 5 highest losses leaves 2 points for 3 parameters. That row says so
+    and the others print their parameters (the table crashed with a TypeError: under pandas' string
+    dtype a choice without an error had NaN there, not None)."""
+    N = np.geomspace(2e3, 1e5, 7)
+    path = tmp_path / "seven.csv"
+    pd.DataFrame({"N": N, "loss": 1.42 + (250 / N) ** 0.63}).to_csv(path, index=False)
+    from rich.console import Console
+
+    import scaling.cli.fit
+
+    monkeypatch.setattr(scaling.cli.fit, "console", Console(width=300))  # one table row per line
+    r = CliRunner().invoke(app, ["fit", "power", str(path), "--x", "N", "--y", "loss", "--sensitivity"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "only 2 point(s) were given" in r.output and "L_inf=1.42" in r.output
+
+
 def test_bad_fix_and_ci_are_user_errors(table):
     r = CliRunner().invoke(app, ["fit", "chinchilla", str(table), "--x", "N", "--x", "D", "--y", "loss", "--fix", "E"])
     assert r.exit_code != 0 and "NAME=VALUE" in str(r.output) + str(r.exception)
