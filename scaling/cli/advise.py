@@ -164,7 +164,7 @@ def advise(
 def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
     from rich.table import Table
 
-    from scaling.cli.progress import console
+    from scaling.cli.console import console
 
     lo, hi = advice.ci95_before
     console.print(f"[bold]{advice.target}[/bold] at {advice.at:.4g} under the current {advice.law} fit: "

@@ -18,7 +18,7 @@ def list_() -> None:
     """Name, size and source of every shipped dataset."""
     from rich.table import Table
 
-    from scaling.cli.progress import console
+    from scaling.cli.console import console
     from scaling.datasets import list_datasets, load_dataset
 
     table = Table(title="shipped datasets (pass the name as DATA)")

@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from scaling.cli.options import OptionalDelta, bootstrap_count, delta_option
-from scaling.cli.progress import console, make_reporter
+from scaling.cli.console import console
+from scaling.cli.progress import make_reporter
 from scaling.config import load_spec
 from scaling.report import LawFit, ReportOptions, build_report
 from scaling.store import Store
@@ -40,7 +41,7 @@ def demo(
     s = load_spec(spec)
     store = Store(study_root(s))
     executor, threads = local_executor(workers)
-    run_study(expand(s), store, executor, make_reporter(console), threads=threads)
+    run_study(expand(s), store, executor, make_reporter(), threads=threads)
     sections = build_report(s, store, out, opts)
     for section in sections:
         fit = section.fit

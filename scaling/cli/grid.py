@@ -12,7 +12,8 @@ from scaling.cli.options import delta_option
 from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
-from scaling.cli.progress import console, make_reporter
+from scaling.cli.console import console
+from scaling.cli.progress import make_reporter
 from scaling.train import local_executor, plan_rows, run_study, study_root, study_runs
 
 grid_app = typer.Typer(help="Plan, train and inspect a study's grid of runs.", no_args_is_help=True)
@@ -103,7 +104,7 @@ def run(
     from scaling.train.signals import PREEMPTED_EXIT_CODE, Preempted
 
     try:
-        counts = run_study(runs, store, ex, make_reporter(console), threads=threads, nproc=nproc_per_run)
+        counts = run_study(runs, store, ex, make_reporter(), threads=threads, nproc=nproc_per_run)
     except Preempted as p:  # checkpointed on SIGTERM/SIGUSR1: the next `grid run` resumes it
         console.print(f"{s.name}: stopped, {p}; run `scaling grid run` again to resume")
         raise typer.Exit(PREEMPTED_EXIT_CODE)

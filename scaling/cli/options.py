@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+# The data and columns of every fit command.
+Data = Annotated[Path, typer.Argument(help="Parquet or CSV/TSV file, or a study folder (its runs.parquet).")]
+X = Annotated[list[str], typer.Option("--x", help="Input column(s), in the law's order.")]
+Y = Annotated[str, typer.Option("--y", help="Target column.")]
+Where = Annotated[Optional[str], typer.Option(help="Row filter, a pandas query, e.g. 'data_bytes > 5e6'.")]
+Derive = Annotated[Optional[list[str]], typer.Option(
+    "--derive", help="New column before filtering, e.g. 'params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)'.")]
+Loss = Annotated[str, typer.Option(help="huber or mse.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")]
+Seed = Annotated[int, typer.Option(help="Bootstrap seed.")]
 
 Delta = Annotated[str, typer.Option(help="Huber delta (a number), or 'auto': from the residuals of a first fit.")]
 # The commands that fit as one step among others (report, demo, advise, grid run --advise): not
@@ -64,6 +75,9 @@ def bootstrap_count(value: int) -> int:
 
         raise FitError(f"--bootstrap {value}: give 0 (no intervals) or at least 2 replicates")
     return value
+
+
+Bootstrap = Annotated[int, typer.Option(help="Bootstrap replicates for 95% intervals (0 = none).", callback=bootstrap_count)]
 
 
 def replicate_count(value: int) -> int:

@@ -9,11 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from scaling.cli.console import console
 from scaling.train import RunConfig
-
-
-# Off a terminal (logs, CI, pipes) rich would wrap tables at 80 columns; give it room instead.
-console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 class RichReporter:
@@ -93,5 +90,5 @@ def summary_line(row: dict[str, Any]) -> str:
 
 
 def make_reporter(out: Console | None = None):
-    out = out or console
+    out = out or console.get()
     return RichReporter(out) if out.is_terminal else PlainReporter()

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from scaling.cli.options import OptionalDelta, bootstrap_count, delta_option
-from scaling.cli.progress import console
+from scaling.cli.console import console
 
 from scaling.config import load_spec
 from scaling.report import ReportOptions, build_report

@@ -76,8 +76,8 @@ class ComputeFrontier:
         if len(ids) < 2:
             raise FitError(f"frontier needs curves of at least 2 runs (distinct {run!r}), got {len(ids)}")
         if len(ids) == len(runs):
-            raise DataError(f"frontier needs each run's loss curve, several evaluations per run; every run has one "
-                            f"row in these data (final losses?). Pass a table of curves, or a study folder")
+            raise DataError("frontier needs each run's loss curve, several evaluations per run; every run has one "
+                            "row in these data (final losses?). Pass a table of curves, or a study folder")
         lc = np.log(c)
         grid = np.linspace(lc.min(), lc.max(), self.n_grid)
         table = np.full((len(ids), self.n_grid), np.nan)
