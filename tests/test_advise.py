@@ -86,6 +86,35 @@ def test_advice_stays_within_budget_and_narrows_the_expected_interval(chinchilla
     assert len(capped.runs) <= 2
 
 
+def test_core_runs_are_the_fewest_that_keep_90_percent_of_the_narrowing(chinchilla_fit):
+    """`_core` (greedy removal) against brute force over every subset of 7 runs."""
+    import itertools
+
+    from scaling.advise.design import _core, _with
+
+    law, _ = chinchilla_fit
+    theta = law.boot_theta_[:16]
+    g = target_gradients(target_function(law, "loss", 1e23), theta)
+    J0 = jacobians(law, theta, law._F)
+    M0 = np.einsum("rnp,rnq->rpq", J0, J0) / 0.01 ** 2 + np.eye(5)[None] * 1e-2
+    X = np.array([[n, n * t] for n, t in [(3e8, 20), (1e9, 20), (2e9, 5), (2e9, 80), (5e8, 40), (4e9, 20), (1e8, 100)]])
+    Jc = jacobians(law, theta, torch.as_tensor(np.log(X)))[:, :, None] / 0.01
+    design = _Design(M0, g, np.ones(5, bool))
+    chosen = list(range(len(X)))
+    before, full = design.width(), _with(design, Jc, chosen).width()
+    allowed = before - 0.9 * (before - full)
+    keep = _core(design, Jc, chosen)
+    assert _with(design, Jc, keep).width() <= allowed
+    fewest = next(k for k in range(1, len(X) + 1)
+                  if any(_with(design, Jc, list(c)).width() <= allowed for c in itertools.combinations(chosen, k)))
+    assert len(keep) == fewest < len(X)
+    adv = advise(law, candidate_grid(law, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23, noise=0.01)
+    core = adv.to_json()["core"]
+    assert set(core["runs"]) < {r["label"] for r in adv.runs} and core["flops"] < adv.spent
+    assert adv.expected_width_after <= core["expected_width_after"] <= (
+        adv.expected_width_before - 0.9 * (adv.expected_width_before - adv.expected_width_after)) * (1 + 1e-12)
+
+
 def test_runs_at_too_few_sizes_are_warned_of_and_the_warning_says_whether_advice_adds_one(chinchilla_fit):
     law, df = chinchilla_fit
     assert advise(law, candidate_grid(law, sizes=np.geomspace(2e7, 2e9, 10)), 1e20, "loss", 1e23,

@@ -83,6 +83,8 @@ class Advice:
     """The law (with its bootstrap replicates) the advice was computed from."""
     variant: str | None = None
     """compute_multiplier: the selection variant the target is about."""
+    core: dict[str, Any] | None = None
+    """The fewest advised runs that keep CORE_SHARE of the expected narrowing (see `_core`)."""
 
     @property
     def expected_narrowing(self) -> float:
@@ -93,7 +95,8 @@ class Advice:
                 "ci95_before": list(self.ci95_before), "expected_width_before": self.expected_width_before,
                 "expected_width_after": self.expected_width_after, "expected_narrowing": self.expected_narrowing,
                 "budget": self.budget, "spent": self.spent, "noise": self.noise, "runs": self.runs,
-                "warnings": self.warnings, **({"variant": self.variant} if self.variant else {})}
+                "warnings": self.warnings, **({"variant": self.variant} if self.variant else {}),
+                **({"core": self.core} if self.core else {})}
 
 
 # ------------------------------------------------------------------ linearisation
@@ -238,6 +241,26 @@ def _with(design: _Design, Jc: np.ndarray, chosen: list[int]) -> _Design:
 
 EXCHANGE_MAX = 48
 """Designs of more runs than this skip the exchange pass."""
+
+
+CORE_SHARE = 0.9  # of the expected narrowing: the rest is what the last runs buy
+CORE_MAX = 40  # runs; the search refits the design O(runs^3) times
+
+
+def _core(design: _Design, Jc: np.ndarray, chosen: list[int], share: float = CORE_SHARE) -> list[int]:
+    """Positions in `chosen` of the fewest runs that keep `share` of its narrowing: runs are
+    dropped one at a time, the one whose loss widens the interval least first. Diminishing
+    returns made visible: a user may stop there and keep the rest of the budget."""
+    before, full = design.width(), _with(design, Jc, chosen).width()
+    allowed = before - share * (before - full)
+    keep = list(range(len(chosen)))
+    while len(keep) > 1:
+        widths = [_with(design, Jc, [chosen[j] for j in keep if j != i]).width() for i in keep]
+        i = int(np.argmin(widths))
+        if widths[i] > allowed:
+            break
+        keep.pop(i)
+    return keep
 
 
 def _exchange(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, chosen: list[int],
@@ -418,11 +441,19 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
                      "reason": (f"cuts the expected 95% width of {target} from {prev:.4g} to {w:.4g} "
                                 f"({(prev - w) / prev:.1%}) for {c.flops:.3g} FLOPs")})
         prev = w
+    core = None
+    if 1 < len(best[0]) <= CORE_MAX:
+        keep = _core(design, Jc, best[0])
+        if len(keep) < len(best[0]):
+            core = {"share_of_narrowing": CORE_SHARE, "runs": [runs[j]["label"] for j in keep],
+                    "flops": float(sum(cost[best[0][j]] for j in keep)),
+                    "expected_width_after": _with(design, Jc, [best[0][j] for j in keep]).width()}
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
                   runs=runs, chosen=picked, warnings=spread_warnings(law, picked), fitted=base,
-                  variant=options.variant if options is not None and target == "compute_multiplier" else None)
+                  variant=options.variant if options is not None and target == "compute_multiplier" else None,
+                  core=core)
 
 
 __all__ = ["Advice", "Candidate", "advise", "candidate_features", "jacobians", "residual_noise", "spread_warnings",
