@@ -360,7 +360,7 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
            *, n_runs: int | None = None, noise: float | None = None, n_draws: int = 64,
            prior: Law | None = None, seed: int = 0, options: TargetOptions | None = None,
            partner: Law | None = None,
-           partner_inputs: Callable[[Candidate], tuple[float, ...]] | None = None) -> Advice:
+           partner_inputs: Callable[[Candidate], tuple[float, ...]] | None = None, core: bool = True) -> Advice:
     """Choose among `candidates`, within `budget` FLOPs, the runs that shrink the target's interval most.
 
     `law` is fitted on the runs done so far (it is bootstrapped here if it has no replicates), or
@@ -368,7 +368,8 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     replicates stand for the parameter range when no run exists yet. `partner` is a second law
     that each new run also informs (the general-loss law of a D-CPT pair, for target
     domain_share; `partner_inputs` maps a run to its inputs, by default (N, D, 1 - r)); replicate
-    i of each law is paired, as in `optimal_domain_share`.
+    i of each law is paired, as in `optimal_domain_share`. `core` names the fewest advised runs
+    that give CORE_SHARE of the narrowing (`Advice.core`); simulations skip it.
     """
     if budget <= 0:
         raise FitError(f"advise: --budget must be > 0 FLOPs, got {budget}")
@@ -441,11 +442,11 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
                      "reason": (f"cuts the expected 95% width of {target} from {prev:.4g} to {w:.4g} "
                                 f"({(prev - w) / prev:.1%}) for {c.flops:.3g} FLOPs")})
         prev = w
-    core = None
-    if 1 < len(best[0]) <= CORE_MAX:
+    core_runs = None
+    if core and 1 < len(best[0]) <= CORE_MAX:
         keep = _core(design, Jc, best[0])
         if len(keep) < len(best[0]):
-            core = {"share_of_narrowing": CORE_SHARE, "runs": [runs[j]["label"] for j in keep],
+            core_runs = {"share_of_narrowing": CORE_SHARE, "runs": [runs[j]["label"] for j in keep],
                     "flops": float(sum(cost[best[0][j]] for j in keep)),
                     "expected_width_after": _with(design, Jc, [best[0][j] for j in keep]).width()}
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
@@ -453,7 +454,7 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
                   runs=runs, chosen=picked, warnings=spread_warnings(law, picked), fitted=base,
                   variant=options.variant if options is not None and target == "compute_multiplier" else None,
-                  core=core)
+                  core=core_runs)
 
 
 __all__ = ["Advice", "Candidate", "advise", "candidate_features", "jacobians", "residual_noise", "spread_warnings",

@@ -173,7 +173,7 @@ def _advise_rounds(truth: GroundTruth, pilot: pd.DataFrame, true_law, seed: int,
         fitted = get_law(truth.law, seed=seed).fit(data, x=truth.x, y="loss")
         candidates = candidate_grid(fitted, sizes=truth.sizes, tokens=truth.tokens, repeats=truth.repeats)
         advice = advise(fitted, candidates, left / (rounds - k), truth.target, truth.at, noise=truth.noise,
-                        seed=seed)
+                        seed=seed, core=False)
         first = first or advice
         X = np.array([c.x for c in advice.chosen], float).reshape(-1, len(truth.x))
         left -= advice.spent

@@ -126,7 +126,7 @@ def target_trial(truth: TargetTruth, seed: int, n_boot: int = 100, rounds: int =
     for k in range(rounds):
         fitted = _fit_target(truth, data, seed, n_boot)
         advice = advise(fitted[0], truth.candidates, left / (rounds - k), truth.target, truth.at, noise=truth.noise,
-                        seed=seed, options=truth.options, partner=fitted[1] if len(fitted) > 1 else None)
+                        seed=seed, options=truth.options, partner=fitted[1] if len(fitted) > 1 else None, core=False)
         first = first or advice
         left -= advice.spent
         X = _chosen_frame(truth, advice.chosen)
@@ -241,7 +241,7 @@ def advised_design(truth: TargetTruth, seed: int, n_boot: int = 50) -> tuple[pd.
     fitted = _fit_target(truth, pilot, seed, n_boot)
     advice = advise(fitted[0], truth.candidates, truth.cost(truth.standard), truth.target, truth.at,
                     noise=truth.noise, seed=seed, options=truth.options,
-                    partner=fitted[1] if len(fitted) > 1 else None)
+                    partner=fitted[1] if len(fitted) > 1 else None, core=False)
     return _chosen_frame(truth, advice.chosen), advice
 
 
