@@ -10,7 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from scaling.advise import Candidate, advise, candidate_grid, target_function
-from scaling.advise.design import _Design, jacobians, target_gradients
+from scaling.advise.design import jacobians, target_gradients
+from scaling.advise.search import _Design
 from scaling.advise.simulation import chinchilla_truth, ladder_cost, simulation_study, standard_ladder
 from scaling.cli import app
 from scaling.errors import FitError
@@ -90,7 +91,7 @@ def test_core_runs_are_the_fewest_that_keep_90_percent_of_the_narrowing(chinchil
     """`_core` (greedy removal) against brute force over every subset of 7 runs."""
     import itertools
 
-    from scaling.advise.design import _core, _with
+    from scaling.advise.search import _core, _with
 
     law, _ = chinchilla_fit
     theta = law.boot_theta_[:16]

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scaling.advise.design import _Design, _weak_prior, advise, jacobians, target_function, target_gradients
+from scaling.advise.design import _weak_prior, advise, jacobians, target_function, target_gradients
+from scaling.advise.search import _Design
 from scaling.advise.study import candidate_grid
 from scaling.laws.registry import get_law
 

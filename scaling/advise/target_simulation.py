@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.advise.design import (Candidate, TargetOptions, _Design, _weak_prior, advise, jacobians, target_function,
+from scaling.advise.design import (Candidate, TargetOptions, _weak_prior, advise, jacobians, target_function,
                                    target_gradients)
+from scaling.advise.search import _Design
 from scaling.advise.study import candidate_grid
 from scaling.laws.registry import get_law
 
