@@ -36,6 +36,11 @@ def exponents(law: "Law") -> list[str]:
 def identifiability_warnings(law: "Law", corr_limit: float = CORR_LIMIT) -> list[str]:
     """Human-readable warnings (empty when none applies)."""
     out = []
+    n_free = law._n_free()
+    if getattr(law, "n_points_", 0) and law.n_points_ <= n_free:
+        out.append(f"{law.name}: {law.n_points_} points for {n_free} free parameters: the fit passes through "
+                   "every point, so its residuals say nothing about the noise and its intervals mean nothing; "
+                   "add runs (or fix a parameter with --fix)")
     for a, b in getattr(law, "x_collinear_", []) or []:
         out.append(f"{law.name}: inputs {a} and {b} move together across the runs (log {b} is a linear function "
                    f"of log {a}, e.g. a fixed tokens-per-parameter ratio), so the terms in {a} and {b} cannot be "

@@ -62,6 +62,18 @@ def test_sensitivity_json_contract_and_spread(table):
     assert s["tokens_per_param"]["min"] == v.min() and s["tokens_per_param"]["max"] == v.max()
 
 
+def test_a_fit_with_as_many_points_as_free_parameters_is_warned_of():
+    """3 points, 3 free parameters: the fit interpolates; with one fixed, 3 points leave one degree."""
+    N = np.array([1e6, 4e6, 8e6])
+    df = pd.DataFrame({"N": N, "loss": 1.7 + (4e5 / N) ** 0.3})
+    warned = [w for w in identifiability_warnings(get_law("power").fit(df, ["N"], "loss")) if "free parameters" in w]
+    assert warned == ["power: 3 points for 3 free parameters: the fit passes through every point, so its residuals "
+                      "say nothing about the noise and its intervals mean nothing; add runs (or fix a parameter "
+                      "with --fix)"]
+    fixed = get_law("power", fixed={"L_inf": 1.7}).fit(df, ["N"], "loss")
+    assert not any("free parameters" in w for w in identifiability_warnings(fixed))
+
+
 def test_identifiability_warnings():
     # D = 20 N exactly: the N and D terms are two power laws of one variable, so no fit can tell
     # them apart. Which of the equivalent optima the fit and its replicates land in is an accident
