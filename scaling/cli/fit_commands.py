@@ -150,7 +150,8 @@ def compare(
     laws: Annotated[str, typer.Option("--laws", help="Comma-separated law forms, e.g. power,chinchilla.")],
     x: X, y: Y, holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation error.")] = "largest:1",
     budget: Annotated[Optional[str], typer.Option("--budget", help="Compute-budget column: adds Approach 2.")] = None,
-    run: Annotated[Optional[str], typer.Option("--run", help="Run-id column of loss curves: adds Approach 1.")] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Run-id column of loss curves (a table's rows, or a study "
+                                               "folder's curves): adds Approach 1.")] = None,
     flops: Annotated[str, typer.Option("--flops", help="Cumulative-FLOPs column (with --run).")] = "flops",
     target_compute: Annotated[float, typer.Option(help="Compute for tokens per parameter (approaches).")] = 1e24,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the approaches' intervals.",
@@ -161,14 +162,18 @@ def compare(
     """Rank law forms by held-out error on the largest runs, AIC and BIC (same rows); with two x
     columns (N, D) also compare Chinchilla's approaches 1-3 where the columns allow."""
     from scaling.laws.agreement import approach_agreement, compare_forms
-    from scaling.laws.cli_support import load_table
+    from scaling.laws.cli_support import load_study_curves, load_table
 
     df = load_table(data, where, derive)
+    curves = None
+    if run:  # a study folder's curves, else the table's rows are the curves
+        curves = load_study_curves(data, where, derive)
+        curves = df if curves is None else curves
     opts = {"loss": loss, "delta": parse_delta(delta)}
     table = compare_forms(df, [s.strip() for s in laws.split(",") if s.strip()], x, y, holdout, opts)
     res: dict = {"forms": json.loads(table.to_json(orient="records")), "holdout": holdout}
     if len(x) >= 2:
-        res["approaches"] = approach_agreement(df, n=x[0], d=x[1], y=y, budget=budget, curves=df if run else None,
+        res["approaches"] = approach_agreement(df, n=x[0], d=x[1], y=y, budget=budget, curves=curves,
                                                run=run or "run_id", flops=flops, target_compute=target_compute,
                                                n_bootstrap=bootstrap, seed=seed, law_options=opts)
     if as_json:

@@ -88,6 +88,12 @@ def test_frontier_of_a_study_folder_reads_its_curves(tmp_path):
     direct = ComputeFrontier(fit_loss=False).fit(done)
     assert res["params"]["a"] == pytest.approx(direct.exponent_, rel=1e-12)
     assert runs.run_id[0] not in {w["run"] for w in res["winners"]}
+    # `fit compare --run` on the folder: Approach 1 from the same curves (it read runs.parquet too)
+    r = runner.invoke(app, ["fit", "compare", str(study), "--laws", "power", "--x", "n_params", "--x", "tokens",
+                            "--y", "loss", "--run", "run_id", "--bootstrap", "0", "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    first = [a for a in json.loads(r.output)["approaches"]["approaches"] if a["approach"] == 1]
+    assert first and first[0]["a"] == pytest.approx(direct.exponent_, rel=1e-12)
     r = runner.invoke(app, ["fit", "frontier", str(study), "--eval-set", "nope"])
     assert "no curves on eval set 'nope'; its eval sets are: valid, other" in str(r.exception)
     r = runner.invoke(app, ["fit", "frontier", str(study / "runs.parquet")])
