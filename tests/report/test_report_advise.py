@@ -44,6 +44,14 @@ def test_report_shows_the_advised_runs_and_the_expected_narrowing(tmp_path):
     assert m and float(m.group(2)) < float(m.group(1))
     assert "Train them with one command: scaling grid run " in html and "--advise --budget 2e+09" in html
     assert "--append, then scaling grid run" in html and "Assumes the law&#39;s form is right" in html
+    # 3 runs, each needed for 90% of the narrowing (4.9%, 2.4%, 1.4%): no core to name
+    assert "Diminishing returns" not in html and "core" not in section.tables[0].df
+    # with 5e9 FLOPs, 3 of the 4 advised runs give 90% of it: named in the text and the table
+    sections = build_report(load_spec(spec_path), store, out, ReportOptions(bootstrap=50, advise_budget=5e9))
+    section = next(s for s in sections if s.title == "Which runs next")
+    core = re.search(r"Diminishing returns: (\d+) of these runs", section.text)
+    table = section.tables[0].df
+    assert core and 0 < int(core.group(1)) == (table["core"] == "yes").sum() < len(table)  # 3 of 4 here
 
 
 
