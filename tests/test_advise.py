@@ -104,8 +104,8 @@ def test_core_runs_are_the_fewest_that_keep_90_percent_of_the_narrowing(chinchil
     chosen = list(range(len(X)))
     before, full = design.width(), _with(design, Jc, chosen).width()
     allowed = before - 0.9 * (before - full)
-    keep = _core(design, Jc, chosen)
-    assert _with(design, Jc, keep).width() <= allowed
+    keep, width = _core(design, Jc, chosen)
+    assert width == pytest.approx(_with(design, Jc, keep).width(), rel=1e-12) and width <= allowed
     fewest = next(k for k in range(1, len(X) + 1)
                   if any(_with(design, Jc, list(c)).width() <= allowed for c in itertools.combinations(chosen, k)))
     assert len(keep) == fewest < len(X)

@@ -82,11 +82,21 @@ class Advice:
     variant: str | None = None
     """compute_multiplier: the selection variant the target is about."""
     core: dict[str, Any] | None = None
-    """The fewest advised runs that keep CORE_SHARE of the expected narrowing (see `_core`)."""
+    """The fewest advised runs that keep CORE_SHARE of the expected narrowing (see `_core`):
+    share_of_narrowing, runs (labels), index (their positions in `runs`), flops, expected_width_after."""
 
     @property
     def expected_narrowing(self) -> float:
         return self.expected_width_after / self.expected_width_before
+
+    def core_summary(self) -> str:
+        """One clause on the core runs, for the CLI and the report ("" when every run is needed)."""
+        if not self.core:
+            return ""
+        c = self.core
+        return (f"{len(c['runs'])} of the {len(self.runs)} advised runs ({c['flops']:.3g} FLOPs, "
+                f"{c['flops'] / self.spent:.0%} of the spend) give {c['share_of_narrowing']:.0%} of the expected "
+                f"narrowing (expected width {c['expected_width_after']:.4g})")
 
     def to_json(self) -> dict[str, Any]:
         return {"law": self.law, "target": self.target, "at": self.at, "value": self.value,
@@ -310,11 +320,10 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
         prev = w
     core_runs = None
     if core and 1 < len(best[0]) <= CORE_MAX:
-        keep = _core(design, Jc, best[0])
+        keep, width = _core(design, Jc, best[0])
         if len(keep) < len(best[0]):
-            core_runs = {"share_of_narrowing": CORE_SHARE, "runs": [runs[j]["label"] for j in keep],
-                    "flops": float(sum(cost[best[0][j]] for j in keep)),
-                    "expected_width_after": _with(design, Jc, [best[0][j] for j in keep]).width()}
+            core_runs = {"share_of_narrowing": CORE_SHARE, "runs": [runs[j]["label"] for j in keep], "index": keep,
+                         "flops": float(sum(cost[best[0][j]] for j in keep)), "expected_width_after": width}
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),

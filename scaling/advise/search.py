@@ -98,12 +98,12 @@ CORE_SHARE = 0.9  # of the expected narrowing: the rest is what the last runs bu
 CORE_MAX = 40  # runs; the search refits the design O(runs^3) times
 
 
-def _core(design: _Design, Jc: np.ndarray, chosen: list[int], share: float = CORE_SHARE) -> list[int]:
-    """Positions in `chosen` of the fewest runs that keep `share` of its narrowing: runs are
-    dropped one at a time, the one whose loss widens the interval least first. Diminishing
-    returns made visible: a user may stop there and keep the rest of the budget."""
-    before, full = design.width(), _with(design, Jc, chosen).width()
-    allowed = before - share * (before - full)
+def _core(design: _Design, Jc: np.ndarray, chosen: list[int], share: float = CORE_SHARE) -> tuple[list[int], float]:
+    """Positions in `chosen` of the fewest runs that keep `share` of its narrowing, and their
+    expected width: runs are dropped one at a time, the one whose loss widens the interval least
+    first. Diminishing returns made visible: a user may stop there and keep the rest of the budget."""
+    before, width = design.width(), _with(design, Jc, chosen).width()
+    allowed = before - share * (before - width)
     keep = list(range(len(chosen)))
     while len(keep) > 1:
         widths = [_with(design, Jc, [chosen[j] for j in keep if j != i]).width() for i in keep]
@@ -111,7 +111,8 @@ def _core(design: _Design, Jc: np.ndarray, chosen: list[int], share: float = COR
         if widths[i] > allowed:
             break
         keep.pop(i)
-    return keep
+        width = widths[i]
+    return keep, width
 
 
 def _exchange(design: _Design, Jc: np.ndarray, cost: np.ndarray, budget: float, chosen: list[int],

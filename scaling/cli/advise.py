@@ -180,10 +180,7 @@ def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
         table.add_row(str(i), r["label"], f"{r['flops']:.3g}", f"{r['expected_width_after']:.4g}", r["reason"])
     console.print(table)
     if advice.core:
-        c = advice.core
-        console.print(f"diminishing returns: {len(c['runs'])} of the {len(advice.runs)} runs ({c['flops']:.3g} FLOPs, "
-                      f"{c['flops'] / advice.spent:.0%} of the spend) give {c['share_of_narrowing']:.0%} of the "
-                      f"narrowing (expected width {c['expected_width_after']:.4g}): {', '.join(c['runs'])}")
+        console.print(f"diminishing returns: {advice.core_summary()}: {', '.join(advice.core['runs'])}")
     for w in advice.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
     if added is not None:

@@ -21,9 +21,6 @@ from scaling.cli.options import (Bootstrap, Data, Delta, Derive, LawOption, Loss
                                  law_options, parse_delta, parse_noise, resolve_noise)
 from scaling.laws import get_law
 
-
-
-
 LawName = Annotated[str, typer.Argument(help="Law: power, chinchilla, encdec, dcpt, bleu_ce, bleu_log, ...")]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
 Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
@@ -205,8 +202,6 @@ def _groups(df, by):
         raise DataError(f"--by column `{by}` not in data; columns are: {', '.join(map(str, df.columns))}")
     for key, part in df.groupby(by, sort=True):
         yield key, part
-
-
 
 
 def plot(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 # The data and columns of every fit command.
 Data = Annotated[Path, typer.Argument(help="Parquet or CSV/TSV file, or a study folder (its runs.parquet).")]
 X = Annotated[list[str], typer.Option("--x", help="Input column(s), in the law's order.")]

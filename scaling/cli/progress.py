@@ -89,6 +89,6 @@ def summary_line(row: dict[str, Any]) -> str:
             f" params, {row.get('wall_time', 0):.1f} s, {row.get('tokens_per_s', 0):.0f} tok/s")
 
 
-def make_reporter(out: Console | None = None):
-    out = out or console.get()
+def make_reporter():
+    out = console.get()
     return RichReporter(out) if out.is_terminal else PlainReporter()

@@ -32,9 +32,11 @@ def load_table(path: str | Path, where: str | None = None, derive: list[str] | N
 
     study = p.is_dir()
     if study:
-        runs = p / "runs.parquet"
+        from scaling.store import RUNS_TABLE
+
+        runs = p / RUNS_TABLE
         if not runs.exists():
-            raise DataError(f"{p} is a folder without runs.parquet; pass a study folder or a table file")
+            raise DataError(f"{p} is a folder without {RUNS_TABLE}; pass a study folder or a table file")
         p = runs
     if not p.exists():
         from scaling.datasets import DATASETS, load_dataset
@@ -63,13 +65,14 @@ def load_study_curves(path: str | Path, where: str | None = None, derive: list[s
     """The learning curves of a study folder's finished runs (those `where` keeps in its runs
     table) on one eval set (default the first), with every column of the runs table the curves
     lack (sizes, shapes); None when `path` is not a study folder with curves."""
-    p = Path(path)
-    if not (p.is_dir() and (p / "curves.parquet").is_file()):
-        return None
     from scaling.schema import EVAL_SET, RUN_ID
+    from scaling.store import CURVES_TABLE
 
+    p = Path(path)
+    if not (p.is_dir() and (p / CURVES_TABLE).is_file()):
+        return None
     runs = load_table(p, where, derive)
-    curves = read_table(p / "curves.parquet")
+    curves = read_table(p / CURVES_TABLE)
     sets = list(dict.fromkeys(curves[EVAL_SET]))
     if eval_set is None and sets:
         eval_set = sets[0]

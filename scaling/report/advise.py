@@ -31,12 +31,12 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
 
     advice = advise_study(spec.path, store.root, opts.advise_budget, seed=opts.seed, **opts.fit_options())
     law = advice.fitted
-    core = set(advice.core["runs"]) if advice.core else set()
+    core = set(advice.core["index"]) if advice.core else set()
     rows = []
     for i, (r, c) in enumerate(zip(advice.runs, advice.chosen), 1):
         rows.append({"#": i, "run": r["label"], "run_id": RunConfig.from_dict(c.config).run_id, **r["x"],
                      "flops": r["flops"], "expected 95% width after": r["expected_width_after"], "why": r["reason"],
-                     **({"core": "yes" if r["label"] in core else ""} if core else {})})
+                     **({"core": "yes" if i - 1 in core else ""} if core else {})})
     advised = pd.DataFrame(rows)
     if len(advised):
         X = pd.DataFrame([{**dict(zip(law.x_, c.x)), **(c.columns or {})} for c in advice.chosen])  # what the law reads
@@ -57,12 +57,8 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
                   f"{advice.budget:.3g}", f"{advice.expected_width_before:.3g}", f"{advice.expected_width_after:.3g}",
                   f"{advice.expected_narrowing:.2f}", command, by_hand, METHOD)
     if advice.core:
-        c = advice.core
-        text += markup(" Diminishing returns: {} of these runs ({} FLOPs, {} of the spend; column core) give {} of "
-                       "the narrowing (expected width {}); the rest of the budget buys the last {}.",
-                       len(c["runs"]), f"{c['flops']:.3g}", f"{c['flops'] / advice.spent:.0%}",
-                       f"{c['share_of_narrowing']:.0%}", f"{c['expected_width_after']:.3g}",
-                       f"{1 - c['share_of_narrowing']:.0%}")
+        text += markup(" Diminishing returns: {} (column core); the rest of the budget buys the last {}.",
+                       advice.core_summary(), f"{1 - advice.core['share_of_narrowing']:.0%}")
     for w in advice.warnings:
         text += markup(" Warning: {}.", w)
     answers = [Answer(f"{advice.target}{where} (now)", advice.value, ci=(lo, hi),

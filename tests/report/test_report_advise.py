@@ -49,7 +49,7 @@ def test_report_shows_the_advised_runs_and_the_expected_narrowing(tmp_path):
     # with 5e9 FLOPs, 3 of the 4 advised runs give 90% of it: named in the text and the table
     sections = build_report(load_spec(spec_path), store, out, ReportOptions(bootstrap=50, advise_budget=5e9))
     section = next(s for s in sections if s.title == "Which runs next")
-    core = re.search(r"Diminishing returns: (\d+) of these runs", section.text)
+    core = re.search(r"Diminishing returns: (\d+) of the 4 advised runs", section.text)
     table = section.tables[0].df
     assert core and 0 < int(core.group(1)) == (table["core"] == "yes").sum() < len(table)  # 3 of 4 here
 
