@@ -212,9 +212,11 @@ def plot(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     weight: Weight = None, fix: Fix = None, tie: Tie = None, asymmetry: Asym = 10.0, option: LawOption = None,
 ) -> None:
-    """Write the prediction plot of the fit `scaling fit` reports for the same flags (fitted on all
-    rows), its residuals, and with --holdout the check: the law fitted without the held-out rows,
-    drawn against them (OUT-holdout.png)."""
+    """Plot the fit `scaling fit` reports for the same flags, with its residuals.
+
+    The prediction plot shows the fit on all rows; the residual plot goes beside it. With
+    --holdout it also draws the check: the law fitted without the held-out rows, drawn against
+    them (OUT-holdout.png)."""
     from scaling.laws.cli_support import load_table
     from scaling.plots import plot_fit, plot_residuals
 

@@ -97,9 +97,10 @@ def select(
     delta: Delta = "1e-3",
     bootstrap: Bootstrap = 0, seed: Seed = 0, where: Where = None, derive: Derive = None, as_json: AsJson = False,
 ) -> None:
-    """Data selection: L_v(N, D) = E_v + A/N^alpha + B/(m_v D')^beta jointly over variants; each
-    variant's data multiplier m and compute multiplier CM(C) against the baseline, with paired
-    (size, seed) cell-bootstrap intervals and P(CM < 1)."""
+    """Data selection: each variant's data multiplier m and compute multiplier CM(C), with intervals.
+
+    Fits L_v(N, D) = E_v + A/N^alpha + B/(m_v D')^beta jointly over variants; m and CM(C) are
+    against the baseline, with paired (size, seed) cell-bootstrap intervals and P(CM < 1)."""
     from scaling.errors import DataError
     from scaling.laws.cli_support import fit_result_json, load_table
     from scaling.laws.select import R_STAR, SelectLaw, cell_bootstrap, multiplier_summary
@@ -159,8 +160,10 @@ def compare(
     seed: Seed = 0, loss: Loss = "huber", delta: Delta = "1e-3", where: Where = None, derive: Derive = None,
     as_json: AsJson = False,
 ) -> None:
-    """Rank law forms by held-out error on the largest runs, AIC and BIC (same rows); with two x
-    columns (N, D) also compare Chinchilla's approaches 1-3 where the columns allow."""
+    """Rank law forms by held-out error on the largest runs, AIC and BIC (same rows).
+
+    With two x columns (N, D) it also compares Chinchilla's approaches 1-3 where the columns
+    allow."""
     from scaling.laws.agreement import approach_agreement, compare_forms
     from scaling.laws.cli_support import load_study_curves, load_table
 

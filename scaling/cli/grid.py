@@ -131,8 +131,10 @@ def _append_advice(spec: Path, store: Store, budget: float, **fit_options) -> No
 
 @grid_app.command()
 def status(spec: Spec, out: Out = None) -> None:
-    """Show each run's state: the store's (done, unfinished, failed, diverged, pending) merged with its
-    lock holder and, for runs submitted to Slurm, the scheduler's (pending, running, requeued)."""
+    """Show each run's state: done, unfinished, failed, diverged or pending.
+
+    The store's state is merged with the run's lock holder and, for runs submitted to Slurm,
+    the scheduler's (pending, running, requeued)."""
     from scaling.lock import describe, holder_of
 
     s = load_spec(spec)

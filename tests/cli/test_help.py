@@ -1,0 +1,32 @@
+"""Every command's help: a one-line summary that lists cleanly, then the details."""
+
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner
+
+from scaling.cli import app
+
+
+def _commands(cmd, path, ctx):  # noqa: ANN001 - click objects
+    yield path, cmd
+    if hasattr(cmd, "list_commands"):
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            yield from _commands(sub, [*path, name], sub.context_class(sub, parent=ctx))
+
+
+def test_every_command_has_a_one_line_summary_and_its_help_runs():
+    # A summary paragraph that wraps in the source keeps its line breaks in the command list
+    # (`scaling --help`, `scaling fit --help`), which then reads as ragged lines.
+    root = typer.main.get_command(app)
+    seen = []
+    for path, cmd in _commands(root, [], root.context_class(root)):
+        summary = (cmd.help or "").strip().split("\n\n")[0]
+        assert summary, f"scaling {' '.join(path)} has no help"
+        assert "\n" not in summary, f"scaling {' '.join(path)}: summary spans lines: {summary!r}"
+        result = CliRunner().invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        seen.append(" ".join(path))
+    # the lazy commands are listed and walked too
+    assert {"grid status", "plot", "advise", "fit compare", "fit select", "data prepare"} <= set(seen)
