@@ -245,6 +245,12 @@ def _check_train(t: TrainSection, source: str) -> None:
         raise SpecError(f"{source}: [train] `decay_fraction` must be in (0, 1], got {t.decay_fraction}")
     if t.warmup < 0:
         raise SpecError(f"{source}: [train] `warmup` must be >= 0, got {t.warmup}")
+    if t.warmup >= 1 and t.warmup != int(t.warmup):
+        raise SpecError(f"{source}: [train] `warmup` is a fraction of the run if < 1, else a whole number "
+                        f"of steps; got {t.warmup}")
+    if t.warmup >= 1 and isinstance(t.steps, int) and t.warmup >= t.steps:
+        raise SpecError(f"{source}: [train] `warmup` ({int(t.warmup)} steps) must be shorter than the run "
+                        f"(`steps` = {t.steps}); a fraction below 1 scales with each run")
     if t.nproc < 1 or t.batch_size % t.nproc:
         raise SpecError(f"{source}: [train] `nproc` must be >= 1 and divide `batch_size` ({t.batch_size}), got {t.nproc}")
     if t.micro_batch_size is not None and not 1 <= t.micro_batch_size <= t.batch_size // t.nproc:

@@ -133,6 +133,12 @@ def test_the_same_values_in_the_base_table_give_the_same_messages(tmp_path):
                               ("seq_len = 21", "seq_len = 21\nmin_lr_ratio = 1.5",
                                "[train] `min_lr_ratio` must be between 0 and 1, got 1.5"),
                               ("seq_len = 21", "seq_len = 21\nwarmup = -1", "[train] `warmup` must be >= 0, got -1.0"),
+                              ("seq_len = 21", "seq_len = 21\nwarmup = 2.5",
+                               "[train] `warmup` is a fraction of the run if < 1, else a whole number of steps; "
+                               "got 2.5"),
+                              ("seq_len = 21", "seq_len = 21\nwarmup = 5",
+                               "[train] `warmup` (5 steps) must be shorter than the run (`steps` = 5); "
+                               "a fraction below 1 scales with each run"),
                               ("steps = 5", "steps = 0", "[train] `steps` must be > 0, got 0")]:
         path = write(tmp_path, GOOD.replace(old, new))
         with pytest.raises(SpecError) as e:
