@@ -4,7 +4,8 @@ from scaling.train.executors import (InProcessExecutor, LocalPoolExecutor, Submi
                                      execute_run, local_executor, pending, run_study)
 from scaling.train.grid import (Family, expand, get_family, model_shapes, plan_rows, register_family, study_root,
                                 study_runs)
-from scaling.train.loop import eval_steps, lr_at, train_run
+from scaling.train.loop import eval_steps, train_run
+from scaling.train.optim import lr_at
 from scaling.train.run_config import RunConfig
 
 __all__ = ["Family", "InProcessExecutor", "LocalPoolExecutor", "RunConfig", "SubmititExecutor", "default_threads",

@@ -49,14 +49,14 @@ from scaling.config import StudySpec, plain
 from scaling.errors import SpecError
 from scaling.train.families import decoder_counts
 from scaling.train.grid import Family, family_table, model_shapes, register_family, resolve_steps, shape_label, where
-from scaling.train.loop import final_lr
+from scaling.train.optim import final_lr
 from scaling.train.run_config import RunConfig
 from scaling.train.task import LMTask, lm_source
 
 CPT_SEED_OFFSET = 1000
 SCHEDULES = {"rewarm": "cosine", "constant": "constant", "continue": "constant"}
 """Continuation schedule -> [train] schedule. `continue` holds the base run's final learning rate
-(`loop.final_lr`) with no warm-up and resumes the base's optimiser state ([train]
+(`optim.final_lr`) with no warm-up and resumes the base's optimiser state ([train]
 `parent_optimizer`), so at r = 0 a continuation is more of the base's own training, with no
 re-warm bump, no fresh-Adam bump and no second decay: the case the D-CPT law (no D term at r = 0)
 describes."""

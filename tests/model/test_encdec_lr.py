@@ -4,7 +4,7 @@ import pytest
 
 from scaling.errors import SpecError
 from scaling.model.encdec import EncDecConfig, EncoderDecoder, count_params_encdec
-from scaling.train.loop import make_optimizer
+from scaling.train.optim import make_optimizer
 
 TRAIN = {"lr": 1e-2, "weight_decay": 0.1}
 
@@ -40,7 +40,7 @@ def test_wide_encoder_trains_at_width_scaled_lr():
 
 
 def test_trainer_multiplies_the_schedule_by_the_scale(tmp_path):
-    from scaling.train.loop import lr_at
+    from scaling.train.optim import lr_at
 
     m = model(enc_d_model=32, enc_lr_width=16)
     opt = make_optimizer(m, TRAIN)

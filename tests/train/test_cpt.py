@@ -14,7 +14,7 @@ from scaling.errors import DataError, SpecError
 from scaling.store import Store
 from scaling.train import InProcessExecutor, expand, run_study
 from scaling.train.cpt import CPT_SEED_OFFSET, cpt_options
-from scaling.train.loop import load_parent_optimizer, lr_at, make_optimizer
+from scaling.train.optim import load_parent_optimizer, lr_at, make_optimizer
 
 ZIPF = {"n_symbols": 16, "n_keys": 60}
 

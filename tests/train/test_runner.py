@@ -10,7 +10,8 @@ import torch
 from scaling.config import load_spec
 from scaling.store import Store
 from scaling.train import InProcessExecutor, LocalPoolExecutor, SubmititExecutor, expand, get_family, run_study
-from scaling.train.loop import eval_steps, lr_at, train_run
+from scaling.train.loop import eval_steps, train_run
+from scaling.train.optim import lr_at
 from scaling.train.run_config import RunConfig
 
 SPEC = """
