@@ -14,11 +14,10 @@ from scaling.data.pairs import (
     build_pair_source,
     decode_bytes,
     encode_pairs,
-    function_pairs,
     pair_source_kinds,
     pair_source_options,
-    stdlib_function_pairs,
 )
+from scaling.data.text_pairs import function_pairs, stdlib_function_pairs
 from scaling.errors import DataError, SpecError
 
 CODE = textwrap.dedent(
