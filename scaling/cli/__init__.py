@@ -30,6 +30,22 @@ LAZY = {
 }
 
 
+def _reflow(text: str | None) -> str | None:
+    """Join the source's line breaks within each paragraph of a help text: typer's rich help keeps
+    them, and then wraps the kept lines again (ragged). A paragraph that starts with \\b keeps its
+    lines, as click does."""
+    if not text:
+        return text
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+                       for p in text.split("\n\n"))
+
+
+def _reflow_all(cmd) -> None:  # noqa: ANN001 - a click command or group
+    cmd.help = _reflow(cmd.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _reflow_all(sub)
+
+
 class _LazyGroup(TyperGroup):
     def list_commands(self, ctx):  # noqa: ANN001 - click's signature
         return list(dict.fromkeys([*super().list_commands(ctx), *LAZY]))
@@ -46,7 +62,10 @@ class _LazyGroup(TyperGroup):
                 cmd = typer.main.get_command(one)
             cmd.name = name
             self.commands[name] = cmd
-        return super().get_command(ctx, name)
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            _reflow_all(cmd)
+        return cmd
 
 
 app = typer.Typer(cls=_LazyGroup, help="Scaling-law studies end to end: train model families, fit laws, report.",

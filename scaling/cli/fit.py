@@ -246,7 +246,7 @@ class _FitGroup(TyperGroup):
 
     def parse_args(self, ctx, args):  # noqa: ANN001 - click's signature
         if not args:
-            ctx.fail("Missing argument 'LAW' (a law name, or isoflop, frontier, compare).")
+            ctx.fail("Missing argument 'LAW' (a law name, or isoflop, frontier, compare, select).")
         return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx, args):  # noqa: ANN001
