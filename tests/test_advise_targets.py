@@ -2,6 +2,7 @@
 multiplier (select), against closed forms and, on ground-truth laws, against a same-cost habit."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,9 @@ from typer.testing import CliRunner
 
 from scaling.advise import Candidate, TargetOptions, advise, candidate_grid, target_function
 from scaling.advise.target_simulation import encdec_truth, select_truth, target_study
+from scaling.advise.targets import check_target_name
 from scaling.cli import app
+from scaling.laws.cli_support import load_table
 from scaling.errors import FitError
 from scaling.laws import get_law
 from scaling.laws.dcpt_share import optimal_domain_share
@@ -61,12 +64,53 @@ def test_compute_multiplier_is_m_with_equal_floors():
     assert f(law.theta_[None])[0] == pytest.approx(2.0, rel=1e-9)
 
 
+def test_a_target_the_law_does_not_define_is_named_before_the_fit():
+    # the CLI checks the pair before it reads or fits anything (check_target_name(target, law))
+    for target, law, says in [
+        ("n_opt", "power", "'n_opt' is defined for the chinchilla law(s), not power; the power law supports target 'loss'"),
+        ("loss", "encdec", "the encdec law supports target 'encoder_share'"),
+        ("encoder_share", "chinchilla", "the chinchilla law supports target 'loss', 'n_opt', 'tokens_per_param'"),
+        ("loss", "dcpt", "the dcpt law supports target 'domain_share'"),
+    ]:
+        with pytest.raises(FitError) as e:
+            check_target_name(target, law)
+        assert says in str(e.value)
+    for target, law in [("loss", "power"), ("n_opt", "chinchilla"), ("compute_multiplier", "select"),
+                        ("encoder_share", "encdec"), ("domain_share", "dcpt_additive")]:
+        check_target_name(target, law)
+
+
+def test_the_cli_names_a_wrong_target_before_fitting_and_says_why_an_advice_is_empty():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        wrong = CliRunner().invoke(app, ["advise", "chinchilla_epoch", "--law", "power", "--x", "N", "--budget",
+                                         "1e21", "--target", "n_opt", "--at", "1e24"])
+    assert isinstance(wrong.exception, FitError)
+    assert "'n_opt' is defined for the chinchilla law(s), not power" in str(wrong.exception)
+    assert not seen  # nothing was fitted: a power fit of these data warns of its Huber delta
+    zero = CliRunner().invoke(app, ["advise", "chinchilla_epoch", "--law", "chinchilla", "--x", "N", "--x", "D",
+                                    "--budget", "1e21", "--target", "n_opt", "--at", "1e24", "--n-runs", "0"])
+    assert zero.exit_code == 2 and "--n-runs" in zero.output
+    small = CliRunner().invoke(app, ["advise", "chinchilla_epoch", "--law", "chinchilla", "--x", "N", "--x", "D",
+                                     "--budget", "1e10", "--target", "n_opt", "--at", "1e24", "--bootstrap", "20",
+                                     "--json"])
+    assert small.exit_code == 0, small.output
+    out = json.loads(small.output)
+    # the default grid's cheapest candidate: the data's smallest N at 5 tokens per parameter, 6 N D
+    n_min = float(load_table("chinchilla_epoch")["N"].min())
+    cheapest = 6 * n_min * 5 * n_min
+    assert out["runs"] == [] and out["spent"] == 0 and out["expected_narrowing"] == 1.0
+    assert out["warnings"][0] == (f"no candidate run fits in the budget of 1e+10 FLOPs: the cheapest of the 80 "
+                                  f"candidates costs {cheapest:.3g}; raise --budget or give smaller candidates")
+
+
 def test_targets_name_what_to_fix():
     law = _set("encdec", {"alpha": 1.2, "pe": 0.3, "pd": 0.5, "L_inf": 0.8}, ["Ne", "Nd"],
                constants={"Ne0": 1e4, "Nd0": 1e4})
     with pytest.raises(FitError, match="defined for the encdec law"):
         target_function(_set("power", {"L_inf": 1.0, "x0": 1.0, "alpha": 0.5}, ["N"]), "encoder_share", 0.0)
-    with pytest.raises(FitError, match="choose the encdec law's own target \\(encoder_share\\)"):
+    with pytest.raises(FitError, match="'loss' is defined for the chinchilla and one-input law\\(s\\), not encdec; "
+                                       "the encdec law supports target 'encoder_share'"):
         target_function(law, "loss", 1e6)
     dom = _set("dcpt", DOM, ["N", "D", "r"])
     with pytest.raises(FitError, match="needs the general-loss law"):

@@ -251,6 +251,8 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
         raise FitError(f"advise: --budget must be > 0 FLOPs, got {budget}")
     if not candidates:
         raise FitError("advise: no candidate runs; pass --candidates SPEC or a size range")
+    if n_runs is not None and n_runs < 1:
+        raise FitError(f"advise: --n-runs must be >= 1, got {n_runs}")
     base = law if law is not None else prior
     if base is None:
         raise FitError("advise: give the runs done so far, or a prior fit (--prior FILE) when there are none")
@@ -327,9 +329,20 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
-                  runs=runs, chosen=picked, warnings=spread_warnings(law, picked), fitted=base,
+                  runs=runs, chosen=picked, warnings=_nothing_chosen(cost, budget, best[0]) + spread_warnings(law, picked),
+                  fitted=base,
                   variant=options.variant if options is not None and target == "compute_multiplier" else None,
                   core=core_runs)
+
+
+def _nothing_chosen(cost: np.ndarray, budget: float, chosen: list[int]) -> list[str]:
+    """Why the advice is empty, where it is: an empty table alone reads as a failure."""
+    if chosen:
+        return []
+    if cost.min() > budget:
+        return [f"no candidate run fits in the budget of {budget:.3g} FLOPs: the cheapest of the {len(cost)} "
+                f"candidates costs {cost.min():.3g}; raise --budget or give smaller candidates"]
+    return ["no candidate run narrows the target's interval: each leaves its expected width where it is"]
 
 
 __all__ = ["Advice", "Candidate", "advise", "candidate_features", "jacobians", "residual_noise", "spread_warnings",

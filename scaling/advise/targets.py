@@ -46,24 +46,32 @@ class TargetOptions:
     threshold: float = 0.03
 
 
-def check_target_name(target: str) -> None:
-    """Before any work (the CLI calls this first): a misspelt target fails on its own name."""
+def check_target_name(target: str, law: str | None = None) -> None:
+    """Before any work (the CLI calls this first): a misspelt target fails on its own name, and
+    with `law` (a registry name) a target that law does not define fails before the fit."""
     if target not in TARGETS:
         raise FitError(f"unknown advise target {target!r}; choose from {', '.join(TARGETS)}")
+    if law is not None:
+        from scaling.laws.registry import law_class
+
+        _check_law(target, law, law_class(law).n_inputs)
+
+
+def _check_law(target: str, law: str, n_inputs: int) -> None:
+    laws = LAWS_OF.get(target) or ("chinchilla and one-input",)
+    loss_too = n_inputs == 1 or law == "chinchilla"
+    if law in laws or (target == "loss" and loss_too):
+        return
+    supports = ["loss"] * loss_too + [t for t, v in LAWS_OF.items() if law in v]
+    raise FitError(f"advise target {target!r} is defined for the {' / '.join(laws)} law(s), not {law}; the {law} "
+                   f"law supports {'target ' + ', '.join(map(repr, supports)) if supports else 'no advise target'}")
 
 
 def _check(law: Law, target: str, at: float, opts: TargetOptions, partner: Law | None) -> None:
     check_target_name(target)
-    laws = LAWS_OF.get(target)
-    if laws and law.name not in laws:
-        raise FitError(f"advise target {target!r} is defined for the {' / '.join(laws)} law(s), not {law.name}; "
-                       f"the {law.name} law supports target 'loss'" + ("" if law.n_inputs == 1 or law.name ==
-                                                                        "chinchilla" else " only for one-input laws"))
+    _check_law(target, law.name, law.n_inputs)
     if target != "encoder_share" and (not at or at <= 0):
         raise FitError(f"advise target {target!r} needs --at > 0 (an x value, a model size or a compute budget)")
-    if target == "loss" and law.n_inputs != 1 and law.name != "chinchilla":
-        raise FitError(f"advise target 'loss' is defined for chinchilla and one-input laws, not {law.name}; "
-                       f"choose the {law.name} law's own target ({', '.join(t for t, v in LAWS_OF.items() if law.name in v)})")
     if target == "domain_share":
         if partner is None:
             raise FitError("advise target 'domain_share' needs the general-loss law too (--y-general COLUMN)")

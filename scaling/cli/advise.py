@@ -52,7 +52,7 @@ def advise(
     at_tokens: Annotated[float, typer.Option(help="domain_share: CPT tokens D of the target run (--at is its N).")] = 0.0,
     base_loss: Annotated[float, typer.Option(help="domain_share: the base model's general loss.")] = 0.0,
     threshold: Annotated[float, typer.Option(help="domain_share: allowed rise of the general loss.")] = 0.03,
-    n_runs: Annotated[Optional[int], typer.Option("--n-runs", help="At most this many new runs.")] = None,
+    n_runs: Annotated[Optional[int], typer.Option("--n-runs", help="At most this many new runs.", min=1)] = None,
     noise: Noise = None,
     prior: Annotated[Optional[Path], typer.Option(help="A saved fit (`scaling fit ... --bootstrap N --save F`) "
                                                        "whose replicates stand for the parameters when there are no runs.")] = None,
@@ -80,7 +80,7 @@ def advise(
     from scaling.laws.base import Law
     from scaling.laws.cli_support import load_table
 
-    check_target_name(target)
+    check_target_name(target, law)
     fit_options = delta_option(delta)
     noise = parse_noise(noise)
     if budget <= 0:
@@ -173,6 +173,10 @@ def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
                   f"{advice.expected_width_after:.4g} after the {len(advice.runs)} advised runs "
                   f"(x{advice.expected_narrowing:.3g}); {advice.spent:.3g} of {advice.budget:.3g} FLOPs; "
                   f"noise {advice.noise:.3g} per run")
+    for w in advice.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    if not advice.runs:
+        return
     table = Table()
     for c in ("#", "run", "FLOPs", "expected width after", "why"):
         table.add_column(c)
@@ -181,8 +185,6 @@ def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
     console.print(table)
     if advice.core:
         console.print(f"diminishing returns: {advice.core_summary()}: {', '.join(advice.core['runs'])}")
-    for w in advice.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
     if added is not None:
         console.print(f"appended {len(added)} new run(s) to the study; train them with: scaling grid run {spec}")
     elif spec is not None:
