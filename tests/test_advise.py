@@ -249,6 +249,36 @@ def test_grid_run_advise_appends_new_runs_and_retrains_nothing(tmp_path):
     assert new_ids <= set(after.run_id) and not new_ids & set(first.run_id)
 
 
+def test_append_goes_to_the_study_folder_the_runs_came_from(tmp_path):
+    # A study trained with `grid run SPEC --out DIR`: --append writes to DIR (not to the spec's default
+    # folder, where `grid run SPEC` would then retrain everything), and the printed command names DIR.
+    from scaling.advise import advised_runs
+    from scaling.config import load_spec
+    from scaling.train import expand, plan_rows
+
+    spec = tmp_path / "adv.toml"
+    spec.write_text(ADVISE_SPEC)
+    rows = pd.DataFrame(plan_rows(expand(load_spec(spec))))[:5]  # the five smallest shapes, "trained"
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    pd.DataFrame({"run_id": rows["run_id"], "status": "done", "n_params_nonemb": rows["n_params_nonemb"],
+                  "loss": 2.0 + 30.0 * rows["n_params_nonemb"].astype(float) ** -0.5 * (1 + 0.01 * np.arange(5)),
+                  }).to_parquet(folder / "runs.parquet")
+    args = ["advise", str(folder), "--x", "n_params_nonemb", "--budget", "2e9", "--candidates", str(spec)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert f"train them with: scaling grid run {spec} --out {folder}" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, [*args, "--append"])
+    assert r.exit_code == 0, r.output
+    added = advised_runs(folder)
+    assert added and not (tmp_path / "adv").exists()
+    from scaling.train.run_config import RunConfig
+
+    assert not {RunConfig.from_dict(c).run_id for c in added} & set(rows["run_id"])  # nothing done is advised
+    assert (f"appended {len(added)} new run(s) to the study; train them with: scaling grid run {spec} --out {folder}"
+            in " ".join(r.output.split()))
+
+
 def test_parametric_replicates_spread_with_the_given_noise_and_leave_the_fit_alone(chinchilla_fit):
     from scaling.laws.bootstrap import run_bootstrap
 

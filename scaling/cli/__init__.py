@@ -57,7 +57,7 @@ class _LazyGroup(TyperGroup):
             if isinstance(obj, typer.Typer):
                 cmd = typer.main.get_group(obj)
             else:
-                one = typer.Typer()
+                one = typer.Typer(add_completion=False)
                 one.command(name)(obj)
                 cmd = typer.main.get_command(one)
             cmd.name = name

@@ -62,6 +62,8 @@ def advise(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the draws.")] = 0,
     append: Annotated[bool, typer.Option(help="Append the advised runs to the --candidates study: the next "
                                                "`scaling grid run SPEC` trains them (new run ids, nothing retrained).")] = False,
+    store: Annotated[Optional[Path], typer.Option(help="--append: the study folder to append to (default: DATA "
+                                                       "when it is a study folder, else <study>/ beside the spec).")] = None,
     delta: OptionalDelta = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
@@ -143,25 +145,34 @@ def advise(
     opts = TargetOptions(variant=variant, tokens=at_tokens or None, base_loss=base_loss or None, threshold=threshold)
     advice = choose(fitted, cands, budget, target, at, n_runs=n_runs, noise=noise, prior=prior_law, seed=seed,
                     options=opts, partner=general)
-    added = None
-    if append:
-        if candidates is None:
-            raise DataError("--append needs --candidates SPEC (the study the advised runs join)")
-        from scaling.advise.study import append_advised
+    added, train_command = None, None
+    if append and candidates is None:
+        raise DataError("--append needs --candidates SPEC (the study the advised runs join)")
+    if candidates is not None:
         from scaling.config import load_spec
+        from scaling.store import RUNS_TABLE
         from scaling.train import study_root
 
-        added = append_advised(study_root(load_spec(candidates)), advice)
+        default = study_root(load_spec(candidates))
+        if store is None:  # the folder the runs so far came from (`grid run --out DIR`), else the spec's default
+            folder = Path(data) if data is not None else None
+            store = folder if folder is not None and (folder / RUNS_TABLE).is_file() else default
+        same = Path(store).resolve() == default.resolve()
+        train_command = f"scaling grid run {candidates}" + ("" if same else f" --out {store}")
+    if append:
+        from scaling.advise.study import append_advised
+
+        added = append_advised(store, advice)
     if as_json:
         out = advice.to_json()
         if added is not None:
             out["appended"] = len(added)
         typer.echo(json.dumps(out, default=float))
         return
-    _print(advice, candidates, added)
+    _print(advice, train_command, added)
 
 
-def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
+def _print(advice, train_command: Optional[str], added: Optional[list]) -> None:
     from rich.table import Table
 
     from scaling.cli.console import console
@@ -186,7 +197,6 @@ def _print(advice, spec: Optional[Path], added: Optional[list]) -> None:
     if advice.core:
         console.print(f"diminishing returns: {advice.core_summary()}: {', '.join(advice.core['runs'])}")
     if added is not None:
-        console.print(f"appended {len(added)} new run(s) to the study; train them with: scaling grid run {spec}")
-    elif spec is not None:
-        console.print("add --append to add them to the study, then train them with: "
-                      f"scaling grid run {spec}")
+        console.print(f"appended {len(added)} new run(s) to the study; train them with: {train_command}")
+    elif train_command is not None:
+        console.print(f"add --append to add them to the study, then train them with: {train_command}")

@@ -8,18 +8,19 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from scaling.cli.options import delta_option
+from scaling.cli.console import console
+from scaling.cli.options import STUDY_FOLDER, delta_option
+from scaling.cli.progress import make_reporter
 from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
-from scaling.cli.console import console
-from scaling.cli.progress import make_reporter
 from scaling.train import local_executor, plan_rows, run_study, study_root, study_runs
 
 grid_app = typer.Typer(help="Plan, train and inspect a study's grid of runs.", no_args_is_help=True)
 
 Spec = Annotated[Path, typer.Argument(help="Study spec (TOML), e.g. runs/demo.toml.")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Study folder (default: runs/<study>/ beside the spec).")]
+# --store as in `scaling report`, where --out is the HTML file
+Out = Annotated[Optional[Path], typer.Option("--out", "--store", help=STUDY_FOLDER)]
 
 
 def _fmt(v) -> str:

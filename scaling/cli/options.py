@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 # The data and columns of every fit command.
+STUDY_FOLDER = "Study folder (default: <study>/ beside the spec, e.g. runs/demo/ for runs/demo.toml)."
 Data = Annotated[Path, typer.Argument(help="Parquet or CSV/TSV file, or a study folder (its runs.parquet).")]
 X = Annotated[list[str], typer.Option("--x", help="Input column(s), in the law's order.")]
 Y = Annotated[str, typer.Option("--y", help="Target column.")]

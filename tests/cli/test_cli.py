@@ -57,6 +57,22 @@ def test_grid_plan_run_status(spec):
     assert "training 0 runs (2 already done)" in r.output
 
 
+def test_a_study_folder_is_named_the_same_way_by_grid_and_report(spec, tmp_path):
+    # grid's --out (the study folder) also reads --store, as in `scaling report`, whose --out is the
+    # HTML file; a report --out that is a folder gets its index.html
+    folder = tmp_path / "elsewhere"
+    r = runner.invoke(app, ["grid", "run", str(spec), "--store", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_parquet(folder / "runs.parquet")) == 2 and not (spec.parent / "cli").exists()
+    r = runner.invoke(app, ["grid", "status", str(spec), "--out", str(folder)])
+    assert r.exit_code == 0 and "2 done" in r.output
+    (tmp_path / "html").mkdir()
+    r = runner.invoke(app, ["report", str(spec), "--store", str(folder), "--out", str(tmp_path / "html"),
+                            "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    assert "<html" in (tmp_path / "html" / "index.html").read_text()
+
+
 def test_fit_json_on_synthetic_power_law(tmp_path):
     n = np.geomspace(1e3, 1e6, 9)
     y = 1.5 + (2e3 / n) ** 0.4
