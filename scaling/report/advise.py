@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from scaling.config import StudySpec
@@ -46,11 +48,14 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
     lo, hi = advice.ci95_before
     where = (f" of {advice.variant}" if advice.variant else "") + (f" at {advice.at:.3g}" if advice.at else "")
     # `grid run --advise` repeats this advice exactly (same store, budget and seed 0) and trains it.
-    command = f"scaling grid run {spec.path} --advise --budget {advice.budget:.6g}"
+    from scaling.train import study_root
+
+    out = "" if Path(store.root).resolve() == study_root(spec).resolve() else f" --out {store.root}"
+    command = f"scaling grid run {spec.path}{out} --advise --budget {advice.budget:.6g}"
     by_hand = "" if spec.family == "select" else (  # the CLI takes these laws' inputs as flags
         f" (or choose them with scaling advise {store.root} --law {advice.law} --x {' --x '.join(law.x_)} "
         f"--target {advice.target}" + (f" --at {advice.at:.6g}" if advice.at else "")
-        + f" --budget {advice.budget:.6g} --candidates {spec.path} --append, then scaling grid run {spec.path})")
+        + f" --budget {advice.budget:.6g} --candidates {spec.path} --append, then scaling grid run {spec.path}{out})")
     text = markup("{}{} under the current {} fit; {} advised run(s) for {} of {} FLOPs narrow its expected 95% "
                   "width from {} to {} (x{}). Train them with one command: {}{}. {}",
                   advice.target, where, advice.law, len(advice.runs), f"{advice.spent:.3g}",

@@ -42,10 +42,16 @@ def test_report_shows_the_advised_runs_and_the_expected_narrowing(tmp_path):
     assert "Which runs next" in html and "Advised runs, in the order chosen" in html
     m = re.search(r"narrow its expected 95% width from ([0-9.e+-]+) to ([0-9.e+-]+)", html)
     assert m and float(m.group(2)) < float(m.group(1))
-    assert "Train them with one command: scaling grid run " in html and "--advise --budget 2e+09" in html
-    assert "--append, then scaling grid run" in html and "Assumes the law&#39;s form is right" in html
+    assert f"Train them with one command: scaling grid run {spec_path} --advise --budget 2e+09" in html
+    assert f"--append, then scaling grid run {spec_path})" in html and "Assumes the law&#39;s form is right" in html
     # 3 runs, each needed for 90% of the narrowing (4.9%, 2.4%, 1.4%): no core to name
     assert "Diminishing returns" not in html and "core" not in section.tables[0].df
+    # a study folder other than the spec's default: the commands name it
+    elsewhere = write_store(tmp_path / "elsewhere", runs)
+    build_report(load_spec(spec_path), elsewhere, out, ReportOptions(bootstrap=50, advise_budget=2e9))
+    html = out.read_text()
+    assert f"scaling grid run {spec_path} --out {elsewhere.root} --advise --budget 2e+09" in html
+    assert f"--append, then scaling grid run {spec_path} --out {elsewhere.root})" in html
     # with 5e9 FLOPs, 3 of the 4 advised runs give 90% of it: named in the text and the table
     sections = build_report(load_spec(spec_path), store, out, ReportOptions(bootstrap=50, advise_budget=5e9))
     section = next(s for s in sections if s.title == "Which runs next")
