@@ -41,8 +41,12 @@ RUN_COLUMNS = ("label", "run_id", "seed", "n_params", "n_params_nonemb", "n_para
 
 
 def runs_table(runs: pd.DataFrame) -> Table:
+    """Every run, with the training and data settings that differ between runs (a [grid] axis such
+    as "train.lr"): without them two runs of one shape read as the same run."""
     cols = [c for c in RUN_COLUMNS if c in runs.columns]
-    return Table(runs[cols], caption="Every run")
+    varying = [c for c in runs.columns if c.startswith(("train.", "data.")) and runs[c].astype(str).nunique() > 1]
+    at = cols.index("seed") + 1 if "seed" in cols else len(cols)
+    return Table(runs[cols[:at] + varying + cols[at:]], caption="Every run")
 
 
 def eval_set_columns(runs: pd.DataFrame) -> list[tuple[str, str | None]]:

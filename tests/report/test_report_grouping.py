@@ -95,3 +95,16 @@ def test_single_budget_names_the_budget_it_compares_at():
     assert section.answers[0].label == "L_inf at eval set valid, D = 4.0M tokens per run"
     assert "Compared: L_inf at D = 4.0M tokens per run" in str(section.text)
     assert budget_fits(runs, OPTS) == []  # one D: no law in D, no E to compare
+
+
+def test_the_runs_table_shows_the_settings_that_differ_between_runs():
+    from scaling.report.study import runs_table
+
+    runs = decoder_runs(sizes=[1e3, 2e3], budgets=[84000.0], lrs=LRS)
+    runs["train.beta1"] = 0.9  # the same for every run: left out
+    table = runs_table(runs).df
+    assert list(table.columns[:4]) == ["label", "run_id", "seed", "train.lr"]
+    assert "train.beta1" not in table.columns and "train.steps" not in table.columns  # one budget: no axis
+    assert sorted(table["train.lr"].unique()) == sorted(LRS)
+    one_lr = runs_table(decoder_runs(sizes=[1e3, 2e3], budgets=[84000.0], lrs=[BEST_LR])).df
+    assert not [c for c in one_lr.columns if c.startswith("train.")]
