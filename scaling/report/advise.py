@@ -56,11 +56,16 @@ def advise_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Rep
         f" (or choose them with scaling advise {store.root} --law {advice.law} --x {' --x '.join(law.x_)} "
         f"--target {advice.target}" + (f" --at {advice.at:.6g}" if advice.at else "")
         + f" --budget {advice.budget:.6g} --candidates {spec.path} --append, then scaling grid run {spec.path}{out})")
-    text = markup("{}{} under the current {} fit; {} advised run(s) for {} of {} FLOPs narrow its expected 95% "
-                  "width from {} to {} (x{}). Train them with one command: {}{}. {}",
-                  advice.target, where, advice.law, len(advice.runs), f"{advice.spent:.3g}",
-                  f"{advice.budget:.3g}", f"{advice.expected_width_before:.3g}", f"{advice.expected_width_after:.3g}",
-                  f"{advice.expected_narrowing:.2f}", command, by_hand, METHOD)
+    if advice.runs:
+        text = markup("{}{} under the current {} fit; {} advised run(s) for {} of {} FLOPs narrow its expected 95% "
+                      "width from {} to {} (x{}). Train them with one command: {}{}. {}",
+                      advice.target, where, advice.law, len(advice.runs), f"{advice.spent:.3g}",
+                      f"{advice.budget:.3g}", f"{advice.expected_width_before:.3g}",
+                      f"{advice.expected_width_after:.3g}", f"{advice.expected_narrowing:.2f}", command, by_hand, METHOD)
+    else:  # the warning below says why (e.g. no candidate fits in the budget)
+        text = markup("{}{} under the current {} fit; no run advised for {} FLOPs, so its expected 95% width stays "
+                      "{}. {}", advice.target, where, advice.law, f"{advice.budget:.3g}",
+                      f"{advice.expected_width_before:.3g}", METHOD)
     if advice.core:
         text += markup(" Diminishing returns: {} (column core); the rest of the budget buys the last {}.",
                        advice.core_summary(), f"{1 - advice.core['share_of_narrowing']:.0%}")

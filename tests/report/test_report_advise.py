@@ -52,6 +52,12 @@ def test_report_shows_the_advised_runs_and_the_expected_narrowing(tmp_path):
     html = out.read_text()
     assert f"scaling grid run {spec_path} --out {elsewhere.root} --advise --budget 2e+09" in html
     assert f"--append, then scaling grid run {spec_path} --out {elsewhere.root})" in html
+    # a budget below the cheapest candidate: no run, no command to train them, and why
+    sections = build_report(load_spec(spec_path), store, out, ReportOptions(bootstrap=50, advise_budget=1e3))
+    section = next(s for s in sections if s.title == "Which runs next")
+    assert "no run advised for 1e+03 FLOPs, so its expected 95% width stays" in section.text
+    assert "Train them" not in section.text and not section.tables
+    assert "Warning: no candidate run fits in the budget of 1e+03 FLOPs" in section.text
     # with 5e9 FLOPs, 3 of the 4 advised runs give 90% of it: named in the text and the table
     sections = build_report(load_spec(spec_path), store, out, ReportOptions(bootstrap=50, advise_budget=5e9))
     section = next(s for s in sections if s.title == "Which runs next")
