@@ -128,6 +128,8 @@ def _append_advice(spec: Path, store: Store, budget: float, **fit_options) -> No
     console.print(f"advice: {advice.target} at {advice.at:.3g}, expected 95% width {advice.expected_width_before:.3g} "
                   f"-> {advice.expected_width_after:.3g}; {len(added)} new run(s) appended "
                   f"({advice.spent:.3g} of {budget:.3g} FLOPs)")
+    for w in advice.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 @grid_app.command()
