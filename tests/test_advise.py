@@ -247,6 +247,11 @@ def test_grid_run_advise_appends_new_runs_and_retrains_nothing(tmp_path):
 
     new_ids = {RunConfig.from_dict(c).run_id for c in added}
     assert new_ids <= set(after.run_id) and not new_ids & set(first.run_id)
+    # a budget below every candidate: nothing appended, nothing trained, and the warning says why
+    r = CliRunner().invoke(app, ["grid", "run", str(spec), "--advise", "--budget", "1e3"])
+    assert r.exit_code == 0, r.output
+    assert "0 new run(s) appended" in r.output and "training 0 runs" in r.output
+    assert "warning: no candidate run fits in the budget of 1e+03 FLOPs" in " ".join(r.output.split())
 
 
 def test_append_goes_to_the_study_folder_the_runs_came_from(tmp_path):
