@@ -102,7 +102,10 @@ class _Expr:
                 raise self._refuse(node, f"`{name}` takes one argument;")
             return
         if isinstance(node, ast.Attribute):
-            raise self._refuse(node, "the attribute access")
+            dotted = _dotted_name(node)
+            hint = "" if dotted is None or "__" in dotted else \
+                f" (a column named {dotted} is written in backticks: `{dotted}`)"
+            raise DataError(str(self._refuse(node, "the attribute access")) + hint)
         if isinstance(node, ast.Subscript):
             raise self._refuse(node, "the subscript")
         if isinstance(node, ast.Lambda):
@@ -172,6 +175,15 @@ class _Expr:
             result = part if result is None else _as_bool(result) & _as_bool(part)
             left = right
         return result
+
+
+def _dotted_name(node: ast.AST) -> str | None:
+    """`train.lr` for the attribute access a.b.c written for a column named "a.b.c", else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
 
 
 def _is_negative_number(node: ast.AST) -> bool:

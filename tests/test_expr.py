@@ -64,6 +64,17 @@ def test_pandas_query_escape_does_not_run(tmp_path, df, monkeypatch):
     assert not (tmp_path / "pwned").exists()
 
 
+def test_a_dotted_column_name_is_quoted_and_the_error_says_so(df):
+    runs = df.assign(**{"train.lr": [1e-2, 3e-2, 1e-2, 3e-2]})  # a study's runs.parquet names its settings so
+    with pytest.raises(DataError) as e:
+        filter_rows(runs, "train.lr == 0.01")
+    assert str(e.value).endswith("(a column named train.lr is written in backticks: `train.lr`)")
+    assert filter_rows(runs, "`train.lr` == 0.01").index.tolist() == [0, 2]
+    with pytest.raises(DataError) as e:
+        filter_rows(runs, "N.__class__ == 1")
+    assert "backticks" not in str(e.value)
+
+
 def test_errors_name_what_to_fix(df):
     with pytest.raises(DataError, match="unknown column `nosuch`; columns are: N, Lang"):
         filter_rows(df, "nosuch > 1")
