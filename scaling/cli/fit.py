@@ -21,7 +21,18 @@ from scaling.cli.options import (Bootstrap, Data, Delta, Derive, LawOption, Loss
                                  law_options, parse_delta, parse_noise, resolve_noise)
 from scaling.laws import get_law
 
-LawName = Annotated[str, typer.Argument(help="Law: power, chinchilla, encdec, dcpt, bleu_ce, bleu_log, ...")]
+
+
+def _known_law(name: str) -> str:
+    """The LAW argument checked as it is parsed: before any required option, file or fit."""
+    from scaling.laws.registry import law_class
+
+    law_class(name)  # an unknown name is a FitError: one `error:` line naming every law
+    return name
+
+
+LawName = Annotated[str, typer.Argument(help="Law: power, chinchilla, encdec, dcpt, bleu_ce, bleu_log, ...",
+                                        callback=_known_law)]
 Init = Annotated[str, typer.Option(help="Start grid: default, or hoffmann (chinchilla).")]
 Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'largest:1' or 0.2 (see docs).")]
 BootMethod = Annotated[Optional[str], typer.Option(

@@ -54,7 +54,7 @@ def law_class(name: str) -> type["Law"]:
     if name not in LAWS:
         _discover()
     if name not in LAWS:
-        raise FitError(f"unknown law {name!r}; available laws: {sorted(LAWS)}")
+        raise FitError(f"unknown law {name!r}; the laws are: {', '.join(sorted(LAWS))}")
     return LAWS[name]
 
 

@@ -111,6 +111,17 @@ def test_a_bad_bootstrap_count_is_named_before_anything_runs(tmp_path, command, 
     assert_no_traceback(r)
 
 
+@pytest.mark.parametrize("command", [["fit", "nosuchlaw", "x.csv"], ["plot", "nosuchlaw"],
+                                     ["fit", "nosuchlaw", "--x", "N", "--y", "loss"]])
+def test_an_unknown_law_is_named_before_anything_else(tmp_path, command):
+    """Before, a missing option or file was reported first, and the law only after the data were read."""
+    r = scaling(*command, cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith("error: unknown law 'nosuchlaw'; the laws are: bleu_ce, ") and r.stderr.count("\n") == 1
+    assert "chinchilla, " in r.stderr and "power, " in r.stderr
+    assert_no_traceback(r)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--noise", "-1"], "--noise '-1': give a positive number (sd of one run's loss on the fit scale) or 'seeds'"),
     (["--noise", "0.01"], "--noise is the noise of the parametric bootstrap: add --bootstrap N"),
