@@ -56,17 +56,18 @@ def lr_scale(law: "Law") -> float:
     with torch.no_grad():
         r = (law.forward(torch.as_tensor(law.theta_[None]), law._F)[0] - law._t).numpy()
     rt = torch.as_tensor(r)
-    _, psi = residual_loss(rt, law.loss, law.delta, law.asymmetry)
-    h = 1e-7 * max(float(law.delta), 1e-6) if law.loss in ("huber", "asymmetric") else 1e-6
-    dpsi = (residual_loss(rt + h, law.loss, law.delta, law.asymmetry)[1]
-            - residual_loss(rt - h, law.loss, law.delta, law.asymmetry)[1]) / (2 * h)
+    delta = float(law.delta_)  # the delta the fit used: `delta` may be 'auto'
+    _, psi = residual_loss(rt, law.loss, delta, law.asymmetry)
+    h = 1e-7 * max(delta, 1e-6) if law.loss in ("huber", "asymmetric") else 1e-6
+    dpsi = (residual_loss(rt + h, law.loss, delta, law.asymmetry)[1]
+            - residual_loss(rt - h, law.loss, delta, law.asymmetry)[1]) / (2 * h)
     w = np.ones_like(r) if getattr(law, "_w", None) is None else law._w.numpy()
     sw = w.sum()
     dof = max(sw - law._n_free(), 1.0)
     e_dpsi = float((w * dpsi.numpy()).sum() / sw)
     e_psi2 = float((w * psi.numpy() ** 2).sum() / dof)
     if e_dpsi <= 0 or e_psi2 <= 0:
-        raise FitError(f"{law.name}: no residual lies inside the Huber delta ({law.delta:g}), so the objective "
+        raise FitError(f"{law.name}: no residual lies inside the Huber delta ({delta:g}), so the objective "
                        "carries no likelihood-ratio information; refit with a larger --delta (or --delta auto, "
                        "or --loss mse) to get profile intervals")
     obj_scale = 1.0 / sw if law.reduction == "mean" else 1.0

@@ -60,6 +60,13 @@ def data_for(name: str) -> tuple[pd.DataFrame, list[str], str, dict]:
         X = _grid(np.geomspace(1e7, 1e10, 5), [5, 20, 80])
         X[:, 1] *= X[:, 0]
         return pd.DataFrame({"N": X[:, 0], "D": X[:, 1], "loss": _noisy(_chin(X[:, 0], X[:, 1]))}), ["N", "D"], "loss", {}
+    if name == "kaplan":
+        X = _grid(np.geomspace(1e6, 1e9, 5), np.geomspace(1e8, 1e11, 4))
+        truth = get_law("kaplan").with_params({"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13},
+                                              ["N", "D"], "loss")
+        df = pd.DataFrame({"N": X[:, 0], "D": X[:, 1]})
+        df["loss"] = _noisy(truth.predict(df))
+        return df, ["N", "D"], "loss", {}
     if name == "data_constrained":
         X = _grid(np.geomspace(1e7, 3e9, 5), np.geomspace(1e8, 1e11, 3), [1, 4, 16, 64])
         N, U, epochs = X.T

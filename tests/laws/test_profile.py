@@ -104,3 +104,19 @@ def test_non_converged_replicates_are_excluded_and_counted():
     law.max_iter = 1000
     law.bootstrap(50, seed=0)
     assert law.boot_n_excluded_ == 0 and len(law.boot_params_) == 50
+
+
+def test_a_fit_with_delta_auto_profiles_with_the_delta_it_used(chinchilla_df):
+    """`--delta auto --ci profile` raised a TypeError (the profile read the option 'auto', not the
+    fitted `delta_`). Its intervals are those of a fit given that delta as a number."""
+    auto = get_law("chinchilla", delta="auto").fit(chinchilla_df, ["N", "D"], "loss")
+    assert auto.delta == "auto" and auto.delta_ > 1e-3  # measured 0.0066 on these points
+    fixed = get_law("chinchilla", delta=auto.delta_).fit(chinchilla_df, ["N", "D"], "loss")
+    assert fixed.params_ == pytest.approx(auto.params_, rel=1e-6)
+    auto.profile()
+    fixed.profile()
+    for name in ("E", "alpha", "beta"):
+        assert auto.ci_[name] == pytest.approx(fixed.ci_[name], rel=1e-4), name
+        assert auto.ci_[name][0] < auto.params_[name] < auto.ci_[name][1]
+    out = profile_allocation(auto, 1e24)
+    assert out["N_opt"]["lo"] < out["N_opt"]["value"] < out["N_opt"]["hi"]
