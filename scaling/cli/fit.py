@@ -41,7 +41,7 @@ GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per va
 # Uncertainty, sensitivity, weights, fixed and tied parameters (scaling.laws.profile/sensitivity/manifest).
 CI = Annotated[str, typer.Option("--ci", help="Intervals in ci95: bootstrap (with --bootstrap N) or profile.")]
 Cluster = Annotated[Optional[str], typer.Option(help="Bootstrap whole clusters of rows (e.g. run_id).")]
-Weight = Annotated[Optional[str], typer.Option(help="Column of per-point weights (>= 0).")]
+Weight = Annotated[Optional[str], typer.Option(help="Column of per-point weights (>= 0; relative: scaled so the positive ones average 1).")]
 Fix = Annotated[Optional[list[str]], typer.Option("--fix", help="Pin a parameter, e.g. E=1.69 (repeatable).")]
 Tie = Annotated[Optional[list[str]], typer.Option("--tie", help="Fit parameters equal, e.g. alpha=beta (repeatable).")]
 Asym = Annotated[float, typer.Option(help="--loss asymmetric: weight on over-predictions.")]

@@ -96,7 +96,11 @@ def point_weights(df: pd.DataFrame, weight: str | np.ndarray | None, law: str) -
             raise FitError(f"{law}: {len(w)} weights for {len(df)} rows; give one weight per row")
     if not np.all(np.isfinite(w)) or (w < 0).any() or not (w > 0).any():
         raise FitError(f"{law}: weights must be finite and >= 0 with at least one > 0 (weight {weight!r})")
-    return w
+    # Relative weights: the units of the column do not change the fit. Scaled so the positive ones
+    # average 1, a weight-1 point counts as one point (AIC, the profile's degrees of freedom), and
+    # the optimiser's tolerances see an objective of the unweighted scale (weights ~1e10, a model's
+    # size, left every bootstrap replicate unconverged).
+    return w / w[w > 0].mean()
 
 
 def collinear_inputs(X: np.ndarray, names: list[str]) -> list[tuple[str, str]]:

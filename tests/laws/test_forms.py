@@ -82,6 +82,20 @@ def test_zero_weight_equals_dropping_the_point():
         get_law("chinchilla").fit(df, ["N", "D"], "loss", weight=-w)
 
 
+def test_weights_are_relative_so_their_units_do_not_change_the_fit():
+    """Weights proportional to model size (~1e7-1e10) left the fit and every bootstrap replicate
+    unconverged (objective ~1e15): the optimiser's tolerances assume the unweighted scale."""
+    df = _chin()
+    a = get_law("chinchilla").fit(df, ["N", "D"], "loss", weight=df["N"].to_numpy())
+    b = get_law("chinchilla").fit(df, ["N", "D"], "loss", weight=df["N"].to_numpy() / 1e9)
+    assert a.converged_ and b.converged_
+    assert a.objective_ == pytest.approx(b.objective_, rel=1e-8)
+    for k in a.params_:
+        assert a.params_[k] == pytest.approx(b.params_[k], rel=1e-6)
+    a.bootstrap(8, seed=0)
+    assert a.boot_info_["n_excluded"] == 0
+
+
 def test_asymmetric_objective_fits_the_lower_envelope():
     df = _chin(noise=0.02)
     sym = get_law("chinchilla").fit(df, ["N", "D"], "loss")
