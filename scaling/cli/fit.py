@@ -19,8 +19,8 @@ from scaling.cli.console import Table, console
 from scaling.cli.fit_commands import compare, frontier, isoflop, print_fit, select
 from scaling.cli.options import (Bootstrap, Data, Delta, Derive, LawOption, Loss, Noise, Where, X, Y,
                                  law_options, parse_delta, parse_noise, resolve_noise)
+from scaling.errors import ScalingError
 from scaling.laws import get_law
-
 
 
 def _known_law(name: str) -> str:
@@ -153,12 +153,17 @@ def fit(
     groups = [(None, df)] if by is None else list(_groups(df, by))
     results = {}
     for key, part in groups:
-        model, (sigma, source) = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed,
-                                          bootstrap_method, weight, cluster, noise, **options)
-        res = {**fit_result_json(model), **_fit_quality(model)}
-        if source:
-            res["noise"], res["noise_source"] = sigma, source
-        _uncertainty(model, ci, target_compute, res)
+        try:
+            model, (sigma, source) = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed,
+                                              bootstrap_method, weight, cluster, noise, **options)
+            res = {**fit_result_json(model), **_fit_quality(model)}
+            if source:
+                res["noise"], res["noise_source"] = sigma, source
+            _uncertainty(model, ci, target_compute, res)
+        except ScalingError as e:
+            if key is not None:  # which group: e.g. "too few points" in one of many
+                e.args = (f"[{by} = {key}, {len(part)} rows] {e}",)
+            raise
         results[key] = (model, res)
         if save is not None:
             from scaling.laws.manifest import manifest_path, write_manifest

@@ -77,6 +77,18 @@ def test_fit_errors_exit_2_with_one_error_line(table, args, message):
     assert_no_traceback(r)
 
 
+def test_a_fit_that_fails_in_one_group_of_by_names_the_group(tmp_path):
+    n = np.geomspace(1e3, 1e6, 8)
+    df = pd.DataFrame({"N": [*n, 1e3, 1e4], "loss": [*(1.5 + (2e3 / n) ** 0.4), 3.0, 2.5],
+                       "lang": ["de"] * 8 + ["ru"] * 2})
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    r = scaling("fit", "power", "runs.csv", "--x", "N", "--y", "loss", "--by", "lang", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr == ("error: [lang = ru, 2 rows] power law has 3 free parameters but only 2 point(s) were "
+                        "given; need at least 3\n")
+    assert_no_traceback(r)
+
+
 def test_a_nan_loss_is_named_by_its_row(tmp_path):
     pd.DataFrame({"N": [1e3, 2e3, 4e3, 8e3], "loss": [3.0, float("nan"), 2.6, 2.5]}).to_csv(tmp_path / "nan.csv",
                                                                                           index=False)
