@@ -183,6 +183,14 @@ def test_cli_json(tmp_path):
     r = CliRunner().invoke(app, ["advise", str(tmp_path / "runs.csv"), "--x", "N", "--budget", "5e12",
                                  "--target", "n-opt", "--sizes", "1:2:3"])
     assert r.exit_code != 0 and "unknown advise target 'n-opt'; choose from loss, n_opt" in str(r.exception or r.output)
+    # --derive as in `scaling fit`: the same advice from a column derived from the table's own
+    pd.read_csv(tmp_path / "runs.csv").assign(N=lambda d: d.N / 1e3).rename(columns={"N": "kN"}).to_csv(
+        tmp_path / "kilo.csv", index=False)
+    r = CliRunner().invoke(app, ["advise", str(tmp_path / "kilo.csv"), "--law", "power", "--derive", "N = kN * 1e3",
+                                 "--x", "N", "--y", "loss", "--budget", "5e12", "--json"])
+    assert r.exit_code == 0, r.output
+    derived = json.loads(r.output)
+    assert derived["runs"] == out["runs"] and derived["expected_width_after"] == pytest.approx(out["expected_width_after"])
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import Noise, OptionalDelta, delta_option, parse_noise, replicate_count, resolve_noise
+from scaling.cli.options import Derive, Noise, OptionalDelta, delta_option, parse_noise, replicate_count, resolve_noise
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -59,6 +59,7 @@ def advise(
     bootstrap: Annotated[int, typer.Option(help="Replicates of the current fit (residual bootstrap).",
                                            callback=replicate_count)] = 200,
     where: Annotated[Optional[str], typer.Option(help="Row filter expression, e.g. 'status == \"done\"'.")] = None,
+    derive: Derive = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the draws.")] = 0,
     append: Annotated[bool, typer.Option(help="Append the advised runs to the --candidates study: the next "
                                                "`scaling grid run SPEC` trains them (new run ids, nothing retrained).")] = False,
@@ -97,7 +98,7 @@ def advise(
     if data is not None:
         if not x:
             raise DataError("--x is required with DATA (the law's input columns)")
-        df = load_table(data, where)
+        df = load_table(data, where, derive)
         fitted = get_law(law, seed=seed, **law_options).fit(df, x=x, y=y)
         fitted.bootstrap(bootstrap, seed=seed, method="residual")
         if target == "domain_share":
