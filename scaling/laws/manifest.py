@@ -77,7 +77,7 @@ def fit_manifest(law: "Law", dropped: list[dict[str, Any]] | None = None, counti
             "params": [{"name": p.name, "lower": p.lower, "upper": p.upper, "log": p.log} for p in law.params],
             "fixed": law.fixed or {}, "tied": law.tied or {}, "constants": law.const,
         },
-        "objective": {"loss": law.loss, "delta": law.delta, "reduction": law.reduction,
+        "objective": {"loss": law.loss, "delta": law.delta, "delta_used": float(law.delta_), "reduction": law.reduction,
                       "asymmetry": law.asymmetry if law.loss == "asymmetric" else None,
                       "weight": getattr(law, "weight_", None), "value": law.objective_},
         "optimizer": {"solver": getattr(law, "solver_", None), "converged": law.converged_, "n_iter": law.n_iter_,

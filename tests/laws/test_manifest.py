@@ -22,8 +22,11 @@ def test_manifest_records_the_fit(tmp_path):
     law.fit(df, ["N", "D"], "loss").bootstrap(20, seed=3)
     m = fit_manifest(law, dropped=[{"rule": "--where N > 0", "n": 0}], counting={"C": "6ND"})
     assert m["law"] == "chinchilla" and m["form"]["tied"] == {"beta": "alpha"} and m["form"]["fixed"] == {"E": 1.7}
-    assert m["objective"] == {"loss": "huber", "delta": 1e-2, "reduction": "mean", "asymmetry": None,
-                              "weight": None, "value": law.objective_}
+    assert m["objective"] == {"loss": "huber", "delta": 1e-2, "delta_used": 1e-2, "reduction": "mean",
+                              "asymmetry": None, "weight": None, "value": law.objective_}
+    auto = get_law("chinchilla", delta="auto").fit(df, ["N", "D"], "loss")
+    assert fit_manifest(auto)["objective"]["delta"] == "auto"  # the option, and the delta it chose:
+    assert fit_manifest(auto)["objective"]["delta_used"] == auto.delta_ != 1e-3
     opt = m["optimizer"]
     assert opt["n_starts"] == law.n_starts_ == len(opt["per_start"]["status"]) == len(opt["per_start"]["bound_hits"])
     assert sum(opt["status_counts"].values()) == law.n_starts_
