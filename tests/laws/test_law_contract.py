@@ -62,8 +62,9 @@ def data_for(name: str) -> tuple[pd.DataFrame, list[str], str, dict]:
         return pd.DataFrame({"N": X[:, 0], "D": X[:, 1], "loss": _noisy(_chin(X[:, 0], X[:, 1]))}), ["N", "D"], "loss", {}
     if name == "kaplan":
         X = _grid(np.geomspace(1e6, 1e9, 5), np.geomspace(1e8, 1e11, 4))
-        truth = get_law("kaplan").with_params({"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13},
-                                              ["N", "D"], "loss")
+        from scaling.laws.kaplan import KAPLAN_2020
+
+        truth = get_law("kaplan").with_params(KAPLAN_2020, ["N", "D"], "loss")
         df = pd.DataFrame({"N": X[:, 0], "D": X[:, 1]})
         df["loss"] = _noisy(truth.predict(df))
         return df, ["N", "D"], "loss", {}
