@@ -152,7 +152,7 @@ def test_bad_input_names_what_to_fix(chinchilla_fit):
                                  x="N", y="loss")
     with pytest.raises(FitError, match="needs the tokens per run"):
         candidate_grid(power, sizes=[1e4])
-    with pytest.raises(FitError, match="defined for the chinchilla law"):
+    with pytest.raises(FitError, match="defined for the chinchilla / kaplan law"):
         advise(power, [Candidate((1e5,), 1.0)], 10.0, "n_opt", 1e6)
 
 

@@ -67,7 +67,7 @@ def test_compute_multiplier_is_m_with_equal_floors():
 def test_a_target_the_law_does_not_define_is_named_before_the_fit():
     # the CLI checks the pair before it reads or fits anything (check_target_name(target, law))
     for target, law, says in [
-        ("n_opt", "power", "'n_opt' is defined for the chinchilla law(s), not power; the power law supports target 'loss'"),
+        ("n_opt", "power", "'n_opt' is defined for the chinchilla / kaplan law(s), not power; the power law supports target 'loss'"),
         ("loss", "encdec", "the encdec law supports target 'encoder_share'"),
         ("encoder_share", "chinchilla", "the chinchilla law supports target 'loss', 'n_opt', 'tokens_per_param'"),
         ("loss", "dcpt", "the dcpt law supports target 'domain_share'"),
@@ -86,7 +86,7 @@ def test_the_cli_names_a_wrong_target_before_fitting_and_says_why_an_advice_is_e
         wrong = CliRunner().invoke(app, ["advise", "chinchilla_epoch", "--law", "power", "--x", "N", "--budget",
                                          "1e21", "--target", "n_opt", "--at", "1e24"])
     assert isinstance(wrong.exception, FitError)
-    assert "'n_opt' is defined for the chinchilla law(s), not power" in str(wrong.exception)
+    assert "'n_opt' is defined for the chinchilla / kaplan law(s), not power" in str(wrong.exception)
     assert not seen  # nothing was fitted: a power fit of these data warns of its Huber delta
     zero = CliRunner().invoke(app, ["advise", "chinchilla_epoch", "--law", "chinchilla", "--x", "N", "--x", "D",
                                     "--budget", "1e21", "--target", "n_opt", "--at", "1e24", "--n-runs", "0"])
@@ -109,7 +109,7 @@ def test_targets_name_what_to_fix():
                constants={"Ne0": 1e4, "Nd0": 1e4})
     with pytest.raises(FitError, match="defined for the encdec law"):
         target_function(_set("power", {"L_inf": 1.0, "x0": 1.0, "alpha": 0.5}, ["N"]), "encoder_share", 0.0)
-    with pytest.raises(FitError, match="'loss' is defined for the chinchilla and one-input law\\(s\\), not encdec; "
+    with pytest.raises(FitError, match="'loss' is defined for the chinchilla, kaplan and one-input law\\(s\\), not encdec; "
                                        "the encdec law supports target 'encoder_share'"):
         target_function(law, "loss", 1e6)
     dom = _set("dcpt", DOM, ["N", "D", "r"])
@@ -229,3 +229,20 @@ def test_target_trial_at_known_noise_measures_the_design_not_the_noise_estimate(
         assert {k: known[k] for k in plain} == plain
         assert known["standard_width_known_noise"] == pytest.approx(at_truth, rel=0.2), (seed, known)
         assert known["advised_width_known_noise"] < known["standard_width_known_noise"]
+
+
+def test_allocation_targets_of_kaplan_are_each_draws_optimum():
+    from scaling.laws.kaplan import KAPLAN_2020
+
+    law = _set("kaplan", KAPLAN_2020, ["N", "D"])
+    rng = np.random.default_rng(0)
+    theta = law.theta_[None] + rng.normal(0.0, 0.02, (300, 4))  # more draws than one block of 256
+    C = 1e22
+    n = target_function(law, "n_opt", C)(theta)
+    tpp = target_function(law, "tokens_per_param", C)(theta)
+    loss = target_function(law, "loss", C)(theta)
+    for i in (0, 255, 256, 299):
+        draw = _set("kaplan", dict(zip(law.param_names, law.to_natural(theta[i]))), ["N", "D"])
+        n_i, d_i = (float(v) for v in draw.optimal_allocation(C))
+        assert n[i] == pytest.approx(n_i, rel=1e-9) and tpp[i] == pytest.approx(d_i / n_i, rel=1e-9)
+        assert loss[i] == pytest.approx(float(draw.predict(np.array([[n_i, d_i]]))[0]), rel=1e-9)

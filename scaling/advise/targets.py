@@ -5,9 +5,9 @@ by side) to one value per draw. Each must be smooth in theta, since the design u
 gradient (central differences): argmins are refined off their grids, and a share that sits on a
 constraint is solved on it.
 
-- loss: the predicted loss at `at` (an x value for one-input laws; for chinchilla a compute
-  budget, at its compute-optimal allocation).
-- n_opt, tokens_per_param: the compute-optimal N and D/N at compute `at` (chinchilla).
+- loss: the predicted loss at `at` (an x value for one-input laws; for chinchilla and kaplan a
+  compute budget, at its compute-optimal allocation).
+- n_opt, tokens_per_param: the compute-optimal N and D/N at compute `at` (chinchilla, kaplan).
 - encoder_share: the optimal encoder share Ne / (Ne + Nd) = pe / (pe + pd) (encdec; any budget).
 - domain_share: the D-CPT domain share at N = `at`, D = `tokens` that minimises the domain loss
   with the general loss at most (1 + threshold) x `base_loss` (dcpt laws; domain law + general law).
@@ -27,7 +27,9 @@ from scaling.errors import FitError
 from scaling.laws.base import Law
 
 TARGETS = ("loss", "n_opt", "tokens_per_param", "encoder_share", "domain_share", "compute_multiplier")
-LAWS_OF = {"n_opt": ("chinchilla",), "tokens_per_param": ("chinchilla",), "encoder_share": ("encdec",),
+# Laws of (N, D) with a compute-optimal allocation (scaling.laws.allocation.ComputeOptimal)
+ALLOCATING = ("chinchilla", "kaplan")
+LAWS_OF = {"n_opt": ALLOCATING, "tokens_per_param": ALLOCATING, "encoder_share": ("encdec",),
            "domain_share": ("dcpt", "dcpt_additive", "dcpt_chinchilla"), "compute_multiplier": ("select",)}
 
 
@@ -58,8 +60,8 @@ def check_target_name(target: str, law: str | None = None) -> None:
 
 
 def _check_law(target: str, law: str, n_inputs: int) -> None:
-    laws = LAWS_OF.get(target) or ("chinchilla and one-input",)
-    loss_too = n_inputs == 1 or law == "chinchilla"
+    laws = LAWS_OF.get(target) or (f"{', '.join(ALLOCATING)} and one-input",)
+    loss_too = n_inputs == 1 or law in ALLOCATING
     if law in laws or (target == "loss" and loss_too):
         return
     supports = ["loss"] * loss_too + [t for t, v in LAWS_OF.items() if law in v]
@@ -88,8 +90,8 @@ def target_function(law: Law, target: str, at: float, options: TargetOptions | N
     """theta [R, P] (the law's, then the partner's, in optimiser space) -> target value [R]."""
     opts = options or TargetOptions()
     _check(law, target, at, opts, partner)
-    if law.name == "chinchilla":
-        return _chinchilla(law, target, at)
+    if law.name in ALLOCATING:
+        return _allocation(law, target, at)
     if target == "encoder_share":
         j_e, j_d = law.param_names.index("pe"), law.param_names.index("pd")
 
@@ -110,18 +112,21 @@ def target_function(law: Law, target: str, at: float, options: TargetOptions | N
     return loss
 
 
-def _chinchilla(law: Law, target: str, at: float) -> Callable[[np.ndarray], np.ndarray]:
-    from scaling.laws.chinchilla import ChinchillaLaw
-
+def _allocation(law: Law, target: str, at: float) -> Callable[[np.ndarray], np.ndarray]:
+    """N_opt, D_opt / N_opt or the loss there, at compute `at` = 6 N D, of each draw."""
     def f(theta: np.ndarray) -> np.ndarray:
-        p = law.to_natural(theta)
-        E, A, B, al, be = (p[:, j] for j in range(5))
-        n, d = ChinchillaLaw._allocation(E, A, B, al, be, np.full(len(p), at))
+        n, d = law._allocation_from(dict(zip(law.param_names, law.to_natural(theta).T)), np.full(len(theta), at))
         if target == "n_opt":
             return n
         if target == "tokens_per_param":
             return d / n
-        return E + A / n ** al + B / d ** be
+        # each draw at its own optimum: pred pairs every draw with every point, so take the
+        # diagonal of blocks (O(R · block), not O(R²))
+        F = torch.as_tensor(law.features(np.column_stack([n, d])), dtype=torch.float64)
+        th = torch.as_tensor(theta, dtype=torch.float64)
+        with torch.no_grad():
+            return np.concatenate([law.pred(th[i:i + 256], F[i:i + 256]).diagonal().numpy()
+                                   for i in range(0, len(th), 256)])
     return f
 
 

@@ -46,7 +46,9 @@ Fix = Annotated[Optional[list[str]], typer.Option("--fix", help="Pin a parameter
 Tie = Annotated[Optional[list[str]], typer.Option("--tie", help="Fit parameters equal, e.g. alpha=beta (repeatable).")]
 Asym = Annotated[float, typer.Option(help="--loss asymmetric: weight on over-predictions.")]
 Sens = Annotated[bool, typer.Option("--sensitivity", help="Refit along the (Mis)Fitting checklist; one row per choice.")]
-Target = Annotated[Optional[float], typer.Option(help="Compute C for tokens/parameter and loss (default 10x data's max 6ND).")]
+Target = Annotated[Optional[float], typer.Option(
+    help="Compute C (= 6ND): N_opt, D_opt, tokens/parameter and loss there, with intervals (laws with an allocation); "
+         "with --sensitivity, the compute its table answers at (default 10x the data's max 6ND).")]
 
 
 def _pairs(items: list[str] | None, flag: str, number: bool) -> dict:
@@ -70,18 +72,31 @@ def _fit_options(law: str, fix, tie, asymmetry: float, option) -> dict:
             "asymmetry": asymmetry, **law_options(law, option)}
 
 
+def _check_allocation(law: str, target: float) -> None:
+    """--target-compute asks for N_opt: only laws with a compute-optimal allocation have one."""
+    from scaling.errors import FitError
+    from scaling.laws.allocation import ComputeOptimal
+    from scaling.laws.registry import available_laws, law_class
+
+    if not issubclass(law_class(law), ComputeOptimal):
+        have = ", ".join(n for n in available_laws() if issubclass(law_class(n), ComputeOptimal))
+        raise FitError(f"--target-compute gives the compute-optimal allocation; the {law} law has none "
+                       f"(laws with one: {have})")
+    if not target > 0:
+        raise FitError(f"--target-compute must be > 0 FLOPs, got {target:g}")
+
+
 def _uncertainty(model, ci, target, res: dict) -> None:
-    """--ci profile, the allocation's profile at --target-compute, warnings (keys added to res)."""
+    """--ci profile, the allocation at --target-compute (with intervals), warnings (keys added to res)."""
     from scaling.laws.identifiability import identifiability_warnings
 
     if ci == "profile":
         model.profile()
         res["ci95"] = {k: [float(a), float(b)] for k, (a, b) in model.ci_.items()}
         res["ci_method"] = "profile"
-        if target and hasattr(model, "optimal_allocation"):
-            from scaling.laws.profile import profile_allocation
-
-            res["allocation_ci95"] = profile_allocation(model, target)
+    if target:
+        boot = getattr(model, "boot_params_", None) is not None
+        res["allocation_ci95"] = model.allocation_at(target, ci="profile" if ci == "profile" else ("bootstrap" if boot else None))
     if getattr(model, "boot_info_", None):
         res["bootstrap"] = dict(model.boot_info_)
     res["warnings"] = identifiability_warnings(model)
@@ -144,6 +159,8 @@ def fit(
         from scaling.errors import FitError
 
         raise FitError(f"--ci must be 'bootstrap' or 'profile', got {ci!r}")
+    if target_compute is not None and not sensitivity:
+        _check_allocation(law, target_compute)
     if sensitivity:
         return _sensitivity(get_law(law, loss=loss, delta=parse_delta(str(delta)), init=init, seed=seed, **options), df, x, y,
                             target_compute, weight, as_json)

@@ -228,6 +228,13 @@ def print_fit(res: dict, title: str) -> None:
         console.print(f"  intervals: parametric bootstrap at noise {res['noise']:.4g} per run ({res['noise_source']})")
     if res.get("constants"):
         console.print("  fixed constants: " + ", ".join(f"{k} = {v:.6g}" for k, v in res["constants"].items()))
+    a = res.get("allocation_ci95")
+    if a:
+        iv = lambda v: "" if v["lo"] is None else f" [{v['lo']:.3g}, {v['hi']:.3g}]"  # noqa: E731
+        how = {"profile": "profile", "bootstrap": "bootstrap"}.get(a.get("method"), "no interval")
+        console.print(f"  compute-optimal at C = {a['C']:.3g} (6ND; 95% {how}): N_opt {a['N_opt']['value']:.3g}"
+                      f"{iv(a['N_opt'])}, D_opt {a['D_opt']['value']:.3g}{iv(a['D_opt'])}, tokens/parameter "
+                      f"{a['tokens_per_param']['value']:.3g}{iv(a['tokens_per_param'])}, loss {a['loss']:.4g}")
     h = res.get("holdout") or {}
     if h:
         console.print(f"  held-out ({h.get('split', '')}): {h.get('n_test')} points, mean |rel. error| "

@@ -12,21 +12,22 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from scaling.errors import FitError
+from scaling.laws.allocation import ComputeOptimal
 from scaling.laws.base import Law, Param
 from scaling.laws.registry import register_law
 from scaling.schema import COMPUTE_CONVENTION
 
 if TYPE_CHECKING:
-    import pandas as pd
     import torch
+
+    from scaling.laws.profile import Solver
 
 # Exponent grid profiled by variable projection (both exponents): dense where fits land.
 VP_EXPONENTS = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, 2.5])
 
 
 @register_law
-class ChinchillaLaw(Law):
+class ChinchillaLaw(ComputeOptimal, Law):
     """L(N, D) = E + A/N^alpha + B/D^beta; x = [N, D] (parameters, tokens)."""
 
     name = "chinchilla"
@@ -126,33 +127,22 @@ class ChinchillaLaw(Law):
         n_opt = G * (C / 6.0) ** a
         return n_opt, C / (6.0 * n_opt)
 
-    def optimal_allocation(self, C: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) minimising L(N, D) subject to 6 N D = C (`compute_convention`): compare C with
-        the runs' `c_6nd` column, not their exact `flops`."""
-        self._check_fitted()
-        C = np.asarray(C, dtype=float)
-        if (C <= 0).any():
-            raise FitError("optimal_allocation: compute budgets C must be > 0")
-        p = self.params_
+    def _allocation_from(self, p, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], C)
 
-    def optimal_allocation_ci(self, C: float | np.ndarray, level: float = 0.95) -> pd.DataFrame:
-        """N_opt and D_opt with bootstrap percentile intervals; one row per budget."""
-        self._check_fitted()
-        if getattr(self, "boot_params_", None) is None:
-            raise FitError("chinchilla: no bootstrap yet; call law.bootstrap(n) first")
-        C = np.atleast_1d(np.asarray(C, dtype=float))
-        n_opt, d_opt = self.optimal_allocation(C)
-        bp = {k: self.boot_params_[k].to_numpy()[:, None] for k in self.param_names}
-        nb, db = self._allocation(bp["E"], bp["A"], bp["B"], bp["alpha"], bp["beta"], C[None])
-        q = [(1 - level) / 2, (1 + level) / 2]
-        n_lo, n_hi = np.nanquantile(nb, q, axis=0)
-        d_lo, d_hi = np.nanquantile(db, q, axis=0)
-        import pandas as pd
+    def nopt_inverse(self, lc: float) -> tuple[int, "Solver"]:
+        """Profile over log B: N_opt = G (C/6)^a, G = (alpha A / (beta B))^(1/(alpha+beta)),
+        a = beta/(alpha+beta), so log B = log alpha + log A - log beta - (alpha+beta) log N_opt + beta lc."""
+        names = self.param_names
+        ia, ib, ial, ibe = (names.index(n) for n in ("A", "B", "alpha", "beta"))
 
-        return pd.DataFrame(
-            {"C": C, "N_opt": n_opt, "N_lo": n_lo, "N_hi": n_hi, "D_opt": d_opt, "D_lo": d_lo, "D_hi": d_hi}
-        )
+        def solve(th: "torch.Tensor", v: "torch.Tensor") -> "torch.Tensor":
+            import torch
+
+            al, be = th[:, ial].clamp_min(1e-12), th[:, ibe].clamp_min(1e-12)
+            return torch.log(al) + th[:, ia] - torch.log(be) - (al + be) * v + be * lc
+
+        return ib, solve
 
     def allocation_exponents(self) -> dict[str, float]:
         """a, b with N_opt ∝ C^a, D_opt ∝ C^b."""

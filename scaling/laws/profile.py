@@ -17,9 +17,10 @@ no information and we refuse (raise FitError naming --delta).
 The interval is {v : Lambda(v) <= chi^2_1(level)}. Each profile point is a constrained refit;
 all points of one sweep run as one batch through the batched L-BFGS-B, warm-started from the
 best fit. A derived answer (N_opt at a compute budget) is profiled by solving the constraint
-for one parameter (log B), so the refit stays unconstrained; D_opt and tokens per parameter
-at the same budget are monotone in N_opt, and profile intervals map through monotone
-functions, so theirs follow from N_opt's.
+for one parameter (the law's `nopt_inverse`: log B of Chinchilla's form, log D_c of Kaplan's),
+so the refit stays unconstrained; D_opt and tokens per parameter at the same budget are
+monotone in N_opt, and profile intervals map through monotone functions, so theirs follow
+from N_opt's.
 """
 
 from __future__ import annotations
@@ -190,32 +191,15 @@ def profile_intervals(law: "Law", level: float = 0.95, names: list[str] | None =
     return out
 
 
-def _nopt_solver(law: "Law", C: float, k: float) -> tuple[int, Solver]:
-    """Solve log N_opt(C) = v for log B, for laws with E, A, B (log) and alpha, beta: from
-    N_opt = G (C/k)^a, G = (alpha A / (beta B))^(1/(alpha+beta)), a = beta/(alpha+beta)."""
-    names = law.param_names
-    need = {"A", "B", "alpha", "beta"}
-    if not need <= set(names) or not law.params[names.index("B")].log:
-        raise FitError(f"{law.name}: profile intervals of N_opt need a law with A, B, alpha, beta (chinchilla form)")
-    ia, ib, ial, ibe = (names.index(n) for n in ("A", "B", "alpha", "beta"))
-    lc = float(np.log(C / k))
-
-    def solve(th: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        al, be = th[:, ial].clamp_min(1e-12), th[:, ibe].clamp_min(1e-12)
-        return torch.log(al) + th[:, ia] - torch.log(be) - (al + be) * v + be * lc
-
-    return ib, solve
-
-
 def profile_allocation(law: "Law", C: float, level: float = 0.95, flops_per_param_token: float = 6.0) -> dict:
     """N_opt, D_opt and tokens per parameter at compute C (C = k N D, k = 6 by default), each
     {"value", "lo", "hi"} from the profile of log N_opt."""
     if C <= 0:
         raise FitError("profile_allocation: compute budget C must be > 0")
-    j, solve = _nopt_solver(law, C, flops_per_param_token)
-    p = law.params_
-    al, be = p["alpha"], p["beta"]
-    n_hat = (al * p["A"] / (be * p["B"])) ** (1 / (al + be)) * (C / flops_per_param_token) ** (be / (al + be))
+    if not hasattr(law, "nopt_inverse"):
+        raise FitError(f"{law.name}: no compute-optimal allocation to profile; use a law of N and D such as chinchilla")
+    j, solve = law.nopt_inverse(float(np.log(C / flops_per_param_token)))
+    n_hat = float(law.optimal_allocation(C * 6.0 / flops_per_param_token)[0])  # its allocation assumes C = 6ND
     pr = _Profiler(law, j, solve)
     iv = pr.interval(float(np.log(n_hat)), level, (-np.inf, np.inf))
     n_lo, n_hi = float(np.exp(iv["lo"])), float(np.exp(iv["hi"]))

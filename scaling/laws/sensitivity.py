@@ -51,7 +51,10 @@ def default_target_compute(df: pd.DataFrame, x: list[str]) -> float:
 def answers(law: "Law", C: float | None, k: float = 6.0) -> dict[str, Any]:
     """a, tokens per parameter and loss at compute C = k N D (None where the law has no allocation)."""
     p = law.params_
-    a = p["beta"] / (p["alpha"] + p["beta"]) if {"alpha", "beta"} <= set(p) else None
+    if hasattr(law, "allocation_exponents"):
+        a = law.allocation_exponents()["a"]
+    else:  # other laws with Chinchilla's two exponents (e.g. data_constrained)
+        a = p["beta"] / (p["alpha"] + p["beta"]) if {"alpha", "beta"} <= set(p) else None
     out = {"a": a, "tokens_per_param": None, "loss_at_target": None}
     if C is None or not hasattr(law, "optimal_allocation") or law.n_inputs != 2:
         return out

@@ -40,6 +40,33 @@ def test_profile_ci_and_allocation_in_json(table):
     assert out["warnings"] == []
 
 
+def test_target_compute_gives_the_allocation_with_bootstrap_intervals_or_none(table):
+    out = json.loads(_run([str(table), "--bootstrap", "40", "--target-compute", "1e22", "--json"]))
+    a = out["allocation_ci95"]
+    assert a["method"] == "bootstrap" and a["C"] == 1e22
+    for k in ("N_opt", "D_opt", "tokens_per_param"):
+        assert a[k]["lo"] < a[k]["value"] < a[k]["hi"], k
+    # the point values are the fitted law's closed form at 6 N D = C, and the loss its prediction there
+    p = out["params"]
+    G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+    n = G * (1e22 / 6) ** (p["beta"] / (p["alpha"] + p["beta"]))
+    assert a["N_opt"]["value"] == pytest.approx(n, rel=1e-9) and a["D_opt"]["value"] == pytest.approx(1e22 / (6 * n))
+    d = 1e22 / (6 * n)
+    assert a["loss"] == pytest.approx(p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"], rel=1e-9)
+    plain = json.loads(_run([str(table), "--target-compute", "1e22", "--json"]))["allocation_ci95"]
+    assert plain["method"] is None and plain["N_opt"]["lo"] is None
+    assert plain["N_opt"]["value"] == pytest.approx(n, rel=1e-6)
+    assert "compute-optimal at C = 1e+22 (6ND; 95% bootstrap): N_opt" in _run([str(table), "--bootstrap", "20",
+                                                                              "--target-compute", "1e22"])
+
+
+def test_target_compute_on_a_law_without_an_allocation_is_an_error(table):
+    r = CliRunner().invoke(app, ["fit", "power", str(table), "--x", "N", "--y", "loss", "--target-compute", "1e22"])
+    assert r.exit_code != 0  # the FitError reaches `scaling`'s main, which prints it as one `error:` line
+    assert str(r.exception) == ("--target-compute gives the compute-optimal allocation; the power law has none "
+                                "(laws with one: chinchilla, kaplan)")
+
+
 def test_cluster_bootstrap_fix_tie_weight_and_manifest(table, tmp_path):
     save = tmp_path / "fit.json"
     out = json.loads(_run([str(table), "--bootstrap", "40", "--cluster", "run_id", "--fix", "E=1.7", "--tie",
