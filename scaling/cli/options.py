@@ -15,7 +15,7 @@ Y = Annotated[str, typer.Option("--y", help="Target column.")]
 Where = Annotated[Optional[str], typer.Option(help="Row filter, a pandas query, e.g. 'data_bytes > 5e6'.")]
 Derive = Annotated[Optional[list[str]], typer.Option(
     "--derive", help="New column before filtering, e.g. 'params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)'.")]
-Loss = Annotated[str, typer.Option(help="huber or mse.")]
+Loss = Annotated[str, typer.Option(help="Objective: huber, mse, mae, or asymmetric (Huber that weighs over-predictions more).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")]
 Seed = Annotated[int, typer.Option(help="Bootstrap seed.")]
 

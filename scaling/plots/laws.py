@@ -56,6 +56,11 @@ def _series(law: "Law", df: pd.DataFrame, ax_x: str, max_series: int) -> list[tu
     distinct = np.unique(v)
     if len(distinct) <= max_series:
         groups = [(val, v == val) for val in distinct]
+    elif len(distinct) <= 4 * max_series:
+        # a few more levels than curves (a ladder of budgets): curves at levels spread by rank, each
+        # through its own points; a curve at a bin's mean would pass between two levels' points
+        pick = np.unique(np.round(np.linspace(0, len(distinct) - 1, max_series)).astype(int))
+        groups = [(distinct[k], v == distinct[k]) for k in pick]
     else:
         edges = np.quantile(np.log(v), np.linspace(0, 1, max_series + 1))
         idx = np.clip(np.searchsorted(edges, np.log(v), side="right") - 1, 0, max_series - 1)
@@ -65,7 +70,8 @@ def _series(law: "Law", df: pd.DataFrame, ax_x: str, max_series: int) -> list[tu
         fixed = {other: val}
         for c in others[1:]:  # any further inputs: their median within the series
             fixed[c] = float(np.median(df.loc[m, c]))
-        out.append((f"{other} ≈ {val:.3g}", fixed, m))
+        same = bool(np.all(v[m] == val))  # one level of the input, not a bin of several
+        out.append((f"{other} {'=' if same else '≈'} {val:.3g}", fixed, m))
     return out
 
 
@@ -117,6 +123,9 @@ def plot_fit(
             band = law.predict_interval(frame, level=level)
             ax.fill_between(grid, band["lo"], band["hi"], color=color, alpha=0.18, lw=0)
         ax.scatter(x_all[m & ~held], y_all[m & ~held], color=color, s=18, zorder=3)
+    rest = ~np.logical_or.reduce([m for _, _, m in series]) & ~held
+    if rest.any():
+        ax.scatter(x_all[rest], y_all[rest], color="0.7", s=12, zorder=2, label="other levels (no curve)")
     if held.any():
         ax.scatter(x_all[held], y_all[held], facecolors="none", edgecolors="red", s=60, lw=1.5, zorder=4, label="held out")
     ax.plot([], [], "k--", lw=1.2, label="extrapolation")

@@ -83,6 +83,27 @@ def test_plot_fit_two_inputs_and_isoloss(power_fit):
         plot_isoloss(power_fit[0], power_fit[1])
 
 
+def test_a_ladder_of_more_levels_than_curves_gets_curves_through_its_own_points():
+    # 9 token budgets, 6 curves: each curve is drawn at one budget and goes through that budget's
+    # points (exact, no noise); the other budgets' points are grey, none is hidden
+    law = chinchilla()
+    D = np.geomspace(1e9, 2.56e11, 9)
+    df = pd.DataFrame({"N": np.tile(np.geomspace(1e7, 1e9, 5), 9), "D": np.repeat(D, 5)})
+    df["loss"] = law.predict(df)
+    ax = plot_fit(law, df, ax_x="N").axes[0]
+    curves = [l for l in ax.lines if len(l.get_xdata()) and l.get_linestyle() == "-"]
+    assert len(curves) == 6
+    labels = [l.get_label() for l in curves]
+    assert labels[0] == f"D = {D[0]:.3g}" and labels[-1] == f"D = {D[-1]:.3g}"  # both ends of the ladder
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    coloured, grey = points[:6], points[6]
+    assert grey.get_label() == "other levels (no curve)" and len(grey.get_offsets()) == 3 * 5
+    for line, dots in zip(curves, coloured):
+        xy = np.asarray(dots.get_offsets())
+        np.testing.assert_allclose(np.interp(np.log(xy[:, 0]), np.log(line.get_xdata()), line.get_ydata()),
+                                   xy[:, 1], rtol=1e-3)
+
+
 def test_plot_frontier():
     rows = []
     for i, n in enumerate(np.logspace(7, 9, 7)):
