@@ -38,6 +38,9 @@ Holdout = Annotated[Optional[str], typer.Option(help="Held-out split, e.g. 'larg
 BootMethod = Annotated[Optional[str], typer.Option(
     help="Bootstrap: pairs (resample points; the default), residual (few points) or parametric (Gaussian noise of --noise; the default when --noise is given).")]
 GroupBy = Annotated[Optional[str], typer.Option("--by", help="Fit one law per value of this column.")]
+BestOver = Annotated[Optional[list[str]], typer.Option(
+    "--best-over", help="Tuning column (repeatable, e.g. train.lr): at each value of the inputs keep only the rows of "
+                        "its best value (lowest mean y over replicates such as seeds).")]
 # Uncertainty, sensitivity, weights, fixed and tied parameters (scaling.laws.profile/sensitivity/manifest).
 CI = Annotated[str, typer.Option("--ci", help="Intervals in ci95: bootstrap (with --bootstrap N) or profile.")]
 Cluster = Annotated[Optional[str], typer.Option(help="Bootstrap whole clusters of rows (e.g. run_id).")]
@@ -84,6 +87,16 @@ def _check_allocation(law: str, target: float) -> None:
                        f"(laws with one: {have})")
     if not target > 0:
         raise FitError(f"--target-compute must be > 0 FLOPs, got {target:g}")
+
+
+def _best_rows(df, x: list[str], y: str, over: list[str] | None):
+    """--best-over: the rows of the best tuning choice at each input value, and what was chosen."""
+    if not over:
+        return df, None
+    from scaling.laws.cli_support import keep_best
+
+    kept, choices = keep_best(df, list(x), y, list(over))
+    return kept, {"columns": list(over), "n_kept": len(kept), "n_dropped": len(df) - len(kept), "choices": choices}
 
 
 def _uncertainty(model, ci, target, res: dict) -> None:
@@ -142,6 +155,7 @@ def fit(
     save: Annotated[Optional[Path], typer.Option(help="Write the fitted law as JSON here (and its manifest beside).")] = None,
     ci: CI = "bootstrap", cluster: Cluster = None, weight: Weight = None, fix: Fix = None, tie: Tie = None,
     asymmetry: Asym = 10.0, sensitivity: Sens = False, target_compute: Target = None, option: LawOption = None,
+    best_over: BestOver = None,
 ) -> None:
     """Fit LAW to DATA: parameters with 95% intervals, objective, convergence, held-out error.
 
@@ -154,7 +168,7 @@ def fit(
     bootstrap_method = _bootstrap_method(bootstrap_method, noise, bootstrap)
     options = _fit_options(law, fix, tie, asymmetry, option)
     # a plain CSV fit loads no pandas
-    df = load_table(data, where, derive, frame=bool(sensitivity or by or noise == "seeds"))
+    df = load_table(data, where, derive, frame=bool(sensitivity or by or noise == "seeds" or best_over))
     if ci not in ("bootstrap", "profile"):
         from scaling.errors import FitError
 
@@ -162,6 +176,7 @@ def fit(
     if target_compute is not None and not sensitivity:
         _check_allocation(law, target_compute)
     if sensitivity:
+        df = _best_rows(df, x, y, best_over)[0]
         return _sensitivity(get_law(law, loss=loss, delta=parse_delta(str(delta)), init=init, seed=seed, **options), df, x, y,
                             target_compute, weight, as_json)
     dropped = []
@@ -171,11 +186,14 @@ def fit(
     results = {}
     for key, part in groups:
         try:
+            part, best = _best_rows(part, x, y, best_over)
             model, (sigma, source) = _fit_one(law, part, x, y, loss, delta, init, holdout, bootstrap, seed,
                                               bootstrap_method, weight, cluster, noise, **options)
             res = {**fit_result_json(model), **_fit_quality(model)}
             if source:
                 res["noise"], res["noise_source"] = sigma, source
+            if best:
+                res["best_over"] = best
             _uncertainty(model, ci, target_compute, res)
         except ScalingError as e:
             if key is not None:  # which group: e.g. "too few points" in one of many
@@ -187,7 +205,8 @@ def fit(
 
             path = save if key is None else save.with_name(f"{save.stem}-{key}{save.suffix}")
             model.save(path)
-            write_manifest(model, manifest_path(path), dropped=dropped, source=str(data),
+            rules = dropped + ([{"rule": f"--best-over {', '.join(best_over)}", "n": best["n_dropped"]}] if best else [])
+            write_manifest(model, manifest_path(path), dropped=rules, source=str(data),
                            counting={"x": list(x), "y": y, "C": "6ND (allocation)"})
     if as_json:
         out = results[None][1] if by is None else {"law": law, "by": by, "fits": {str(k): r for k, (_, r) in results.items()}}
@@ -244,6 +263,7 @@ def plot(
     out: Annotated[Path, typer.Option(help="Prediction plot (PNG, SVG or PDF); the residual plot goes beside it.")] = Path("fit.png"),
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     weight: Weight = None, fix: Fix = None, tie: Tie = None, asymmetry: Asym = 10.0, option: LawOption = None,
+    best_over: BestOver = None,
 ) -> None:
     """Plot the fit `scaling fit` reports for the same flags, with its residuals.
 
@@ -256,7 +276,7 @@ def plot(
     noise = parse_noise(noise)
     bootstrap_method = _bootstrap_method(bootstrap_method, noise, bootstrap)
     options = _fit_options(law, fix, tie, asymmetry, option)
-    df = load_table(data, where, derive)
+    df, _ = _best_rows(load_table(data, where, derive), x, y, best_over)
     from scaling.store import atomic_open
 
     model, _ = _fit_one(law, df, x, y, loss, delta, init, holdout, bootstrap, seed, bootstrap_method, weight,

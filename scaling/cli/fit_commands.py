@@ -228,6 +228,13 @@ def print_fit(res: dict, title: str) -> None:
         console.print(f"  intervals: parametric bootstrap at noise {res['noise']:.4g} per run ({res['noise_source']})")
     if res.get("constants"):
         console.print("  fixed constants: " + ", ".join(f"{k} = {v:.6g}" for k, v in res["constants"].items()))
+    b = res.get("best_over")
+    if b:
+        picks = [", ".join(f"{k}={v}" for k, v in c["choice"].items()) for c in b["choices"]]
+        chosen = (f"{picks[0]} at every input value" if len(set(picks)) == 1 else "; ".join(
+            ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["x"].items()) + f": {p}"
+            for c, p in zip(b["choices"], picks)))
+        console.print(f"  best over {', '.join(b['columns'])} ({b['n_kept']} rows kept, {b['n_dropped']} dropped): {chosen}")
     a = res.get("allocation_ci95")
     if a:
         iv = lambda v: "" if v["lo"] is None else f" [{v['lo']:.3g}, {v['hi']:.3g}]"  # noqa: E731

@@ -12,7 +12,7 @@ STUDY_FOLDER = "Study folder (default: <study>/ beside the spec, e.g. runs/demo/
 Data = Annotated[Path, typer.Argument(help="Parquet or CSV/TSV file, or a study folder (its runs.parquet).")]
 X = Annotated[list[str], typer.Option("--x", help="Input column(s), in the law's order.")]
 Y = Annotated[str, typer.Option("--y", help="Target column.")]
-Where = Annotated[Optional[str], typer.Option(help="Row filter, a pandas query, e.g. 'data_bytes > 5e6'.")]
+Where = Annotated[Optional[str], typer.Option(help="Row filter, an expression over columns, e.g. 'data_bytes > 5e6' (see README).")]
 Derive = Annotated[Optional[list[str]], typer.Option(
     "--derive", help="New column before filtering, e.g. 'params = 2*Layers*(4*ModelSize**2 + 2*ModelSize*FeedForward)'.")]
 Loss = Annotated[str, typer.Option(help="Objective: huber, mse, mae, or asymmetric (Huber that weighs over-predictions more).")]

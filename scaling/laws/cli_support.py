@@ -60,6 +60,38 @@ def load_table(path: str | Path, where: str | None = None, derive: list[str] | N
     return df
 
 
+def keep_best(df: "pd.DataFrame", x: list[str], y: str, over: list[str]) -> tuple["pd.DataFrame", list[dict]]:
+    """The rows of the best choice of the tuning columns `over` at each value of the inputs `x`:
+    the choice with the lowest mean `y` there (the mean pools replicates such as seeds, whose rows
+    are all kept). Returns the kept rows and one record per input value: its choice, the mean and
+    how many choices there were."""
+    import pandas as pd
+
+    bad = [c for c in over if c not in df.columns]
+    if bad:
+        raise DataError(f"--best-over column(s) {', '.join(map(repr, bad))} not in data; columns are: "
+                        f"{', '.join(map(str, df.columns))}")
+    inputs = [c for c in over if c in x]
+    if inputs:
+        raise DataError(f"--best-over {inputs[0]!r} is an input of the law (--x); name a tuning column, e.g. a "
+                        "learning rate, whose best value per input the fit should keep")
+    missing = [c for c in [*x, y] if c not in df.columns]
+    if missing:
+        raise DataError(f"column {missing[0]!r} not in data; columns are: {', '.join(map(str, df.columns))}")
+    cell = df.groupby(x + over, sort=True, dropna=False).ngroup().to_numpy()
+    means = pd.Series(df[y].to_numpy(float)).groupby(cell).mean()
+    point = df.groupby(x, sort=True, dropna=False).ngroup().to_numpy()
+    first = pd.Series(range(len(df))).groupby(cell).first()  # a row of each cell, for its values
+    cells = pd.DataFrame({"mean": means, "point": point[first.to_numpy()], "row": first.to_numpy()})
+    best = cells.loc[cells.groupby("point")["mean"].idxmin()]
+    n_choices = cells.groupby("point").size()
+    plain = lambda v: v.item() if hasattr(v, "item") else v  # noqa: E731 - numpy scalars for JSON
+    records = [{"x": {c: plain(df[c].iloc[r]) for c in x}, "choice": {c: plain(df[c].iloc[r]) for c in over},
+                "mean": float(m), "n_choices": int(n_choices[p])}
+               for m, p, r in best[["mean", "point", "row"]].itertuples(index=False)]
+    return df[pd.Series(cell).isin(best.index).to_numpy()], records
+
+
 def load_study_curves(path: str | Path, where: str | None = None, derive: list[str] | None = None,
                       eval_set: str | None = None) -> "pd.DataFrame | None":
     """The learning curves of a study folder's finished runs (those `where` keeps in its runs
