@@ -43,7 +43,11 @@ def isoflop(
 
 
 def frontier(
-    data: Data, flops: Annotated[str, typer.Option("--flops", help="Cumulative training-FLOPs column.")] = "flops",
+    data: Data,
+    flops: Annotated[Optional[str], typer.Option("--flops", help=(
+        "Cumulative training-FLOPs column: compute is then these exact FLOPs. Default: C = 6·N·D from --tokens "
+        "(the laws' convention, as the report), or the column 'flops' where there is no tokens column."))] = None,
+    tokens: Annotated[str, typer.Option("--tokens", help="Cumulative training-tokens column (for C = 6·N·D).")] = "tokens",
     y: Annotated[str, typer.Option("--y", help="Loss column.")] = "loss",
     n: Annotated[str, typer.Option("--n", help="Parameter-count column (one value per run).")] = "n_params",
     run: Annotated[str, typer.Option("--run", help="Run-id column: one loss curve per value.")] = "run_id",
@@ -61,10 +65,15 @@ def frontier(
     df = load_study_curves(data, where, derive, eval_set)
     if df is None:
         df = load_table(data, where, derive)
-    fr = ComputeFrontier(fit_loss=False).fit(df, run=run, flops=flops, loss=y, n_params=n)
+    if flops is not None:
+        compute = "flops"
+    else:
+        compute, flops = ("6ND" if tokens in df.columns or "flops" not in df.columns else "flops"), "flops"
+    fr = ComputeFrontier(fit_loss=False, compute=compute).fit(df, run=run, flops=flops, loss=y, n_params=n, tokens=tokens)
     lo, hi = fr.exponent_ci_
     ci = [float(lo), float(hi)] if np.isfinite(lo) else None
-    res = {"law": "frontier", "params": {"a": fr.exponent_, "k": fr.coef_}, "ci95": {"a": ci} if ci else {},
+    res = {"law": "frontier", "compute": f"exact FLOPs ({flops})" if compute == "flops" else f"6ND (6 x {n} x {tokens})",
+           "params": {"a": fr.exponent_, "k": fr.coef_}, "ci95": {"a": ci} if ci else {},
            "n_points": int(len(df)), "converged": True,
            "winners": [{"run": str(r.run), "n_params": float(r.n_params), "c_lo": float(r.c_lo), "c_hi": float(r.c_hi),
                         "used": bool(r.used)} for r in fr.winners_.itertuples()]}
@@ -72,7 +81,7 @@ def frontier(
         typer.echo(json.dumps(res))
         return
     console.print(f"[bold]frontier (Approach 1)[/bold]: {len(fr.winners_)} winning runs; N_opt = {fr.coef_:.4g} · C^"
-                  f"{fr.exponent_:.4f}" + (f" (95% CI {ci[0]:.4f}–{ci[1]:.4f})" if ci else ""))
+                  f"{fr.exponent_:.4f}" + (f" (95% CI {ci[0]:.4f}–{ci[1]:.4f})" if ci else "") + f"; C = {res['compute']}")
 
 
 def select(
@@ -153,7 +162,8 @@ def compare(
     budget: Annotated[Optional[str], typer.Option("--budget", help="Compute-budget column: adds Approach 2.")] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Run-id column of loss curves (a table's rows, or a study "
                                                "folder's curves): adds Approach 1.")] = None,
-    flops: Annotated[str, typer.Option("--flops", help="Cumulative-FLOPs column (with --run).")] = "flops",
+    flops: Annotated[str, typer.Option("--flops", help="Cumulative-FLOPs column (with --run; Approach 1 uses it only "
+                                                       "when the curves lack the D column, else C = 6·N·D).")] = "flops",
     target_compute: Annotated[float, typer.Option(help="Compute for tokens per parameter (approaches).")] = 1e24,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the approaches' intervals.",
                                            callback=bootstrap_count)] = 200,

@@ -55,7 +55,10 @@ def approach_agreement(df: pd.DataFrame, n: str, d: str, y: str, budget: str | N
         from scaling.laws.frontier import ComputeFrontier
 
         try:
-            fr = ComputeFrontier(fit_loss=False).fit(curves, run=run, flops=flops, loss=y, n_params=n)
+            # in C = 6 N D, like Approach 3's allocation, from the curves' D column; exact FLOPs only without one
+            six_nd = d in curves.columns
+            fr = ComputeFrontier(fit_loss=False, compute="6ND" if six_nd else "flops").fit(
+                curves, run=run, flops=flops, loss=y, n_params=n, tokens=d)
             lo, hi = fr.exponent_ci_
             n_opt = float(fr.predict_n_opt(C))
             tpp = C / (6.0 * n_opt**2)

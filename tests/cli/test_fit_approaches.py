@@ -65,6 +65,25 @@ def test_frontier_command(tmp_path):
     assert sum(w["used"] for w in res["winners"]) >= 3
 
 
+def test_frontier_compute_is_6nd_from_tokens_unless_flops_are_named_or_the_only_compute(tmp_path):
+    curves = _curves().assign(flops=lambda d: 1.2 * d.flops)  # exact FLOPs: 6ND plus attention, say
+    curves.to_csv(tmp_path / "both.csv", index=False)
+    curves.drop(columns="tokens").to_csv(tmp_path / "flops.csv", index=False)
+    fit = lambda *a: json.loads(runner.invoke(app, ["fit", "frontier", *map(str, a), "--json"]).output)  # noqa: E731
+    six, named, only = fit(tmp_path / "both.csv"), fit(tmp_path / "both.csv", "--flops", "flops"), fit(tmp_path / "flops.csv")
+    assert six["compute"] == "6ND (6 x n_params x tokens)" and named["compute"] == only["compute"] == "exact FLOPs (flops)"
+    # the same envelope on a compute axis 1.2x longer: a is unchanged and k = k_6ND · 1.2^-a
+    assert named["params"]["a"] == pytest.approx(six["params"]["a"], rel=1e-6)
+    assert named["params"]["k"] == pytest.approx(six["params"]["k"] * 1.2 ** -six["params"]["a"], rel=1e-6)
+    assert only["params"] == named["params"]
+    # compare's Approach 1 takes D from its --x column (it required a column named 'tokens')
+    curves.rename(columns={"tokens": "D", "n_params": "N"}).to_csv(tmp_path / "nd.csv", index=False)
+    r = runner.invoke(app, ["fit", "compare", str(tmp_path / "nd.csv"), "--laws", "power", "--x", "N", "--x", "D",
+                            "--y", "loss", "--run", "run_id", "--bootstrap", "0", "--json"])
+    first = [a for a in json.loads(r.stdout)["approaches"]["approaches"] if a["approach"] == 1]
+    assert first and first[0]["a"] == pytest.approx(six["params"]["a"], rel=1e-9)
+
+
 def test_frontier_of_a_study_folder_reads_its_curves(tmp_path):
     """A study folder gives its finished runs' curves on one eval set, with the runs' sizes (it gave
     runs.parquet: one final loss per run, and a 'frontier' of two runs with exponent 1)."""
