@@ -25,10 +25,12 @@ def isoflop(
     """Chinchilla Approach 2: per budget a parabola of loss in log N and in log D; N_opt = k_n C^a, D_opt = k_d C^b."""
     from scaling.laws.cli_support import fit_result_json, load_table
     from scaling.laws.isoflop import IsoFlopLaw
+    from scaling.laws.validation import mixed_series
 
     df = load_table(data, where, derive)
     law = IsoFlopLaw(n_bootstrap=bootstrap, seed=seed).fit(df, n=n, d=d, budget=budget, y=y)
     res = {**fit_result_json(law), "budgets": law.budgets_json(), "n_boot_excluded": int(law.n_boot_excluded_)}
+    res["warnings"] = [w for w in [mixed_series(df, [n, d, budget], y)] if w]
     if as_json:
         typer.echo(json.dumps(res))
         return

@@ -262,3 +262,34 @@ def _replicate_groups(df: "pd.DataFrame", by: list[str], values: "pd.Series") ->
     groups = values.groupby([df[c] for c in by])
     size = groups.transform("size")
     return groups.transform("mean"), size >= 2, int((groups.size() >= 2).sum())
+
+
+def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bool = False) -> str | None:
+    """A warning when rows with equal inputs `cols` differ in `y` by more than `ratio`: replicates
+    (seeds) differ by a few percent, so the table likely holds several series of one experiment
+    (a tuning axis, an eval set, a loss and its exp) that the fit would average. Names the
+    columns that differ between such rows, where the table has them; None when nothing is amiss.
+    `best_over`: the command has --best-over, so the warning mentions it."""
+    X = np.column_stack([np.asarray(df[c], float) for c in cols])
+    v = np.asarray(df[y], float)
+    ok = np.isfinite(X).all(1) & np.isfinite(v) & (v > 0)
+    if ok.sum() < 2:
+        return None
+    _, group = np.unique(X[ok], axis=0, return_inverse=True)
+    group = group.ravel()
+    lo = np.full(group.max() + 1, np.inf)
+    hi = np.zeros(group.max() + 1)
+    np.minimum.at(lo, group, v[ok])
+    np.maximum.at(hi, group, v[ok])
+    worst = int(np.argmax(hi / lo))
+    if hi[worst] / lo[worst] <= ratio:
+        return None
+    rows = np.flatnonzero(ok)[group == worst]
+    from scaling.schema import LABEL, RUN_ID, SEED
+
+    differ = [c for c in getattr(df, "columns", []) if c not in (*cols, y, SEED, RUN_ID, LABEL)
+              and len({str(x) for x in np.asarray(df[c], object)[rows]}) > 1]
+    which = f"; they differ in {', '.join(map(str, differ[:4]))}" if differ else ""
+    return (f"rows with the same {', '.join(cols)} differ in {y} by up to {hi[worst] / lo[worst]:.3g}x (more than "
+            f"seeds do): the table holds several series{which}; select one with --where"
+            + (" (or the best tuning choice with --best-over)" if best_over else ""))

@@ -47,3 +47,16 @@ def test_the_readme_nmt_commands_run_per_language():
         assert r.exit_code == 0, r.output
         for lang in ("deen", "ruen", "zhen"):
             assert f"Lang = {lang}" in r.output
+
+
+def test_the_readme_llama3_command_gives_the_isoflop_recipe_on_one_series():
+    (cmd,) = _readme_commands("llama3_isoflops")
+    r = runner.invoke(app, cmd + ["--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    # the plain recipe on the raw-loss points (datasets README): D_opt = 0.299 C^0.537, N_opt = 0.557 C^0.463
+    for k, v in {"b": 0.5368, "k_d": 0.2994, "a": 0.4632, "k_n": 0.5568}.items():
+        assert res["params"][k] == pytest.approx(v, rel=1e-3), k
+    assert res["warnings"] == [] and res["n_points"] == 133
+    losses = [b["loss_opt"] for b in res["budgets"]]
+    assert 0.69 < min(losses) and max(losses) < 0.93  # the raw-loss series (0.69 to 0.93), not a mean of two

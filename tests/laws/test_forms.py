@@ -116,3 +116,17 @@ def test_fixed_and_tied_parameters():
     assert np.all(law.boot_params_["alpha"] == law.boot_params_["beta"])
     with pytest.raises(FitError, match="log scale"):
         get_law("chinchilla", tied={"alpha": "E"}).fit(df, ["N", "D"], "loss")
+
+
+def test_a_table_of_several_series_is_named_with_the_columns_that_tell_them_apart():
+    from scaling.datasets import load_dataset
+    from scaling.laws.validation import mixed_series
+
+    df = load_dataset("llama3_isoflops")  # the same runs as log loss and as its exp (condition column)
+    cols = ["params", "tokens", "budget"]
+    assert mixed_series(df, cols, "loss") == (
+        "rows with the same params, tokens, budget differ in loss by up to 2.88x (more than seeds do): the table "
+        "holds several series; they differ in condition, experiment; select one with --where")
+    assert mixed_series(df[df.condition == "raw_loss"], cols, "loss") is None
+    seeds = pd.DataFrame({"N": [1.0, 1.0, 2.0, 2.0], "seed": [0, 1, 0, 1], "loss": [3.0, 3.1, 2.5, 2.45]})
+    assert mixed_series(seeds, ["N"], "loss") is None  # replicates: a few percent apart
