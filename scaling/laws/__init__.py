@@ -11,7 +11,8 @@ from typing import Any
 _WHERE = {
     "FitWarning": "fitting", "Law": "base", "Param": "base",
     "BleuCELaw": "bleu", "BleuLogLaw": "bleu",
-    "ChinchillaLaw": "chinchilla",
+    "ChinchillaLaw": "chinchilla", "ComputeOptimal": "allocation",
+    "KaplanLaw": "kaplan", "KAPLAN_2020": "kaplan",
     "DCPTAdditiveLaw": "dcpt", "DCPTChinchillaLaw": "dcpt", "DCPTLaw": "dcpt", "compare_laws": "dcpt_compare",
     "loss_vs_share_curves": "dcpt_share", "optimal_domain_share": "dcpt_share",
     "EncDecLaw": "encdec",
