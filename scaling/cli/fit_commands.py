@@ -250,8 +250,9 @@ def print_fit(res: dict, title: str) -> None:
     a = res.get("allocation_ci95")
     if a:
         iv = lambda v: "" if v["lo"] is None else f" [{v['lo']:.3g}, {v['hi']:.3g}]"  # noqa: E731
-        how = {"profile": "profile", "bootstrap": "bootstrap"}.get(a.get("method"), "no interval")
-        console.print(f"  compute-optimal at C = {a['C']:.3g} (6ND; 95% {how}): N_opt {a['N_opt']['value']:.3g}"
+        how = (f"95% {a['method']} intervals" if a.get("method") else
+               "intervals with --bootstrap N or --ci profile")
+        console.print(f"  compute-optimal at C = {a['C']:.3g} (6ND; {how}): N_opt {a['N_opt']['value']:.3g}"
                       f"{iv(a['N_opt'])}, D_opt {a['D_opt']['value']:.3g}{iv(a['D_opt'])}, tokens/parameter "
                       f"{a['tokens_per_param']['value']:.3g}{iv(a['tokens_per_param'])}, loss {a['loss']:.4g}")
     h = res.get("holdout") or {}

@@ -56,7 +56,7 @@ def test_target_compute_gives_the_allocation_with_bootstrap_intervals_or_none(ta
     plain = json.loads(_run([str(table), "--target-compute", "1e22", "--json"]))["allocation_ci95"]
     assert plain["method"] is None and plain["N_opt"]["lo"] is None
     assert plain["N_opt"]["value"] == pytest.approx(n, rel=1e-6)
-    assert "compute-optimal at C = 1e+22 (6ND; 95% bootstrap): N_opt" in _run([str(table), "--bootstrap", "20",
+    assert "compute-optimal at C = 1e+22 (6ND; 95% bootstrap intervals): N_opt" in _run([str(table), "--bootstrap", "20",
                                                                               "--target-compute", "1e22"])
 
 
