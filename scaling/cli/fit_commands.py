@@ -51,7 +51,9 @@ def frontier(
         "(the laws' convention, as the report), or the column 'flops' where there is no tokens column."))] = None,
     tokens: Annotated[str, typer.Option("--tokens", help="Cumulative training-tokens column (for C = 6·N·D).")] = "tokens",
     y: Annotated[str, typer.Option("--y", help="Loss column.")] = "loss",
-    n: Annotated[str, typer.Option("--n", help="Parameter-count column (one value per run).")] = "n_params",
+    n: Annotated[Optional[str], typer.Option("--n", help=(
+        "Parameter-count column (one value per run). Default: n_params_nonemb where the data have it (a study "
+        "folder: the laws' N, as the report), else n_params."))] = None,
     run: Annotated[str, typer.Option("--run", help="Run-id column: one loss curve per value.")] = "run_id",
     where: Where = None, derive: Derive = None, as_json: AsJson = False,
     eval_set: Annotated[Optional[str], typer.Option(help="A study folder's eval set (default its first).")] = None,
@@ -60,13 +62,17 @@ def frontier(
 
     DATA is a table of curves (one row per run and evaluation) or a study folder: its finished
     runs' curves on one eval set, with the runs' columns (--where selects runs, e.g.
-    'n_params_nonemb > 5000'; --n n_params_nonemb as in the report)."""
+    'n_params_nonemb > 5000'), sized by n_params_nonemb as in the report."""
     from scaling.laws.cli_support import load_study_curves, load_table
     from scaling.laws.frontier import ComputeFrontier
 
     df = load_study_curves(data, where, derive, eval_set)
     if df is None:
         df = load_table(data, where, derive)
+    if n is None:
+        from scaling.schema import N_PARAMS, N_PARAMS_NONEMB
+
+        n = N_PARAMS_NONEMB if N_PARAMS_NONEMB in df.columns else N_PARAMS
     if flops is not None:
         compute = "flops"
     else:
@@ -74,7 +80,8 @@ def frontier(
     fr = ComputeFrontier(fit_loss=False, compute=compute).fit(df, run=run, flops=flops, loss=y, n_params=n, tokens=tokens)
     lo, hi = fr.exponent_ci_
     ci = [float(lo), float(hi)] if np.isfinite(lo) else None
-    res = {"law": "frontier", "compute": f"exact FLOPs ({flops})" if compute == "flops" else f"6ND (6 x {n} x {tokens})",
+    res = {"law": "frontier", "size": n,
+           "compute": f"exact FLOPs ({flops})" if compute == "flops" else f"6ND (6 x {n} x {tokens})",
            "params": {"a": fr.exponent_, "k": fr.coef_}, "ci95": {"a": ci} if ci else {},
            "n_points": int(len(df)), "converged": True,
            "winners": [{"run": str(r.run), "n_params": float(r.n_params), "c_lo": float(r.c_lo), "c_hi": float(r.c_hi),

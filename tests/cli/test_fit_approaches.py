@@ -113,6 +113,12 @@ def test_frontier_of_a_study_folder_reads_its_curves(tmp_path):
     assert r.exit_code == 0, (r.output, r.exception)
     first = [a for a in json.loads(r.output)["approaches"]["approaches"] if a["approach"] == 1]
     assert first and first[0]["a"] == pytest.approx(direct.exponent_, rel=1e-12)
+    # with the non-embedding count there (every study has it), that is the default size, as in the report
+    runs.assign(n_params_nonemb=runs.n_params / 2).to_parquet(study / "runs.parquet")
+    half = json.loads(runner.invoke(app, ["fit", "frontier", str(study), "--json"]).output)
+    assert half["size"] == "n_params_nonemb" and half["params"]["a"] == pytest.approx(res["params"]["a"], rel=1e-9)
+    # N and C = 6 N D both halve: N_opt = k C^a gives k' = k 2^(a - 1)
+    assert half["params"]["k"] == pytest.approx(res["params"]["k"] * 2 ** (res["params"]["a"] - 1), rel=1e-9)
     r = runner.invoke(app, ["fit", "frontier", str(study), "--eval-set", "nope"])
     assert "no curves on eval set 'nope'; its eval sets are: valid, other" in str(r.exception)
     r = runner.invoke(app, ["fit", "frontier", str(study / "runs.parquet")])
