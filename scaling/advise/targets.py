@@ -115,18 +115,13 @@ def target_function(law: Law, target: str, at: float, options: TargetOptions | N
 def _allocation(law: Law, target: str, at: float) -> Callable[[np.ndarray], np.ndarray]:
     """N_opt, D_opt / N_opt or the loss there, at compute `at` = 6 N D, of each draw."""
     def f(theta: np.ndarray) -> np.ndarray:
-        n, d = law._allocation_from(dict(zip(law.param_names, law.to_natural(theta).T)), np.full(len(theta), at))
+        p = dict(zip(law.param_names, law.to_natural(theta).T))
+        n, d = law._allocation_from(p, np.full(len(theta), at))
         if target == "n_opt":
             return n
         if target == "tokens_per_param":
             return d / n
-        # each draw at its own optimum: pred pairs every draw with every point, so take the
-        # diagonal of blocks (O(R · block), not O(R²))
-        F = torch.as_tensor(law.features(np.column_stack([n, d])), dtype=torch.float64)
-        th = torch.as_tensor(theta, dtype=torch.float64)
-        with torch.no_grad():
-            return np.concatenate([law.pred(th[i:i + 256], F[i:i + 256]).diagonal().numpy()
-                                   for i in range(0, len(th), 256)])
+        return law._loss_from(p, n, d)  # each draw at its own optimum
     return f
 
 

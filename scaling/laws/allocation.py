@@ -1,7 +1,8 @@
 """Compute-optimal allocation for laws of size and data: N_opt(C), D_opt(C) under C = 6 N D.
 
 A law of (N, D) with a closed-form allocation mixes in `ComputeOptimal` and supplies three things:
-`_allocation_from(p, C)` (vectorised over parameter draws), `allocation_exponents()`, and, for
+`_allocation_from(p, C)` and `_loss_from(p, N, D)` (vectorised over parameter draws),
+`allocation_exponents()`, and, for
 profile intervals of N_opt, `nopt_inverse(lc)`: the parameter to profile over and how to solve it
 from the other parameters and a fixed log N_opt.
 """
@@ -24,6 +25,10 @@ class ComputeOptimal:
     """optimal_allocation, its bootstrap interval and `allocation_at` for a fitted law of (N, D)."""
 
     def _allocation_from(self, p: Mapping[str, np.ndarray], C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _loss_from(self, p: Mapping[str, np.ndarray], n: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """The law's loss at (n, d), vectorised over parameter draws (advise evaluates thousands)."""
         raise NotImplementedError
 
     def allocation_exponents(self) -> dict[str, float]:

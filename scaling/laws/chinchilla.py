@@ -130,6 +130,9 @@ class ChinchillaLaw(ComputeOptimal, Law):
     def _allocation_from(self, p, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], C)
 
+    def _loss_from(self, p, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+
     def nopt_inverse(self, lc: float) -> tuple[int, "Solver"]:
         """Profile over log B: N_opt = G (C/6)^a, G = (alpha A / (beta B))^(1/(alpha+beta)),
         a = beta/(alpha+beta), so log B = log alpha + log A - log beta - (alpha+beta) log N_opt + beta lc."""

@@ -69,6 +69,9 @@ class KaplanLaw(ComputeOptimal, Law):
         n_opt = np.exp(ln)
         return n_opt, C / (6.0 * n_opt)
 
+    def _loss_from(self, p, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / d) ** p["alpha_D"]
+
     def allocation_exponents(self) -> dict[str, float]:
         """a, b with N_opt ∝ C^a, D_opt ∝ C^b."""
         self._check_fitted()
