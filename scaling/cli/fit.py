@@ -196,7 +196,8 @@ def fit(
             if best:
                 res["best_over"] = best
             _uncertainty(model, ci, target_compute, res)
-            res["warnings"] += [w for w in [mixed_series(part, list(x), y, best_over=True)] if w]
+            inputs = list(x) + [c for c in model.extra_columns if c in part.columns and c not in x]
+            res["warnings"] += [w for w in [mixed_series(part, inputs, y, best_over=True)] if w]
         except ScalingError as e:
             if key is not None:  # which group: e.g. "too few points" in one of many
                 e.args = (f"[{by} = {key}, {len(part)} rows] {e}",)

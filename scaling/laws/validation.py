@@ -270,7 +270,9 @@ def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bo
     (a tuning axis, an eval set, a loss and its exp) that the fit would average. Names the
     columns that differ between such rows, where the table has them; None when nothing is amiss.
     `best_over`: the command has --best-over, so the warning mentions it."""
-    X = np.column_stack([np.asarray(df[c], float) for c in cols])
+    # inputs that are labels (a law's extra columns, e.g. dcpt_cross's domain) group by their codes
+    X = np.column_stack([np.asarray(df[c], float) if _numeric(df[c]) else
+                         np.unique(np.asarray(df[c], str), return_inverse=True)[1].ravel().astype(float) for c in cols])
     v = np.asarray(df[y], float)
     ok = np.isfinite(X).all(1) & np.isfinite(v) & (v > 0)
     if ok.sum() < 2:
@@ -293,3 +295,7 @@ def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bo
     return (f"rows with the same {', '.join(cols)} differ in {y} by up to {hi[worst] / lo[worst]:.3g}x (more than "
             f"seeds do): the table holds several series{which}; select one with --where"
             + (" (or the best tuning choice with --best-over)" if best_over else ""))
+
+
+def _numeric(values) -> bool:
+    return np.asarray(values).dtype.kind in "biuf"
