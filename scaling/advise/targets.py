@@ -24,13 +24,21 @@ import numpy as np
 import torch
 
 from scaling.errors import FitError
+from scaling.laws.allocation import ComputeOptimal
 from scaling.laws.base import Law
 
 TARGETS = ("loss", "n_opt", "tokens_per_param", "encoder_share", "domain_share", "compute_multiplier")
-# Laws of (N, D) with a compute-optimal allocation (scaling.laws.allocation.ComputeOptimal)
-ALLOCATING = ("chinchilla", "kaplan")
-LAWS_OF = {"n_opt": ALLOCATING, "tokens_per_param": ALLOCATING, "encoder_share": ("encdec",),
-           "domain_share": ("dcpt", "dcpt_additive", "dcpt_chinchilla"), "compute_multiplier": ("select",)}
+# Defined for every law with a compute-optimal allocation (scaling.laws.allocation.allocating_laws)
+ALLOCATION_TARGETS = ("n_opt", "tokens_per_param")
+LAWS_OF = {"encoder_share": ("encdec",), "domain_share": ("dcpt", "dcpt_additive", "dcpt_chinchilla"),
+           "compute_multiplier": ("select",)}
+
+
+def _laws_of() -> dict[str, tuple[str, ...]]:
+    """The laws that define each target other than loss."""
+    from scaling.laws.allocation import allocating_laws
+
+    return {**{t: allocating_laws() for t in ALLOCATION_TARGETS}, **LAWS_OF}
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,13 @@ def check_target_name(target: str, law: str | None = None) -> None:
 
 
 def _check_law(target: str, law: str, n_inputs: int) -> None:
-    laws = LAWS_OF.get(target) or (f"{', '.join(ALLOCATING)} and one-input",)
-    loss_too = n_inputs == 1 or law in ALLOCATING
+    laws_of = _laws_of()
+    allocating = laws_of[ALLOCATION_TARGETS[0]]
+    laws = laws_of.get(target) or (f"{', '.join(allocating)} and one-input",)
+    loss_too = n_inputs == 1 or law in allocating
     if law in laws or (target == "loss" and loss_too):
         return
-    supports = ["loss"] * loss_too + [t for t, v in LAWS_OF.items() if law in v]
+    supports = ["loss"] * loss_too + [t for t, v in laws_of.items() if law in v]
     raise FitError(f"advise target {target!r} is defined for the {' / '.join(laws)} law(s), not {law}; the {law} "
                    f"law supports {'target ' + ', '.join(map(repr, supports)) if supports else 'no advise target'}")
 
@@ -90,7 +100,7 @@ def target_function(law: Law, target: str, at: float, options: TargetOptions | N
     """theta [R, P] (the law's, then the partner's, in optimiser space) -> target value [R]."""
     opts = options or TargetOptions()
     _check(law, target, at, opts, partner)
-    if law.name in ALLOCATING:
+    if isinstance(law, ComputeOptimal):
         return _allocation(law, target, at)
     if target == "encoder_share":
         j_e, j_d = law.param_names.index("pe"), law.param_names.index("pd")

@@ -78,13 +78,12 @@ def _fit_options(law: str, fix, tie, asymmetry: float, option) -> dict:
 def _check_allocation(law: str, target: float) -> None:
     """--target-compute asks for N_opt: only laws with a compute-optimal allocation have one."""
     from scaling.errors import FitError
-    from scaling.laws.allocation import ComputeOptimal
-    from scaling.laws.registry import available_laws, law_class
+    from scaling.laws.allocation import ComputeOptimal, allocating_laws
+    from scaling.laws.registry import law_class
 
-    if not issubclass(law_class(law), ComputeOptimal):
-        have = ", ".join(n for n in available_laws() if issubclass(law_class(n), ComputeOptimal))
+    if not issubclass(law_class(law), ComputeOptimal):  # allocating_laws() imports every law: only to say which
         raise FitError(f"--target-compute gives the compute-optimal allocation; the {law} law has none "
-                       f"(laws with one: {have})")
+                       f"(laws with one: {', '.join(allocating_laws())})")
     if not target > 0:
         raise FitError(f"--target-compute must be > 0 FLOPs, got {target:g}")
 

@@ -69,19 +69,18 @@ def frontier(
     df = load_study_curves(data, where, derive, eval_set)
     if df is None:
         df = load_table(data, where, derive)
-    if n is None:
-        from scaling.schema import N_PARAMS, N_PARAMS_NONEMB
+    from scaling.schema import COMPUTE_CONVENTION, FLOPS, N_PARAMS, N_PARAMS_NONEMB
 
+    if n is None:
         n = N_PARAMS_NONEMB if N_PARAMS_NONEMB in df.columns else N_PARAMS
-    if flops is not None:
-        compute = "flops"
-    else:
-        compute, flops = ("6ND" if tokens in df.columns or "flops" not in df.columns else "flops"), "flops"
+    # exact FLOPs when named, or when they are the only compute the table has; else 6 N D
+    exact = flops is not None or (tokens not in df.columns and FLOPS in df.columns)
+    compute, flops = ("flops" if exact else COMPUTE_CONVENTION), flops or FLOPS
     fr = ComputeFrontier(fit_loss=False, compute=compute).fit(df, run=run, flops=flops, loss=y, n_params=n, tokens=tokens)
     lo, hi = fr.exponent_ci_
     ci = [float(lo), float(hi)] if np.isfinite(lo) else None
     res = {"law": "frontier", "size": n,
-           "compute": f"exact FLOPs ({flops})" if compute == "flops" else f"6ND (6 x {n} x {tokens})",
+           "compute": f"exact FLOPs ({flops})" if exact else f"6ND (6 x {n} x {tokens})",
            "params": {"a": fr.exponent_, "k": fr.coef_}, "ci95": {"a": ci} if ci else {},
            "n_points": int(len(df)), "converged": True,
            "winners": [{"run": str(r.run), "n_params": float(r.n_params), "c_lo": float(r.c_lo), "c_hi": float(r.c_hi),

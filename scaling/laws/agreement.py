@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import FitError, ScalingError
+from scaling.schema import COMPUTE_CONVENTION
 
 Q = (0.025, 0.975)
 
@@ -56,8 +57,7 @@ def approach_agreement(df: pd.DataFrame, n: str, d: str, y: str, budget: str | N
 
         try:
             # in C = 6 N D, like Approach 3's allocation, from the curves' D column; exact FLOPs only without one
-            six_nd = d in curves.columns
-            fr = ComputeFrontier(fit_loss=False, compute="6ND" if six_nd else "flops").fit(
+            fr = ComputeFrontier(fit_loss=False, compute=COMPUTE_CONVENTION if d in curves.columns else "flops").fit(
                 curves, run=run, flops=flops, loss=y, n_params=n, tokens=d)
             lo, hi = fr.exponent_ci_
             n_opt = float(fr.predict_n_opt(C))

@@ -93,3 +93,10 @@ class ComputeOptimal:
         out["loss"] = float(self.predict(np.array([[n, d]]))[0])
         out["method"] = ci
         return out
+
+
+def allocating_laws() -> tuple[str, ...]:
+    """The registered laws with a compute-optimal allocation (this mixin), by name."""
+    from scaling.laws.registry import available_laws, law_class
+
+    return tuple(n for n in available_laws() if issubclass(law_class(n), ComputeOptimal))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from scaling.errors import DataError
 from scaling.laws.base import Law
+from scaling.laws.validation import check_columns
 from scaling.tables import Columns, read_columns, read_table
 
 if TYPE_CHECKING:
@@ -75,9 +76,7 @@ def keep_best(df: "pd.DataFrame", x: list[str], y: str, over: list[str]) -> tupl
     if inputs:
         raise DataError(f"--best-over {inputs[0]!r} is an input of the law (--x); name a tuning column, e.g. a "
                         "learning rate, whose best value per input the fit should keep")
-    missing = [c for c in [*x, y] if c not in df.columns]
-    if missing:
-        raise DataError(f"column {missing[0]!r} not in data; columns are: {', '.join(map(str, df.columns))}")
+    check_columns(df, [*x, y], "--best-over")
     cell = df.groupby(x + over, sort=True, dropna=False).ngroup().to_numpy()
     means = pd.Series(df[y].to_numpy(float)).groupby(cell).mean()
     point = df.groupby(x, sort=True, dropna=False).ngroup().to_numpy()

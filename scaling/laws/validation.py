@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scaling.errors import DataError, FitError
+from scaling.schema import LABEL, RUN_ID, SEED
 
 if TYPE_CHECKING:  # a table is a pandas DataFrame or scaling.tables.Columns (a CSV read without pandas)
     import pandas as pd
@@ -287,8 +288,6 @@ def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bo
     if hi[worst] / lo[worst] <= ratio:
         return None
     rows = np.flatnonzero(ok)[group == worst]
-    from scaling.schema import LABEL, RUN_ID, SEED
-
     differ = [c for c in getattr(df, "columns", []) if c not in (*cols, y, SEED, RUN_ID, LABEL)
               and len({str(x) for x in np.asarray(df[c], object)[rows]}) > 1]
     which = f"; they differ in {', '.join(map(str, differ[:4]))}" if differ else ""

@@ -24,6 +24,8 @@ def test_keep_best_takes_the_lowest_mean_over_seeds_and_keeps_its_rows():
         keep_best(df, ["N"], "loss", ["lr_"])
     with pytest.raises(DataError, match="--best-over 'N' is an input of the law"):
         keep_best(df, ["N"], "loss", ["N"])
+    with pytest.raises(DataError, match=r"--best-over: column\(s\) \['D'\] not found; available columns"):
+        keep_best(df, ["N", "D"], "loss", ["lr"])
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,9 @@ def test_target_compute_on_a_law_without_an_allocation_is_an_error(table):
     assert r.exit_code != 0  # the FitError reaches `scaling`'s main, which prints it as one `error:` line
     assert str(r.exception) == ("--target-compute gives the compute-optimal allocation; the power law has none "
                                 "(laws with one: chinchilla, kaplan)")
+    r = CliRunner().invoke(app, ["fit", "chinchilla", str(table), "--x", "N", "--x", "D", "--y", "loss",
+                                 "--target-compute", "0"])
+    assert str(r.exception) == "--target-compute must be > 0 FLOPs, got 0"
 
 
 def test_cluster_bootstrap_fix_tie_weight_and_manifest(table, tmp_path):
