@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,14 +95,9 @@ def _files(options: dict[str, Any]) -> DocumentStream:
 
 
 def _single_file(kind: str, options: dict[str, Any]) -> DocumentStream:
-    from scaling.data.userdata import check_parquet_column, iter_jsonl, iter_parquet
+    from scaling.data.userdata import check_parquet_column, iter_jsonl, iter_parquet, required_path
 
-    value = options["path"]
-    if not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise SpecError(f"data source `{kind}` needs option `path` (a file path), got {value!r}")
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise DataError(f"data source `{kind}`: file not found: {path}")
+    path = required_path(kind, options["path"])
     key = options["field"] if kind == "jsonl" else options["column"]
     fp = files_fingerprint([path], f"{kind}|{key}", names=[path.name])
     if kind == "jsonl":

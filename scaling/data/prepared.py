@@ -49,9 +49,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     meta_path = folder / META
     if not meta_path.is_file():
         what = "no such folder" if not folder.exists() else f"no {META} in it"
-        raise DataError(
-            f"{folder}: not a prepared corpus ({what}); make one with `scaling data prepare SOURCE --out {folder}`"
-        )
+        from scaling.data.userdata import read_from
+
+        raise DataError(f"{folder}: not a prepared corpus ({what}){read_from(folder)}; "
+                        f"make one with `scaling data prepare SOURCE --out {folder}`")
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as e:

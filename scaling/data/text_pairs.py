@@ -137,7 +137,9 @@ def read_pair_file(path: str | Path, fmt: str, src_column: str, tgt_column: str)
     """Pairs from a JSONL, TSV (with a header row) or parquet file; DataError names what is wrong."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"pair file not found: {p} (set the `path` option)")
+        from scaling.data.userdata import read_from
+
+        raise DataError(f"pair file not found: {p}{read_from(p)} (set the `path` option)")
     if fmt == "jsonl":
         rows = []
         with p.open(encoding="utf-8") as fh:

@@ -142,8 +142,10 @@ def load_tokenizer_json(path: str | os.PathLike, eos_token: str | None = None) -
     if p.is_dir() and (p / "tokenizer.json").is_file():
         p = p / "tokenizer.json"
     if not p.is_file():
+        from scaling.data.userdata import read_from
+
         raise DataError(
-            f"tokenizer file not found: {p}; give `byte`, `bpe` or the path of a tokenizer.json "
+            f"tokenizer file not found: {p}{read_from(p)}; give `byte`, `bpe` or the path of a tokenizer.json "
             f"(or of a folder holding one)"
         )
     from tokenizers import Tokenizer as HFTokenizer

@@ -82,12 +82,21 @@ def iter_files(ids: list[str], files: list[Path]) -> Iterator[tuple[str, str]]:
         yield i, p.read_bytes().decode("utf-8", errors="replace")
 
 
-def _required_path(kind: str, value: Any) -> Path:
+def read_from(path: str | os.PathLike) -> str:
+    """Where a relative path was looked for, for a not-found message: a spec's paths are read from
+    the folder scaling runs in, not the spec's folder, and the user may not expect that."""
+    if os.path.isabs(os.path.expanduser(str(path))):
+        return ""
+    return f" (relative paths are read from the current folder, {os.getcwd()})"
+
+
+def required_path(kind: str, value: Any) -> Path:
+    """The existing file named by a source's `path` option; errors name the key and where it looked."""
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise SpecError(f"data source `{kind}` needs option `path` (a file path), got {value!r}")
     path = Path(value).expanduser()
     if not path.is_file():
-        raise DataError(f"data source `{kind}`: file not found: {path}")
+        raise DataError(f"data source `{kind}`: file not found: {path}{read_from(path)}")
     return path
 
 
@@ -103,12 +112,12 @@ def expand_paths(paths: Any) -> list[Path]:
         if glob.has_magic(pattern):
             matches = [Path(m) for m in glob.glob(pattern, recursive=True) if os.path.isfile(m)]
             if not matches:
-                raise DataError(f"data source `files`: no files match {pattern!r}")
+                raise DataError(f"data source `files`: no files match {pattern!r}{read_from(pattern)}")
             found.update(matches)
         elif os.path.isfile(pattern):
             found.add(Path(pattern))
         else:
-            raise DataError(f"data source `files`: file not found: {pattern}")
+            raise DataError(f"data source `files`: file not found: {pattern}{read_from(pattern)}")
     return sorted(found)
 
 
@@ -138,7 +147,7 @@ class JsonlSource(TextSource):
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> JsonlSource:
-        path, field = _required_path("jsonl", options["path"]), options["field"]
+        path, field = required_path("jsonl", options["path"]), options["field"]
 
         def load() -> Documents:
             return list(iter_jsonl(path, field))
@@ -155,7 +164,7 @@ class ParquetSource(TextSource):
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, tokenizer: Any = "byte", seed: int = 0) -> ParquetSource:
-        path, column = _required_path("parquet", options["path"]), options["column"]
+        path, column = required_path("parquet", options["path"]), options["column"]
         check_parquet_column(path, column)
 
         def load() -> Documents:

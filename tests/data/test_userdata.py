@@ -1,6 +1,8 @@
 """User data loaders (files, jsonl, parquet) with temporary files, and their error messages."""
 
 import json
+import os
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -85,6 +87,20 @@ def test_missing_files_and_options(tmp_path):
         build_source("files", {})
     with pytest.raises(SpecError, match="unknown option.*`column`"):
         build_source("jsonl", {"path": "x", "column": "text"})
+
+
+def test_a_missing_relative_path_says_it_was_read_from_the_current_folder(tmp_path, monkeypatch):
+    # a spec's paths are not read from the spec's folder: say where they were looked for
+    monkeypatch.chdir(tmp_path)
+    where = re.escape(f"(relative paths are read from the current folder, {os.getcwd()})")
+    with pytest.raises(DataError, match=f"file not found: data/nope.jsonl {where}$"):
+        build_source("jsonl", {"path": "data/nope.jsonl"})
+    with pytest.raises(DataError, match=f"no files match 'texts/\\*.md' {where}$"):
+        build_source("files", {"paths": "texts/*.md"})
+    with pytest.raises(DataError, match=f"^data/bpe: not a prepared corpus \\(no such folder\\) {where}; make one"):
+        build_source("prepared", {"path": "data/bpe"})
+    with pytest.raises(DataError, match="file not found: /no/such.jsonl$"):  # absolute: nothing to add
+        build_source("jsonl", {"path": "/no/such.jsonl"})
 
 
 def test_too_little_data(tmp_path):
