@@ -60,20 +60,37 @@ def eval_set_columns(runs: pd.DataFrame) -> list[tuple[str, str | None]]:
     return out
 
 
+MIN_SIZES = 4  # L_inf + (N0/N)^alpha has 3 parameters: one more size to have a residual
+
+
 def size_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = SIZE) -> list[LawFit]:
     """L(N) = L_inf + (N0/N)^alpha per eval set and per token budget (and value of every other
-    axis), over the finished runs: seeds averaged, tuning axes at their per-size best."""
+    axis), over the finished runs: seeds averaged, tuning axes at their per-size best. Groups of
+    fewer than MIN_SIZES sizes are left out (`unfitted_sizes` says which)."""
     fits = []
     for loss_col, bayes_col in eval_set_columns(runs):
         name = loss_col[len("loss_"):]
         for g in size_groups(runs, loss_col, x, keep=(bayes_col,) if bayes_col else ()):
-            if len(g.data) < 4:
+            if len(g.data) < MIN_SIZES:
                 continue
             law = fit_with_holdout("power", g.data, [x], loss_col, opts)
             bayes = float(g.data[bayes_col].mean()) if bayes_col else None
             title = f"L(N) on {name}" + (f" at {g.label}" if g.label else "")
             fits.append(LawFit(title, law, g.data, opts.holdout, bayes, g.notes, g.budget, name))
     return fits
+
+
+def unfitted_sizes(runs: pd.DataFrame, x: str = SIZE) -> list[str]:
+    """Why `size_fits` left a group out, one line per group, so the report does not go silent."""
+    lines = []
+    for loss_col, _ in eval_set_columns(runs):
+        for g in size_groups(runs, loss_col, x):
+            if len(g.data) < MIN_SIZES:
+                at = f" at {g.label}" if g.label else ""
+                lines.append(f"L(N) on {loss_col[len('loss_'):]}{at}: {len(g.data)} finished size(s); "
+                             f"L_inf + (N0/N)^alpha has 3 parameters and needs at least {MIN_SIZES} sizes "
+                             f"(add shapes to [model] shapes, or wait for the unfinished runs)")
+    return lines
 
 
 def budget_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = SIZE) -> list[LawFit]:
@@ -148,6 +165,9 @@ def sensitivity_table(law, fit: LawFit, target: float) -> Table:
 
 def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
     sections = [law_section(f) for f in size_fits(runs, opts)]
+    unfitted = unfitted_sizes(runs)
+    if unfitted:
+        sections.append(Section("Laws not fitted", warnings=unfitted))
     chinchilla = budget_fits(runs, opts)
     sections += [chinchilla_section(f, runs) for f in chinchilla]
     if chinchilla:  # Approaches 1-3 side by side where the study varies the token budget
@@ -161,8 +181,9 @@ def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Re
                                         n_bootstrap=opts.bootstrap, seed=opts.seed, law_options=opts.fit_options())
     curves = store.curves()
     if not curves.empty:
+        bayes = any(b for _, b in eval_set_columns(runs))
         sections.append(Section("Learning curves", figures=[
-            ("Eval loss against training tokens for every run (log-log); dotted: exact Bayes loss",
+            ("Eval loss against training tokens for every run (log-log)" + "; dotted: exact Bayes loss" * bayes,
              plot_curves(curves, runs))]))
         sections.extend(frontier_sections(curves, runs, opts))
     return sections
@@ -175,8 +196,9 @@ def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame, opts: ReportOpti
     from scaling.plots import plot_frontier
 
     done = runs[runs.status == "done"]
-    if done[SIZE].nunique() < 4:
-        return []
+    if done[SIZE].nunique() < MIN_SIZES:
+        why = f"not fitted: {done[SIZE].nunique()} finished size(s); N_opt ∝ C^a needs at least {MIN_SIZES}"
+        return [Section("Compute-efficient frontier", warnings=[why])] if len(done) else []
     first = curves[(curves.eval_set == curves.eval_set.iloc[0]) & (curves.tokens > 0)
                    & curves.run_id.isin(done.run_id)].copy()
     sizes = done.set_index("run_id")[SIZE]
@@ -187,7 +209,7 @@ def frontier_sections(curves: pd.DataFrame, runs: pd.DataFrame, opts: ReportOpti
     except ScalingError as e:
         return [Section(title, text=f"Not available: {e}", warnings=[f"frontier not fitted: {e}"])]
     lo, hi = getattr(frontier, "exponent_ci_", (math.nan, math.nan))
-    text = (f"The envelope of loss against training compute across sizes ; along it the "
+    text = (f"The envelope of loss against training compute across sizes; along it the "
             f"compute-optimal non-embedding size grows as N_opt ∝ C^{frontier.exponent_:.3f} (95% CI "
             f"{lo:.3f}–{hi:.3f}). With one token budget per size the frontier is read off the learning curves. "
             f"Compute: {describe_compute(frontier.compute_convention)}.")

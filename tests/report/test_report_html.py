@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_stores import (BEST_LR, cpt_runs, cpt_spec, curves_for, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
+from synthetic_stores import (BEST_LR, SIZES, cpt_runs, cpt_spec, curves_for, decoder_runs, decoder_spec, encdec_runs, encdec_spec,
                       write_store)
 
 import scaling.report.encdec as encdec_report
@@ -272,3 +272,27 @@ def test_every_fit_of_the_report_takes_the_huber_delta_it_is_given(tmp_path, mon
     for law, data in auto:  # the delta a fit with delta="auto" of the same table finds
         by_hand = get_law(law.name, delta="auto").fit(data, x=list(law.x_), y=law.y_)
         assert law.delta_ == pytest.approx(by_hand.delta_, rel=1e-9) and law.delta_ != 1e-3
+
+
+def test_a_study_of_too_few_sizes_says_why_no_law_was_fitted(tmp_path):
+    # before, the summary said "no law could be fitted (see the sections below)" and no section said why
+    runs = decoder_runs(sizes=SIZES[:3], budgets=[1e6], lrs=[BEST_LR]).drop(columns=["bayes_valid", "bayes_loss"])
+    store = write_store(tmp_path / "d", runs, curves_for(runs))
+    sections = build_report(decoder_spec(), store, tmp_path / "index.html", OPTS)
+    by_title = {s.title: s for s in sections}
+    assert by_title["Laws not fitted"].warnings == [
+        "L(N) on valid at D = 1.0M tokens per run: 3 finished size(s); L_inf + (N0/N)^alpha has 3 parameters and "
+        "needs at least 4 sizes (add shapes to [model] shapes, or wait for the unfinished runs)"]
+    assert by_title["Compute-efficient frontier"].warnings == [
+        "not fitted: 3 finished size(s); N_opt ∝ C^a needs at least 4"]
+    # no Bayes loss in these runs: the curves' caption does not promise its dotted line
+    assert by_title["Learning curves"].figures[0][0] == "Eval loss against training tokens for every run (log-log)"
+    assert not any(s.answers for s in sections)
+    # with a fourth size both are fitted and nothing is reported missing
+    runs = decoder_runs(sizes=SIZES[:4], budgets=[1e6], lrs=[BEST_LR])
+    sections = build_report(decoder_spec(), write_store(tmp_path / "e", runs, curves_for(runs)), tmp_path / "i.html", OPTS)
+    titles = [s.title for s in sections]
+    assert "Laws not fitted" not in titles and titles.count("Compute-efficient frontier") == 1
+    frontier = sections[titles.index("Compute-efficient frontier")]
+    assert not frontier.warnings and frontier.answers
+    assert sections[titles.index("Learning curves")].figures[0][0].endswith("; dotted: exact Bayes loss")
