@@ -191,6 +191,16 @@ def test_cli_json(tmp_path):
     assert r.exit_code == 0, r.output
     derived = json.loads(r.output)
     assert derived["runs"] == out["runs"] and derived["expected_width_after"] == pytest.approx(out["expected_width_after"])
+    assert out["warnings"] == derived["warnings"] == []
+    # a table of two series (two eval sets, say) is fitted and advised on as one: say so first
+    two = pd.read_csv(tmp_path / "runs.csv").assign(eval_set="valid")
+    pd.concat([two, two.assign(eval_set="ood", loss=two.loss * 1.6)]).to_csv(tmp_path / "two.csv", index=False)
+    r = CliRunner().invoke(app, ["advise", str(tmp_path / "two.csv"), "--law", "power", "--x", "N", "--y", "loss",
+                                 "--budget", "5e12", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["warnings"][0] == (
+        "rows with the same N differ in loss by up to 1.6x (more than seeds do): the table holds several series; "
+        "they differ in eval_set; select one with --where")
 
 
 @pytest.mark.slow

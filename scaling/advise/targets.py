@@ -126,12 +126,12 @@ def _allocation(law: Law, target: str, at: float) -> Callable[[np.ndarray], np.n
     """N_opt, D_opt / N_opt or the loss there, at compute `at` = 6 N D, of each draw."""
     def f(theta: np.ndarray) -> np.ndarray:
         p = dict(zip(law.param_names, law.to_natural(theta).T))
-        n, d = law._allocation_from(p, np.full(len(theta), at))
+        n, d = law.allocation_from(p, np.full(len(theta), at))
         if target == "n_opt":
             return n
         if target == "tokens_per_param":
             return d / n
-        return law._loss_from(p, n, d)  # each draw at its own optimum
+        return law.loss_from(p, n, d)  # each draw at its own optimum
     return f
 
 

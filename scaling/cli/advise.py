@@ -146,6 +146,10 @@ def advise(
     opts = TargetOptions(variant=variant, tokens=at_tokens or None, base_loss=base_loss or None, threshold=threshold)
     advice = choose(fitted, cands, budget, target, at, n_runs=n_runs, noise=noise, prior=prior_law, seed=seed,
                     options=opts, partner=general)
+    if fitted is not None:  # several series in DATA would be fitted, and advised on, as one
+        from scaling.laws.validation import mixed_series_of
+
+        advice.warnings[:0] = [w for w in [mixed_series_of(fitted, df)] if w]
     added, train_command = None, None
     if append and candidates is None:
         raise DataError("--append needs --candidates SPEC (the study the advised runs join)")

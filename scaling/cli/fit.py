@@ -162,7 +162,7 @@ def fit(
     error; the parameters shown are then those of the fit on all rows.
     """
     from scaling.laws.cli_support import fit_result_json, load_table
-    from scaling.laws.validation import mixed_series
+    from scaling.laws.validation import mixed_series_of
 
     noise = parse_noise(noise)
     bootstrap_method = _bootstrap_method(bootstrap_method, noise, bootstrap)
@@ -195,8 +195,7 @@ def fit(
             if best:
                 res["best_over"] = best
             _uncertainty(model, ci, target_compute, res)
-            inputs = list(x) + [c for c in model.extra_columns if c in part.columns and c not in x]
-            res["warnings"] += [w for w in [mixed_series(part, inputs, y, best_over=True)] if w]
+            res["warnings"] += [w for w in [mixed_series_of(model, part, best_over=True)] if w]
         except ScalingError as e:
             if key is not None:  # which group: e.g. "too few points" in one of many
                 e.args = (f"[{by} = {key}, {len(part)} rows] {e}",)

@@ -184,6 +184,7 @@ def compare(
     allow."""
     from scaling.laws.agreement import approach_agreement, compare_forms
     from scaling.laws.cli_support import load_study_curves, load_table
+    from scaling.laws.validation import mixed_series
 
     df = load_table(data, where, derive)
     curves = None
@@ -193,6 +194,7 @@ def compare(
     opts = {"loss": loss, "delta": parse_delta(delta)}
     table = compare_forms(df, [s.strip() for s in laws.split(",") if s.strip()], x, y, holdout, opts)
     res: dict = {"forms": json.loads(table.to_json(orient="records")), "holdout": holdout}
+    res["warnings"] = [w for w in [mixed_series(df, [*x, *([budget] if budget else [])], y)] if w]
     if len(x) >= 2:
         res["approaches"] = approach_agreement(df, n=x[0], d=x[1], y=y, budget=budget, curves=curves,
                                                run=run or "run_id", flops=flops, target_compute=target_compute,
@@ -207,6 +209,8 @@ def compare(
         t.add_row(r["law"], r["x"], f"{r['holdout_error']:.3%}", f"{r['aic']:.2f}", f"{r['bic']:.2f}", f"{r['r2']:.4f}",
                   str(r["n_params"]))
     console.print(t)
+    for w in res["warnings"]:
+        console.print(f"  [yellow]warning:[/yellow] {w}")
     ag = res.get("approaches")
     if ag:
         t = Table(title=f"Chinchilla approaches at C = {ag['target_compute']:.3g}")

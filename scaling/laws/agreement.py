@@ -107,8 +107,8 @@ def approach_agreement(df: pd.DataFrame, n: str, d: str, y: str, budget: str | N
         bp = getattr(law, "boot_params_", None)
         if bp is not None:
             a_ci = _interval((bp.beta / (bp.alpha + bp.beta)).to_numpy())
-            nb, db = law._allocation(*(bp[k].to_numpy() for k in ("E", "A", "B", "alpha", "beta")), C)
-            tpp_ci = _interval(db / nb)
+            nb, db = law.boot_allocation(C)
+            tpp_ci = _interval((db / nb).ravel())
         rows.append({"approach": 3, "method": "parametric L(N, D)", "a": law.allocation_exponents()["a"], "a_ci": a_ci,
                      "tokens_per_param": float(d_opt / n_opt), "tokens_per_param_ci": tpp_ci,
                      "n_points": int(law.n_points_)})

@@ -1,7 +1,7 @@
 """Compute-optimal allocation for laws of size and data: N_opt(C), D_opt(C) under C = 6 N D.
 
 A law of (N, D) with a closed-form allocation mixes in `ComputeOptimal` and supplies three things:
-`_allocation_from(p, C)` and `_loss_from(p, N, D)` (vectorised over parameter draws),
+`allocation_from(p, C)` and `loss_from(p, N, D)` (vectorised over parameter draws),
 `allocation_exponents()`, and, for
 profile intervals of N_opt, `nopt_inverse(lc)`: the parameter to profile over and how to solve it
 from the other parameters and a fixed log N_opt.
@@ -24,11 +24,13 @@ if TYPE_CHECKING:
 class ComputeOptimal:
     """optimal_allocation, its bootstrap interval and `allocation_at` for a fitted law of (N, D)."""
 
-    def _allocation_from(self, p: Mapping[str, np.ndarray], C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def allocation_from(self, p: Mapping[str, np.ndarray], C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) at compute C for parameters `p` (arrays that broadcast with C: one value per
+        draw or replicate), not only the fitted ones."""
         raise NotImplementedError
 
-    def _loss_from(self, p: Mapping[str, np.ndarray], n: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """The law's loss at (n, d), vectorised over parameter draws (advise evaluates thousands)."""
+    def loss_from(self, p: Mapping[str, np.ndarray], n: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """The law's loss at (n, d) for parameters `p`, vectorised over draws (advise evaluates thousands)."""
         raise NotImplementedError
 
     def allocation_exponents(self) -> dict[str, float]:
@@ -46,7 +48,7 @@ class ComputeOptimal:
         C = np.asarray(C, dtype=float)
         if (C <= 0).any():
             raise FitError("optimal_allocation: compute budgets C must be > 0")
-        return self._allocation_from(self.params_, C)
+        return self.allocation_from(self.params_, C)
 
     def optimal_allocation_ci(self, C: float | np.ndarray, level: float = 0.95) -> "pd.DataFrame":
         """N_opt and D_opt with bootstrap percentile intervals; one row per budget."""
@@ -57,14 +59,23 @@ class ComputeOptimal:
             raise FitError(f"{self.name}: no bootstrap yet; call law.bootstrap(n) first")
         C = np.atleast_1d(np.asarray(C, dtype=float))
         n_opt, d_opt = self.optimal_allocation(C)
-        bp = {k: self.boot_params_[k].to_numpy()[:, None] for k in self.param_names}
-        nb, db = self._allocation_from(bp, C[None])
+        nb, db = self.boot_allocation(C)
         q = [(1 - level) / 2, (1 + level) / 2]
         n_lo, n_hi = np.nanquantile(nb, q, axis=0)
         d_lo, d_hi = np.nanquantile(db, q, axis=0)
         return pd.DataFrame(
             {"C": C, "N_opt": n_opt, "N_lo": n_lo, "N_hi": n_hi, "D_opt": d_opt, "D_lo": d_lo, "D_hi": d_hi}
         )
+
+    def boot_allocation(self, C: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) of every bootstrap replicate at each budget: arrays (replicates, budgets).
+        A degenerate replicate (an exponent at 0) gives inf or nan, which the quantiles skip."""
+        if getattr(self, "boot_params_", None) is None:
+            raise FitError(f"{self.name}: no bootstrap yet; call law.bootstrap(n) first")
+        C = np.atleast_1d(np.asarray(C, dtype=float))
+        bp = {k: self.boot_params_[k].to_numpy()[:, None] for k in self.param_names}
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return self.allocation_from(bp, C[None])
 
     def allocation_at(self, C: float, ci: str | None = None, level: float = 0.95) -> dict:
         """N_opt, D_opt, tokens per parameter and the loss there at compute C (= 6 N D), each

@@ -120,17 +120,13 @@ class ChinchillaLaw(ComputeOptimal, Law):
         return np.array(grid, dtype=float)
 
     # ---- compute-optimal allocation under C = 6 N D ----
-    @staticmethod
-    def _allocation(E: np.ndarray, A: np.ndarray, B: np.ndarray, alpha: np.ndarray, beta: np.ndarray, C: np.ndarray):
+    def allocation_from(self, p, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        A, B, alpha, beta = p["A"], p["B"], p["alpha"], p["beta"]
         G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-        a = beta / (alpha + beta)
-        n_opt = G * (C / 6.0) ** a
+        n_opt = G * (C / 6.0) ** (beta / (alpha + beta))
         return n_opt, C / (6.0 * n_opt)
 
-    def _allocation_from(self, p, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], C)
-
-    def _loss_from(self, p, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    def loss_from(self, p, n: np.ndarray, d: np.ndarray) -> np.ndarray:
         return p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
 
     def nopt_inverse(self, lc: float) -> tuple[int, "Solver"]:

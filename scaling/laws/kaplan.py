@@ -63,13 +63,13 @@ class KaplanLaw(ComputeOptimal, Law):
         return np.array(grid, dtype=float)
 
     # ---- compute-optimal allocation under C = 6 N D ----
-    def _allocation_from(self, p, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def allocation_from(self, p, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r = p["alpha_N"] / p["alpha_D"]
         ln = (np.log(r) + r * np.log(p["N_c"]) + np.log(C / 6.0) - np.log(p["D_c"])) / (r + 1.0)
         n_opt = np.exp(ln)
         return n_opt, C / (6.0 * n_opt)
 
-    def _loss_from(self, p, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    def loss_from(self, p, n: np.ndarray, d: np.ndarray) -> np.ndarray:
         return ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / d) ** p["alpha_D"]
 
     def allocation_exponents(self) -> dict[str, float]:

@@ -296,5 +296,11 @@ def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bo
             + (" (or the best tuning choice with --best-over)" if best_over else ""))
 
 
+def mixed_series_of(law, df, best_over: bool = False) -> str | None:
+    """`mixed_series` over a fitted law's inputs: its x columns and the label columns it reads."""
+    inputs = list(law.x_) + [c for c in law.extra_columns if c in df.columns and c not in law.x_]
+    return mixed_series(df, inputs, law.y_, best_over=best_over)
+
+
 def _numeric(values) -> bool:
     return np.asarray(values).dtype.kind in "biuf"

@@ -1,6 +1,7 @@
 """`scaling fit isoflop | frontier | compare` and `--delta auto` through the CLI."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -142,6 +143,28 @@ def test_compare_ranks_forms_and_approaches(tmp_path):
     assert set(by) == {1, 3} and "2" in ag["skipped"]
     assert by[3]["a"] == pytest.approx(0.5, abs=1e-4)
     assert by[1]["a"] == pytest.approx(0.5, abs=0.05)
+    assert res["warnings"] == []
+
+
+def test_compare_names_a_table_of_several_series_and_its_bootstrap_stays_quiet(tmp_path):
+    # llama3_isoflops holds each point as the loss and as its exp: compared as one series, the forms had
+    # R² -0.38 and no word of why, and degenerate bootstrap replicates printed numpy's "divide by zero"
+    p = tmp_path / "llama3.csv"
+    load_dataset("llama3_isoflops").to_csv(p, index=False)
+    args = ["fit", "compare", str(p), "--laws", "chinchilla", "--x", "params", "--x", "tokens", "--y", "loss",
+            "--budget", "budget", "--bootstrap", "30", "--json"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        res = json.loads(r.output)
+        assert res["warnings"] == [
+            "rows with the same params, tokens, budget differ in loss by up to 2.88x (more than seeds do): the table "
+            "holds several series; they differ in condition, experiment; select one with --where"]
+        r = runner.invoke(app, [*args, "--where", "condition == 'raw_loss'"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert res["warnings"] == [] and res["forms"][0]["r2"] > 0.99
 
 
 def test_delta_auto_cli(tmp_path):

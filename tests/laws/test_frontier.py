@@ -77,7 +77,8 @@ def test_frontier_and_chinchilla_allocation_share_the_6nd_convention():
     assert fr.compute_convention == ChinchillaLaw.compute_convention == "6ND"
     assert "non-embedding" in describe_compute(fr.compute_convention)
     C = np.array([1e19, 1e20])
-    n_law, d_law = ChinchillaLaw._allocation(E, A, B, AL, BE, C)  # of the law the curves come from
+    truth = {"E": E, "A": A, "B": B, "alpha": AL, "beta": BE}
+    n_law, d_law = ChinchillaLaw().allocation_from(truth, C)  # of the law the curves come from
     assert 6 * n_law * d_law == pytest.approx(C)
     assert np.log(fr.predict_n_opt(C)) == pytest.approx(np.log(n_law), abs=0.25)
     exact = ComputeFrontier(n_grid=300, fit_loss=False, compute="flops").fit(df)
