@@ -14,11 +14,11 @@ import typer
 
 from scaling.cli.options import bootstrap_count, delta_option
 from scaling.cli.console import console
-from scaling.cli.progress import make_reporter
+from scaling.cli.progress import train_study
 from scaling.config import load_spec
 from scaling.report import LawFit, ReportOptions, build_report
 from scaling.store import Store
-from scaling.train import expand, local_executor, run_study, study_root
+from scaling.train import expand, local_executor, study_root
 
 
 DEFAULT_SPEC = Path("runs/demo.toml")
@@ -45,7 +45,7 @@ def demo(
     s = load_spec(spec)
     store = Store(study_root(s))
     executor, threads = local_executor(workers)
-    run_study(expand(s), store, executor, make_reporter(), threads=threads)
+    train_study(s.name, expand(s), store, executor, threads=threads)
     sections = build_report(s, store, out, opts)
     for section in sections:
         fit = section.fit

@@ -10,11 +10,11 @@ from rich.table import Table
 
 from scaling.cli.console import console
 from scaling.cli.options import STUDY_FOLDER, delta_option
-from scaling.cli.progress import make_reporter
+from scaling.cli.progress import train_study
 from scaling.config import load_spec
 from scaling.errors import ScalingError
 from scaling.store import Store
-from scaling.train import local_executor, plan_rows, run_study, study_root, study_runs
+from scaling.train import local_executor, plan_rows, study_root, study_runs
 
 grid_app = typer.Typer(help="Plan, train and inspect a study's grid of runs.", no_args_is_help=True)
 
@@ -102,13 +102,7 @@ def run(
         raise ScalingError(f"--executor must be 'local' or 'slurm', got {executor!r}")
     if nproc_per_run < 0 or any(int(r.train["batch_size"]) % max(1, nproc_per_run) for r in runs):
         raise ScalingError(f"--nproc-per-run must be >= 0 and divide every run's [train] batch_size, got {nproc_per_run}")
-    from scaling.train.signals import PREEMPTED_EXIT_CODE, Preempted
-
-    try:
-        counts = run_study(runs, store, ex, make_reporter(), threads=threads, nproc=nproc_per_run)
-    except Preempted as p:  # checkpointed on SIGTERM/SIGUSR1: the next `grid run` resumes it
-        console.print(f"{s.name}: stopped, {p}; run `scaling grid run` again to resume")
-        raise typer.Exit(PREEMPTED_EXIT_CODE)
+    counts = train_study(s.name, runs, store, ex, threads=threads, nproc=nproc_per_run)
     console.print(f"{s.name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f"; store: {store.root}")
     if detach:
         console.print(f"detached: `scaling grid status {spec}` shows the jobs; `scaling grid run {spec} "

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -92,3 +93,20 @@ def summary_line(row: dict[str, Any]) -> str:
 def make_reporter():
     out = console.get()
     return RichReporter(out) if out.is_terminal else PlainReporter()
+
+
+def train_study(name: str, runs: list[RunConfig], store: Any, executor: Any, threads: int = 0,
+                nproc: int = 0) -> dict[str, int]:
+    """`run_study` with progress; a stop by signal or Ctrl-C ends the command with a line that says
+    how to resume (exit 75 for a scheduler's signal, 130 for Ctrl-C), not a traceback."""
+    from scaling.train import run_study
+    from scaling.train.signals import INTERRUPTED_EXIT_CODE, Preempted, exit_code
+
+    try:
+        return run_study(runs, store, executor, make_reporter(), threads=threads, nproc=nproc)
+    except Preempted as p:  # checkpointed on SIGTERM/SIGUSR1/Ctrl-C: the next run of the command resumes it
+        console.print(f"{name}: stopped, {p}; run `scaling grid run` again to resume")
+        raise typer.Exit(exit_code(p.signum))
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop (a pool's runs in flight checkpointed)
+        console.print(f"{name}: interrupted; run `scaling grid run` again to resume (finished runs are kept)")
+        raise typer.Exit(INTERRUPTED_EXIT_CODE)

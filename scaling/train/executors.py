@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from scaling.train.grid import get_family, training_flops
 from scaling.train.loop import ProgressFn, build_row, train_run
 from scaling.train.placement import place, threads_per_worker
 from scaling.train.run_config import RunConfig
+from scaling.train.signals import Preempted
 
 Payload = tuple[dict[str, Any], str, int] | tuple[dict[str, Any], str, int, dict[str, Any]]
 """(run config as dict, study folder, torch threads[, options]): all a worker needs, picklable.
@@ -162,9 +164,16 @@ def _exit_with_parent(parent: int) -> None:
 _step_queue: Any = None
 
 
-def _init_worker(q: Any, slots: Any = None) -> None:
-    global _step_queue, _slot
-    _step_queue = q
+_stopping: Any = None
+"""The pool's stop event: set when the study is interrupted, so a worker starts no further run."""
+
+
+def _init_worker(q: Any, slots: Any = None, stopping: Any = None) -> None:
+    global _step_queue, _slot, _stopping
+    _step_queue, _stopping = q, stopping
+    # Ctrl-C reaches every process of the terminal's group: a worker between runs ignores it (the
+    # coordinator decides), a training loop checkpoints and stops on it (signals.STOP_SIGNALS).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if slots is not None:  # first come, first served: worker k of W takes slot k
         with slots.get_lock():
             _slot = slots.value
@@ -173,6 +182,9 @@ def _init_worker(q: Any, slots: Any = None) -> None:
 
 
 def _pool_worker(payload: Payload) -> dict[str, Any]:
+    if _stopping is not None and _stopping.is_set():
+        run = RunConfig.from_dict(payload[0])
+        return {"run_id": run.run_id, "label": run.label, "status": "not started", "error": "the study was interrupted"}
     q = _step_queue
     return execute_run(payload, None if q is None else (lambda *a: q.put(a)))
 
@@ -200,16 +212,53 @@ class LocalPoolExecutor:
         if drainer:
             drainer.start()
         try:
-            slots = ctx.Value("i", 0)
+            slots, stopping = ctx.Value("i", 0), ctx.Event()
             with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(q, slots)) as pool:
+                                     initargs=(q, slots, stopping)) as pool:
                 futures = [pool.submit(_pool_worker, p) for p in payloads]
-                for f in as_completed(futures):
-                    on_done(f.result())
+                interrupted = _collect(futures, on_done, stopping)
+            if interrupted is not None:
+                raise interrupted
         finally:
             stop.set()
             if drainer:
                 drainer.join()
+
+
+def _collect(futures: list[Any], on_done: Callable[[dict[str, Any]], None], stopping: Any) -> BaseException | None:
+    """Hand each finished run to `on_done`. On Ctrl-C here or a run stopped by a signal (`Preempted`),
+    stop the study: no further run starts, the runs in flight checkpoint and stop, and what they
+    return is still handed on; then the first stop is returned to raise. Without this, leaving the
+    pool waited for every queued run to train."""
+    stop: BaseException | None = None
+    pending = set(futures)
+
+    def stop_all(why: BaseException) -> None:
+        nonlocal stop
+        if stop is None:
+            stop = why
+            stopping.set()
+            for f in pending:
+                f.cancel()  # queued, not yet handed to a worker
+            for child in mp.active_children():  # the pool's workers: a training loop checkpoints on it
+                os.kill(child.pid, signal.SIGINT)
+
+    while pending:
+        try:
+            for f in as_completed(pending):
+                pending.discard(f)
+                if f.cancelled():
+                    continue
+                try:
+                    row = f.result()
+                except Preempted as e:
+                    stop_all(e)
+                    continue
+                if row.get("status") != "not started":  # a run the stop kept from starting has no news
+                    on_done(row)
+        except KeyboardInterrupt as e:
+            stop_all(e)
+    return stop
 
 
 class SubmititExecutor:

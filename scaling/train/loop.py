@@ -33,7 +33,7 @@ from scaling.store import Store, atomic_open
 from scaling.train.optim import load_parent_optimizer, lr_at, make_optimizer
 from scaling.train.placement import enable_fast_matmul
 from scaling.train.run_config import RunConfig
-from scaling.train.signals import DEFAULT_SIGNALS, PreemptFlag, Preempted
+from scaling.train.signals import STOP_SIGNALS, PreemptFlag, Preempted
 from scaling.train.task import Task, consumed
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def eval_steps(total: int, n_points: int) -> list[int]:
 
 def train_run(run: RunConfig, task: Task, store: Store, progress: ProgressFn | None = None,
               stop_after: int | None = None, keep_final: bool = False, dist: DistContext | None = None,
-              signals: tuple[int, ...] = DEFAULT_SIGNALS, should_stop: Callable[[], bool] | None = None
+              signals: tuple[int, ...] = STOP_SIGNALS, should_stop: Callable[[], bool] | None = None
               ) -> dict[str, Any]:
     """Train (or resume) `run`, write its result row and curve to the store, return the row.
 

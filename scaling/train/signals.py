@@ -1,4 +1,4 @@
-"""Preemption: SIGUSR1 / SIGTERM make the training loop checkpoint at once and stop.
+"""Preemption: SIGUSR1 / SIGTERM (and Ctrl-C, SIGINT) make the training loop checkpoint at once and stop.
 
 The handler only records the signal; the loop looks at `PreemptFlag.requested` after every
 optimiser step (a Python attribute, no device sync), writes the checkpoint and raises
@@ -15,7 +15,15 @@ import threading
 from types import FrameType
 
 DEFAULT_SIGNALS: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM)
+"""What a scheduler sends before it stops a job (and what DDP's launcher forwards to its ranks)."""
+STOP_SIGNALS: tuple[int, ...] = (*DEFAULT_SIGNALS, signal.SIGINT)
+"""What a training loop checkpoints and stops on: Ctrl-C too, so it loses no steps."""
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later", what a requeue does
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def exit_code(signum: int) -> int:
+    return INTERRUPTED_EXIT_CODE if signum == signal.SIGINT else PREEMPTED_EXIT_CODE
 
 
 class Preempted(BaseException):
@@ -24,6 +32,9 @@ class Preempted(BaseException):
     def __init__(self, signum: int, step: int, run_id: str = ""):
         super().__init__(f"run {run_id} checkpointed at step {step} on signal {signal.Signals(signum).name}")
         self.signum, self.step, self.run_id = signum, step, run_id
+
+    def __reduce__(self):  # a pool worker's Preempted reaches the coordinator pickled
+        return (Preempted, (self.signum, self.step, self.run_id))
 
 
 class PreemptFlag:
@@ -53,4 +64,5 @@ class PreemptFlag:
         self._previous.clear()
 
 
-__all__ = ["DEFAULT_SIGNALS", "PREEMPTED_EXIT_CODE", "PreemptFlag", "Preempted"]
+__all__ = ["DEFAULT_SIGNALS", "INTERRUPTED_EXIT_CODE", "PREEMPTED_EXIT_CODE", "STOP_SIGNALS", "PreemptFlag", "Preempted",
+           "exit_code"]

@@ -16,7 +16,7 @@ def test_the_demo_fits_with_delta_auto_unless_told(monkeypatch, tmp_path, flags,
     # its runs' residuals (~1%) are far above the laws' 1e-3: with that delta the demo warned at its
     # user and fitted worse (held-out 1.34% against 0.75% with auto)
     seen = {}
-    monkeypatch.setattr(demo_cli, "run_study", lambda *a, **k: None)
+    monkeypatch.setattr(demo_cli, "train_study", lambda *a, **k: None)
     monkeypatch.setattr(demo_cli, "build_report", lambda spec, store, out, opts: seen.update(opts=opts) or [])
     r = CliRunner().invoke(app, ["demo", "--spec", str(SPEC), "--out", str(tmp_path / "r.html"), *flags])
     assert r.exit_code == 0, r.output

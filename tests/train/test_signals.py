@@ -88,3 +88,71 @@ def test_flag_restores_previous_handlers():
         time.sleep(0.01)
         assert flag.requested == signal.SIGUSR1
     assert signal.getsignal(signal.SIGUSR1) is before
+
+
+def test_preempted_survives_the_pickling_a_process_pool_does():
+    import pickle
+
+    from scaling.train.signals import Preempted
+
+    p = pickle.loads(pickle.dumps(Preempted(signal.SIGINT, 812, "abc")))
+    assert (p.signum, p.step, p.run_id) == (signal.SIGINT, 812, "abc")
+    assert str(p) == "run abc checkpointed at step 812 on signal SIGINT"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_pool_study_at_once_and_it_resumes(tmp_path: Path):
+    """Ctrl-C (SIGINT to the terminal's process group) on `grid run -w 2`: before, each worker lost the
+    steps since its last checkpoint and took the next queued run, and the command trained the whole
+    study before it exited. Now the runs in flight checkpoint at the step in flight, no other run
+    starts, the command exits 130 saying how to resume, and the next `grid run` finishes the study."""
+    from scaling.config import load_spec
+
+    raw = {**RAW, "model": {"shapes": [{"d_model": d, "n_layers": 1, "n_heads": 2} for d in (8, 12, 16, 20)]},
+           "train": {**RAW["train"], "steps": 1500}}  # no periodic checkpoint: one written is the signal's
+    spec = tmp_path / "sig.toml"
+    spec.write_text(_toml(raw))
+    runs = expand(load_spec(spec))
+    store = Store(tmp_path / "sig")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "scaling", "grid", "run", str(spec), "-w", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    started = 0
+    for line in proc.stdout:  # both workers are in their training loops
+        started += " step 1/1500 " in line
+        if started == 2:
+            break
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = line + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    assert "run `scaling grid run` again to resume" in out and "Traceback" not in out
+    statuses = {r.run_id: store.status(r.run_id) for r in runs}
+    stopped = [r for r in runs if statuses[r.run_id] == "unfinished"]
+    assert len(stopped) == 2 and sorted(statuses.values()) == ["pending", "pending", "unfinished", "unfinished"], out
+    for r in stopped:
+        assert 1 <= torch.load(store.checkpoint_path(r.run_id), weights_only=True)["step"] < 1500
+    deadline = time.time() + 30  # no worker outlives the command (beyond its own exit)
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the interrupted study still run 30 s after it exited")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "training 4 runs (0 already done)" in r.stdout
+    assert (store.runs().status == "done").all() and len(store.runs()) == 4
+
+
+def _toml(raw: dict) -> str:
+    def value(v):
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)
+    return "\n".join(f"[{table}]\n" + "\n".join(f"{k} = {value(v)}" for k, v in body.items()) for table, body in raw.items())
