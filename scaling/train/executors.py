@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ from scaling.train.grid import get_family, training_flops
 from scaling.train.loop import ProgressFn, build_row, train_run
 from scaling.train.placement import place, threads_per_worker
 from scaling.train.run_config import RunConfig
-from scaling.train.signals import Preempted
+from scaling.train.signals import DEFAULT_SIGNALS, Preempted
 
 Payload = tuple[dict[str, Any], str, int] | tuple[dict[str, Any], str, int, dict[str, Any]]
 """(run config as dict, study folder, torch threads[, options]): all a worker needs, picklable.
@@ -214,7 +215,7 @@ class LocalPoolExecutor:
         try:
             slots, stopping = ctx.Value("i", 0), ctx.Event()
             with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(q, slots, stopping)) as pool:
+                                     initargs=(q, slots, stopping)) as pool, _scheduler_stops():
                 futures = [pool.submit(_pool_worker, p) for p in payloads]
                 interrupted = _collect(futures, on_done, stopping)
             if interrupted is not None:
@@ -223,6 +224,22 @@ class LocalPoolExecutor:
             stop.set()
             if drainer:
                 drainer.join()
+
+
+@contextmanager
+def _scheduler_stops() -> Iterator[None]:
+    """While a pool trains, SIGTERM / SIGUSR1 to the coordinator stop the study as Ctrl-C does
+    (`_collect`), instead of killing it and, with it, its workers before they checkpoint."""
+    def stop(signum: int, frame: Any) -> None:
+        raise Preempted(signum, -1)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, stop) for s in DEFAULT_SIGNALS} if main else {}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _collect(futures: list[Any], on_done: Callable[[dict[str, Any]], None], stopping: Any) -> BaseException | None:
@@ -254,9 +271,13 @@ def _collect(futures: list[Any], on_done: Callable[[dict[str, Any]], None], stop
                 except Preempted as e:
                     stop_all(e)
                     continue
+                except Exception:
+                    if stop is None:
+                        raise
+                    continue  # a worker the stop's signal ended (an idle one under SIGTERM): the run stays as stored
                 if row.get("status") != "not started":  # a run the stop kept from starting has no news
                     on_done(row)
-        except KeyboardInterrupt as e:
+        except (KeyboardInterrupt, Preempted) as e:  # Ctrl-C, or a scheduler's signal (_scheduler_stops)
             stop_all(e)
     return stop
 

@@ -30,7 +30,9 @@ class Preempted(BaseException):
     """Raised by `train_run` after the checkpoint of `step` is on disk, on signal `signum`."""
 
     def __init__(self, signum: int, step: int, run_id: str = ""):
-        super().__init__(f"run {run_id} checkpointed at step {step} on signal {signal.Signals(signum).name}")
+        what = f"run {run_id}" if run_id else "the runs in flight"
+        at = f" at step {step}" if step >= 0 else ""  # -1: not known here (DDP's launcher, a pool's coordinator)
+        super().__init__(f"{what} checkpointed{at} on signal {signal.Signals(signum).name}")
         self.signum, self.step, self.run_id = signum, step, run_id
 
     def __reduce__(self):  # a pool worker's Preempted reaches the coordinator pickled

@@ -101,11 +101,14 @@ def test_preempted_survives_the_pickling_a_process_pool_does():
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_pool_study_at_once_and_it_resumes(tmp_path: Path):
+@pytest.mark.parametrize("signum, group, code", [(signal.SIGINT, True, 130), (signal.SIGTERM, False, PREEMPTED_EXIT_CODE)])
+def test_ctrl_c_or_kill_stops_a_pool_study_at_once_and_it_resumes(tmp_path: Path, signum, group, code):
     """Ctrl-C (SIGINT to the terminal's process group) on `grid run -w 2`: before, each worker lost the
     steps since its last checkpoint and took the next queued run, and the command trained the whole
     study before it exited. Now the runs in flight checkpoint at the step in flight, no other run
-    starts, the command exits 130 saying how to resume, and the next `grid run` finishes the study."""
+    starts, the command exits 130 saying how to resume, and the next `grid run` finishes the study.
+    `kill` (SIGTERM to the command alone) killed it and its workers exited without a checkpoint;
+    now it stops the same way, with exit status 75."""
     from scaling.config import load_spec
 
     raw = {**RAW, "model": {"shapes": [{"d_model": d, "n_layers": 1, "n_heads": 2} for d in (8, 12, 16, 20)]},
@@ -124,9 +127,12 @@ def test_ctrl_c_stops_a_pool_study_at_once_and_it_resumes(tmp_path: Path):
         if started == 2:
             break
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     out = line + proc.communicate(timeout=60)[0]
-    assert proc.returncode == 130, out
+    assert proc.returncode == code, out
     assert "run `scaling grid run` again to resume" in out and "Traceback" not in out
     statuses = {r.run_id: store.status(r.run_id) for r in runs}
     stopped = [r for r in runs if statuses[r.run_id] == "unfinished"]
