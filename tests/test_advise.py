@@ -85,6 +85,22 @@ def test_advice_stays_within_budget_and_narrows_the_expected_interval(chinchilla
     assert adv.ci95_before[0] < adv.value < adv.ci95_before[1]
     capped = advise(law, cands, budget, "loss", 1e23, noise=0.01, n_runs=2)
     assert len(capped.runs) <= 2
+    assert adv.warnings == []
+
+
+def test_advice_that_ran_out_of_candidates_says_so(chinchilla_fit):
+    # three candidates and a budget 100 times their cost: all three are advised, and the advice says
+    # the candidates, not the optimum, stopped it at a small share of the budget
+    law, _ = chinchilla_fit
+    cands = candidate_grid(law, sizes=[2e7, 2e8, 2e9], tokens_per_param=[20.0])
+    assert len(cands) == 3
+    budget = 100 * sum(c.flops for c in cands)
+    adv = advise(law, cands, budget, "loss", 1e23, noise=0.01)
+    assert len(adv.runs) == 3 and adv.spent == pytest.approx(budget / 100)
+    assert adv.warnings == [
+        f"every candidate run was chosen (3), spending {adv.spent:.3g} of the {budget:.3g} FLOPs budget: more "
+        "candidates could use the rest (with --candidates: more --seeds, or --step-multipliers for a law of N and D; "
+        "without: a wider --sizes or --repeats)"]
 
 
 def test_core_runs_are_the_fewest_that_keep_90_percent_of_the_narrowing(chinchilla_fit):

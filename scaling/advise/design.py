@@ -329,15 +329,21 @@ def advise(law: Law, candidates: Sequence[Candidate], budget: float, target: str
     return Advice(law=base.name, target=target, at=float(at), value=center, ci95_before=(float(lo), float(hi)),
                   expected_width_before=before, expected_width_after=best[1][-1] if best[1] else before,
                   budget=float(budget), spent=float(sum(cost[k] for k in best[0])), noise=float(sigmas[0]),
-                  runs=runs, chosen=picked, warnings=_nothing_chosen(cost, budget, best[0]) + spread_warnings(law, picked),
+                  runs=runs, chosen=picked, warnings=spread_warnings(law, picked) + _budget_warnings(cost, budget, best[0], repeats),
                   fitted=base,
                   variant=options.variant if options is not None and target == "compute_multiplier" else None,
                   core=core_runs)
 
 
-def _nothing_chosen(cost: np.ndarray, budget: float, chosen: list[int]) -> list[str]:
-    """Why the advice is empty, where it is: an empty table alone reads as a failure."""
+def _budget_warnings(cost: np.ndarray, budget: float, chosen: list[int], repeats: np.ndarray) -> list[str]:
+    """Why the advice is empty, or spends little of the budget because the candidates ran out: an
+    empty table, or 26% of the budget spent, alone reads as a failure or as the optimum."""
     if chosen:
+        spent = float(cost[chosen].sum())
+        if len(chosen) >= int(repeats.sum()) and spent < 0.5 * budget:
+            return [f"every candidate run was chosen ({len(chosen)}), spending {spent:.3g} of the {budget:.3g} FLOPs "
+                    "budget: more candidates could use the rest (with --candidates: more --seeds, or --step-multipliers "
+                    "for a law of N and D; without: a wider --sizes or --repeats)"]
         return []
     if cost.min() > budget:
         return [f"no candidate run fits in the budget of {budget:.3g} FLOPs: the cheapest of the {len(cost)} "
