@@ -54,6 +54,10 @@ def _series(law: "Law", df: pd.DataFrame, ax_x: str, max_series: int) -> list[tu
     other = others[0]
     v = df[other].to_numpy(float)
     distinct = np.unique(v)
+    if len(distinct) > 4 * max_series and ax_x == law.x_[0] and len(law.x_) == 2:
+        iso = _isoflop_series(law, df, max_series)
+        if iso:
+            return iso
     if len(distinct) <= max_series:
         groups = [(val, v == val) for val in distinct]
     elif len(distinct) <= 4 * max_series:
@@ -72,6 +76,34 @@ def _series(law: "Law", df: pd.DataFrame, ax_x: str, max_series: int) -> list[tu
             fixed[c] = float(np.median(df.loc[m, c]))
         same = bool(np.all(v[m] == val))  # one level of the input, not a bin of several
         out.append((f"{other} {'=' if same else '≈'} {val:.3g}", fixed, m))
+    return out
+
+
+ISO_GAP = np.log(1.25)  # compute levels further apart than 25% are different budgets
+
+
+def _isoflop_series(law: "Law", df: pd.DataFrame, max_series: int) -> list[tuple[str, dict, np.ndarray]]:
+    """IsoFLOP profiles (a few compute budgets, N and D varying along each): one curve per budget,
+    L(N, C / 6N) along N, each through its own points; binning D instead would draw curves at
+    token counts the points only straddle. Empty when the rows are not such profiles."""
+    from scaling.laws.allocation import ComputeOptimal
+
+    if not isinstance(law, ComputeOptimal):
+        return []
+    n, d = (df[c].to_numpy(float) for c in law.x_)
+    lc = np.log(6.0 * n * d)
+    order = np.argsort(lc)
+    level = np.empty(len(lc), int)
+    level[order] = np.concatenate([[0], np.cumsum(np.diff(lc[order]) > ISO_GAP)])
+    counts = np.bincount(level)
+    if not 2 <= len(counts) <= 4 * max_series or counts.min() < 3:
+        return []
+    pick = np.unique(np.round(np.linspace(0, len(counts) - 1, min(max_series, len(counts)))).astype(int))
+    out = []
+    for k in pick:
+        m = level == k
+        c = float(np.exp(lc[m].mean()))
+        out.append((f"C = 6ND ≈ {c:.2g}", {law.x_[1]: lambda grid, c=c: c / (6.0 * grid)}, m))
     return out
 
 
@@ -111,14 +143,25 @@ def plot_fit(
     for (label, fixed, m), color in zip(series, colors):
         xs = x_all[m]
         grid = np.geomspace(xs.min(), max(top, xs.max()), 120)
-        frame = pd.DataFrame({ax_x: grid, **fixed})  # the fixed values broadcast along the grid
+        profile = any(callable(f) for f in fixed.values())
+        if profile:  # an IsoFLOP profile: solid over its fitted sizes, dashed a little beyond them
+            fitted = xs[~held[m]] if (~held[m]).any() else xs
+            lo, hi = fitted.min(), fitted.max()
+            grid = np.unique(np.concatenate([np.geomspace(lo / 1.5, lo, 15), np.geomspace(lo, hi, 90),
+                                             np.geomspace(hi, max(hi, xs.max()) * 1.5, 15)]))
+        # fixed values broadcast along the grid; a function of it (an IsoFLOP profile's D = C / 6N) is applied
+        frame = pd.DataFrame({ax_x: grid, **{k: f(grid) if callable(f) else f for k, f in fixed.items()}})
         frame = frame[law.x_ + [c for c in law.extra_columns if c in frame.columns]]
         pred = law.predict(frame)
         inside = grid <= train_hi
+        if profile:
+            inside = (grid >= lo) & (grid <= hi)
         ax.plot(grid[inside], pred[inside], "-", color=color, lw=1.6, label=label if fixed else "fit")
-        if (~inside).any():
-            k = max(int(inside.sum()) - 1, 0)
-            ax.plot(grid[k:], pred[k:], "--", color=color, lw=1.6)
+        for part in (grid < grid[inside].min(), grid > grid[inside].max()) if inside.any() else (~inside,):
+            if part.any():  # dashed where the law extrapolates, joined to the solid part
+                k = np.flatnonzero(part)
+                span = slice(max(k[0] - 1, 0), min(k[-1] + 2, len(grid)))
+                ax.plot(grid[span], pred[span], "--", color=color, lw=1.6)
         if has_band:
             band = law.predict_interval(frame, level=level)
             ax.fill_between(grid, band["lo"], band["hi"], color=color, alpha=0.18, lw=0)

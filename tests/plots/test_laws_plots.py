@@ -104,6 +104,32 @@ def test_a_ladder_of_more_levels_than_curves_gets_curves_through_its_own_points(
                                    xy[:, 1], rtol=1e-3)
 
 
+def test_isoflop_profiles_get_one_curve_per_budget_along_n():
+    # IsoFLOP data: 4 budgets, N and D both varying along each (D = C / 6N): binning D drew curves at
+    # token counts the points only straddle; now each budget's curve is L(N, C / 6N) through its points
+    law = chinchilla()
+    budgets = [1e18, 1e19, 1e20, 1e21]
+    rows = [(n, c / (6 * n)) for c in budgets for n in np.geomspace(np.sqrt(c) / 3e3, np.sqrt(c) / 3e2, 8)]
+    df = pd.DataFrame(rows, columns=["N", "D"])
+    df["loss"] = law.predict(df)
+    ax = plot_fit(law, df, ax_x="N").axes[0]
+    curves = [l for l in ax.lines if len(l.get_xdata()) and l.get_linestyle() == "-"]
+    assert [l.get_label() for l in curves] == [f"C = 6ND ≈ {c:.2g}" for c in budgets]
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(points) == 4 and all(len(p.get_offsets()) == 8 for p in points)  # no grey: every budget has its curve
+    for line, dots, c in zip(curves, points, budgets):
+        xy = np.asarray(dots.get_offsets())
+        n = line.get_xdata()
+        assert n.min() == pytest.approx(xy[:, 0].min()) and n.max() == pytest.approx(xy[:, 0].max())
+        np.testing.assert_allclose(line.get_ydata(), law.predict(pd.DataFrame({"N": n, "D": c / (6 * n)})), rtol=1e-12)
+        np.testing.assert_allclose(np.interp(np.log(xy[:, 0]), np.log(n), line.get_ydata()), xy[:, 1], rtol=1e-3)
+    # a token ladder (one D per level, N varying) is not read as IsoFLOP profiles
+    ladder = pd.DataFrame({"N": np.tile(np.geomspace(1e7, 1e9, 5), 30), "D": np.repeat(np.geomspace(1e9, 1e12, 30), 5)})
+    ladder["loss"] = law.predict(ladder)
+    labels = [l.get_label() for l in plot_fit(law, ladder, ax_x="N").axes[0].lines if l.get_linestyle() == "-"]
+    assert labels and all(lab.startswith("D ≈ ") for lab in labels)
+
+
 def test_plot_frontier():
     rows = []
     for i, n in enumerate(np.logspace(7, 9, 7)):
