@@ -258,7 +258,10 @@ def _collect(futures: list[Any], on_done: Callable[[dict[str, Any]], None], stop
             for f in pending:
                 f.cancel()  # queued, not yet handed to a worker
             for child in mp.active_children():  # the pool's workers: a training loop checkpoints on it
-                os.kill(child.pid, signal.SIGINT)
+                try:
+                    os.kill(child.pid, signal.SIGINT)
+                except ProcessLookupError:  # it exited meanwhile
+                    pass
 
     while pending:
         try:
