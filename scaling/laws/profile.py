@@ -32,6 +32,7 @@ import torch
 from scipy.stats import chi2
 
 from scaling.errors import FitError
+from scaling.laws.allocation import ComputeOptimal
 from scaling.laws.engine import EngineOptions, minimize_batched
 from scaling.laws.objective import residual_loss
 
@@ -196,7 +197,7 @@ def profile_allocation(law: "Law", C: float, level: float = 0.95, flops_per_para
     {"value", "lo", "hi"} from the profile of log N_opt."""
     if C <= 0:
         raise FitError("profile_allocation: compute budget C must be > 0")
-    if not hasattr(law, "nopt_inverse"):
+    if not isinstance(law, ComputeOptimal):
         raise FitError(f"{law.name}: no compute-optimal allocation to profile; use a law of N and D such as chinchilla")
     j, solve = law.nopt_inverse(float(np.log(C / flops_per_param_token)))
     n_hat = float(law.optimal_allocation(C * 6.0 / flops_per_param_token)[0])  # its allocation assumes C = 6ND

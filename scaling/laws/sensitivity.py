@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import FitError, ScalingError
+from scaling.laws.allocation import ComputeOptimal
 from scaling.laws.fitting import FitWarning
 
 if TYPE_CHECKING:
@@ -51,12 +52,12 @@ def default_target_compute(df: pd.DataFrame, x: list[str]) -> float:
 def answers(law: "Law", C: float | None, k: float = 6.0) -> dict[str, Any]:
     """a, tokens per parameter and loss at compute C = k N D (None where the law has no allocation)."""
     p = law.params_
-    if hasattr(law, "allocation_exponents"):
+    if isinstance(law, ComputeOptimal):
         a = law.allocation_exponents()["a"]
     else:  # other laws with Chinchilla's two exponents (e.g. data_constrained)
         a = p["beta"] / (p["alpha"] + p["beta"]) if {"alpha", "beta"} <= set(p) else None
     out = {"a": a, "tokens_per_param": None, "loss_at_target": None}
-    if C is None or not hasattr(law, "optimal_allocation") or law.n_inputs != 2:
+    if C is None or not isinstance(law, ComputeOptimal):
         return out
     n_opt, _ = law.optimal_allocation(C * 6.0 / k)  # the law's allocation assumes C = 6ND
     n_opt = float(n_opt)
@@ -113,7 +114,7 @@ def sensitivity(law: "Law", df: pd.DataFrame, x: list[str], y: str, target_compu
     """One row per choice (COLUMNS plus n_points, converged and error); `columns` are choices()'s n_alt,
     flops, run, step, drop_k. The target compute defaults to `default_target_compute`."""
     x = [x] if isinstance(x, str) else list(x)
-    if target_compute is None and law.n_inputs == 2 and hasattr(law, "optimal_allocation"):
+    if target_compute is None and isinstance(law, ComputeOptimal):
         target_compute = default_target_compute(df, x)
     rows = []
     for c in choices(law, df, x, y, **columns):

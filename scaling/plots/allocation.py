@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from scaling.errors import FitError
+from scaling.laws.allocation import ComputeOptimal
 
 if TYPE_CHECKING:
     from scaling.laws.base import Law
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 def allocation_band(law: "Law", C: np.ndarray, source: Literal["bootstrap", "profile"] = "bootstrap",
                     level: float = 0.95) -> pd.DataFrame:
     """Columns C, N_opt, N_lo, N_hi, tpp, tpp_lo, tpp_hi (tpp = D_opt / N_opt, C = 6 N D)."""
-    if not hasattr(law, "optimal_allocation"):
+    if not isinstance(law, ComputeOptimal):
         raise FitError(f"{law.name}: no compute-optimal allocation; use a law of N and D such as chinchilla")
     C = np.atleast_1d(np.asarray(C, float))
     if source == "bootstrap":

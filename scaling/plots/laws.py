@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from scaling.errors import FitError
+from scaling.laws.allocation import ComputeOptimal
 from scaling.laws.validation import holdout_mask
 from scaling.plots.style import log_axis, log_loss_axis
 
@@ -86,8 +87,6 @@ def _isoflop_series(law: "Law", df: pd.DataFrame, max_series: int) -> list[tuple
     """IsoFLOP profiles (a few compute budgets, N and D varying along each): one curve per budget,
     L(N, C / 6N) along N, each through its own points; binning D instead would draw curves at
     token counts the points only straddle. Empty when the rows are not such profiles."""
-    from scaling.laws.allocation import ComputeOptimal
-
     if not isinstance(law, ComputeOptimal):
         return []
     n, d = (df[c].to_numpy(float) for c in law.x_)
@@ -217,7 +216,7 @@ def plot_residuals(law: "Law", df: pd.DataFrame, ax_x: str | None = None, holdou
 def plot_isoloss(law: "Law", df: pd.DataFrame | None = None, compute: tuple[float, float] | None = None, levels: int = 12) -> Figure:
     """Iso-loss contours of a (N, D) law over compute C = 6ND and N, with the efficient frontier."""
     law._check_fitted()
-    if not hasattr(law, "optimal_allocation"):
+    if not isinstance(law, ComputeOptimal):
         raise FitError(f"plot_isoloss needs a law with optimal_allocation (e.g. chinchilla), not {law.name!r}")
     if compute is None:
         if df is None:

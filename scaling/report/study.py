@@ -63,34 +63,26 @@ def eval_set_columns(runs: pd.DataFrame) -> list[tuple[str, str | None]]:
 MIN_SIZES = 4  # L_inf + (N0/N)^alpha has 3 parameters: one more size to have a residual
 
 
-def size_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = SIZE) -> list[LawFit]:
+def size_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = SIZE,
+              unfitted: list[str] | None = None) -> list[LawFit]:
     """L(N) = L_inf + (N0/N)^alpha per eval set and per token budget (and value of every other
     axis), over the finished runs: seeds averaged, tuning axes at their per-size best. Groups of
-    fewer than MIN_SIZES sizes are left out (`unfitted_sizes` says which)."""
+    fewer than MIN_SIZES sizes are left out; `unfitted`, where given, gets a line saying which."""
     fits = []
     for loss_col, bayes_col in eval_set_columns(runs):
         name = loss_col[len("loss_"):]
         for g in size_groups(runs, loss_col, x, keep=(bayes_col,) if bayes_col else ()):
+            title = f"L(N) on {name}" + (f" at {g.label}" if g.label else "")
             if len(g.data) < MIN_SIZES:
+                if unfitted is not None:  # so the report does not go silent
+                    unfitted.append(f"{title}: {len(g.data)} finished size(s); L_inf + (N0/N)^alpha has 3 "
+                                    f"parameters and needs at least {MIN_SIZES} sizes (add shapes to [model] "
+                                    "shapes, or wait for the unfinished runs)")
                 continue
             law = fit_with_holdout("power", g.data, [x], loss_col, opts)
             bayes = float(g.data[bayes_col].mean()) if bayes_col else None
-            title = f"L(N) on {name}" + (f" at {g.label}" if g.label else "")
             fits.append(LawFit(title, law, g.data, opts.holdout, bayes, g.notes, g.budget, name))
     return fits
-
-
-def unfitted_sizes(runs: pd.DataFrame, x: str = SIZE) -> list[str]:
-    """Why `size_fits` left a group out, one line per group, so the report does not go silent."""
-    lines = []
-    for loss_col, _ in eval_set_columns(runs):
-        for g in size_groups(runs, loss_col, x):
-            if len(g.data) < MIN_SIZES:
-                at = f" at {g.label}" if g.label else ""
-                lines.append(f"L(N) on {loss_col[len('loss_'):]}{at}: {len(g.data)} finished size(s); "
-                             f"L_inf + (N0/N)^alpha has 3 parameters and needs at least {MIN_SIZES} sizes "
-                             f"(add shapes to [model] shapes, or wait for the unfinished runs)")
-    return lines
 
 
 def budget_fits(runs: pd.DataFrame, opts: ReportOptions, x: str = SIZE) -> list[LawFit]:
@@ -164,8 +156,8 @@ def sensitivity_table(law, fit: LawFit, target: float) -> Table:
 
 
 def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: ReportOptions) -> list[Section]:
-    sections = [law_section(f) for f in size_fits(runs, opts)]
-    unfitted = unfitted_sizes(runs)
+    unfitted: list[str] = []
+    sections = [law_section(f) for f in size_fits(runs, opts, unfitted=unfitted)]
     if unfitted:
         sections.append(Section("Laws not fitted", warnings=unfitted))
     chinchilla = budget_fits(runs, opts)
