@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
 import torch
@@ -29,7 +29,7 @@ from scaling.train.grid import get_family, training_flops
 from scaling.train.loop import ProgressFn, build_row, train_run
 from scaling.train.placement import place, threads_per_worker
 from scaling.train.run_config import RunConfig
-from scaling.train.signals import DEFAULT_SIGNALS, Preempted
+from scaling.train.signals import STOP_SIGNALS, Preempted
 
 Payload = tuple[dict[str, Any], str, int] | tuple[dict[str, Any], str, int, dict[str, Any]]
 """(run config as dict, study folder, torch threads[, options]): all a worker needs, picklable.
@@ -52,8 +52,8 @@ def train_rank(payload: Payload, rank: int = 0, nproc: int = 1, progress: Progre
                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Build the run's task on this process's device and train it (rank of nproc under DDP).
 
-    With `should_stop` (a Slurm job's signal flag) the caller owns the signals: the loop catches
-    none itself and checkpoints, returning `unfinished`, when it says so."""
+    With `should_stop` (a Slurm job's or a pool worker's stop) the caller owns the signals: the loop
+    catches none itself and checkpoints, returning `unfinished`, when it says so."""
     config, root, threads = payload[:3]
     options = _options(payload)
     run = RunConfig.from_dict(config)
@@ -166,15 +166,23 @@ _step_queue: Any = None
 
 
 _stopping: Any = None
-"""The pool's stop event: set when the study is interrupted, so a worker starts no further run."""
+"""The pool's stop: a shared int, 0 while it trains, else the number of the signal that stopped it
+(set by the coordinator or by any worker that received one)."""
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    if _stopping is not None and not _stopping.value:
+        _stopping.value = signum
 
 
 def _init_worker(q: Any, slots: Any = None, stopping: Any = None) -> None:
     global _step_queue, _slot, _stopping
     _step_queue, _stopping = q, stopping
-    # Ctrl-C reaches every process of the terminal's group: a worker between runs ignores it (the
-    # coordinator decides), a training loop checkpoints and stops on it (signals.STOP_SIGNALS).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The worker owns its signals, as a Slurm job does: Ctrl-C (which reaches every process of the
+    # terminal's group), SIGTERM and SIGUSR1 stop the whole pool; a training loop polls the stop after
+    # every step, checkpoints and returns `unfinished`, and no further run starts.
+    for s in STOP_SIGNALS:
+        signal.signal(s, _request_stop)
     if slots is not None:  # first come, first served: worker k of W takes slot k
         with slots.get_lock():
             _slot = slots.value
@@ -183,11 +191,12 @@ def _init_worker(q: Any, slots: Any = None, stopping: Any = None) -> None:
 
 
 def _pool_worker(payload: Payload) -> dict[str, Any]:
-    if _stopping is not None and _stopping.is_set():
+    if _stopping is not None and _stopping.value:
         run = RunConfig.from_dict(payload[0])
         return {"run_id": run.run_id, "label": run.label, "status": "not started", "error": "the study was interrupted"}
     q = _step_queue
-    return execute_run(payload, None if q is None else (lambda *a: q.put(a)))
+    should_stop = None if _stopping is None else (lambda: _stopping.value != 0)
+    return execute_run(payload, None if q is None else (lambda *a: q.put(a)), should_stop=should_stop)
 
 
 class LocalPoolExecutor:
@@ -213,9 +222,10 @@ class LocalPoolExecutor:
         if drainer:
             drainer.start()
         try:
-            slots, stopping = ctx.Value("i", 0), ctx.Event()
+            # a plain shared int: set from signal handlers, read after every training step
+            slots, stopping = ctx.Value("i", 0), ctx.RawValue("i", 0)
             with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(q, slots, stopping)) as pool, _scheduler_stops():
+                                     initargs=(q, slots, stopping)) as pool, _stop_requests(stopping):
                 futures = [pool.submit(_pool_worker, p) for p in payloads]
                 interrupted = _collect(futures, on_done, stopping)
             if interrupted is not None:
@@ -227,14 +237,17 @@ class LocalPoolExecutor:
 
 
 @contextmanager
-def _scheduler_stops() -> Iterator[None]:
-    """While a pool trains, SIGTERM / SIGUSR1 to the coordinator stop the study as Ctrl-C does
-    (`_collect`), instead of killing it and, with it, its workers before they checkpoint."""
-    def stop(signum: int, frame: Any) -> None:
-        raise Preempted(signum, -1)
+def _stop_requests(stopping: Any) -> Iterator[None]:
+    """While a pool trains, Ctrl-C, SIGTERM and SIGUSR1 to the coordinator set the pool's stop, as
+    they do in a worker; `_collect` polls it. Raising instead could land inside the pool's own
+    locking (a future's condition held, its result thread blocked for good); and without a handler
+    SIGTERM would kill the coordinator, and its workers with it, before they checkpoint."""
+    def note(signum: int, frame: Any) -> None:
+        if not stopping.value:
+            stopping.value = signum
 
     main = threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, stop) for s in DEFAULT_SIGNALS} if main else {}
+    previous = {s: signal.signal(s, note) for s in STOP_SIGNALS} if main else {}
     try:
         yield
     finally:
@@ -243,45 +256,41 @@ def _scheduler_stops() -> Iterator[None]:
 
 
 def _collect(futures: list[Any], on_done: Callable[[dict[str, Any]], None], stopping: Any) -> BaseException | None:
-    """Hand each finished run to `on_done`. On Ctrl-C here or a run stopped by a signal (`Preempted`),
-    stop the study: no further run starts, the runs in flight checkpoint and stop, and what they
-    return is still handed on; then the first stop is returned to raise. Without this, leaving the
-    pool waited for every queued run to train."""
+    """Hand each finished run to `on_done`. On a signal to the coordinator or a worker (`stopping`,
+    which the workers poll) or a run stopped by one (`Preempted`, from DDP's launcher),
+    stop the study: no further run starts, the runs in flight checkpoint and return `unfinished`,
+    and what they return is still handed on; then the stop is returned to raise (KeyboardInterrupt
+    for Ctrl-C). Without this, leaving the pool waited for every queued run to train."""
     stop: BaseException | None = None
     pending = set(futures)
 
-    def stop_all(why: BaseException) -> None:
+    def stop_all(signum: int, why: BaseException | None = None) -> None:
         nonlocal stop
         if stop is None:
-            stop = why
-            stopping.set()
+            stopping.value = stopping.value or signum
+            stop = why or (KeyboardInterrupt() if signum == signal.SIGINT else Preempted(signum, -1))
             for f in pending:
                 f.cancel()  # queued, not yet handed to a worker
-            for child in mp.active_children():  # the pool's workers: a training loop checkpoints on it
-                try:
-                    os.kill(child.pid, signal.SIGINT)
-                except ProcessLookupError:  # it exited meanwhile
-                    pass
 
     while pending:
-        try:
-            for f in as_completed(pending):
-                pending.discard(f)
-                if f.cancelled():
-                    continue
-                try:
-                    row = f.result()
-                except Preempted as e:
-                    stop_all(e)
-                    continue
-                except Exception:
-                    if stop is None:
-                        raise
-                    continue  # a worker the stop's signal ended (an idle one under SIGTERM): the run stays as stored
-                if row.get("status") != "not started":  # a run the stop kept from starting has no news
-                    on_done(row)
-        except (KeyboardInterrupt, Preempted) as e:  # Ctrl-C, or a scheduler's signal (_scheduler_stops)
-            stop_all(e)
+        if stopping.value:
+            stop_all(stopping.value)
+        done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        for f in done:
+            pending.discard(f)
+            if f.cancelled():
+                continue
+            try:
+                row = f.result()
+            except Preempted as e:
+                stop_all(e.signum, e)
+                continue
+            except Exception:
+                if stop is None:
+                    raise
+                continue  # a worker the stop ended before it could answer: the run stays as stored
+            if row.get("status") != "not started":  # a run the stop kept from starting has no news
+                on_done(row)
     return stop
 
 
