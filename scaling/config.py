@@ -1,7 +1,7 @@
 """Study specs: typed dataclasses loaded from TOML, with errors that name file, key and expectation.
 
-A spec has the tables [study], [data], [model], [train], [grid] and, per family, its own
-table (for example [cpt]). Every table maps onto a dataclass below; unknown keys and wrong
+A spec has the tables [study], [data], [model], [train], [grid], an optional [report] (how the
+study's laws are fitted in its report) and, per family, its own table (for example [cpt]). Every table maps onto a dataclass below; unknown keys and wrong
 types are rejected with the dotted key path so the user knows exactly what to fix.
 """
 
@@ -97,12 +97,33 @@ class TrainSection:
     """Keep final.pt for every run, not only for runs that others continue from (operational)."""
 
 
+HOLDOUT_DEFAULT = "largest:1"
+
+
+@dataclass(kw_only=True)
+class ReportSection:
+    """How `scaling report` and `scaling demo` fit the study's laws, so that every rendering of the
+    study gives the same figures; a command-line flag overrides its key. Trains nothing: no run id
+    depends on it."""
+
+    delta: float | Literal["auto"] | None = None
+    """Huber delta of every fit: a positive number, or "auto" (from the residuals of a first fit);
+    unset, the laws' default (1e-3)."""
+    bootstrap: int = 200
+    """Bootstrap replicates for every interval (0 = none)."""
+    holdout: str = HOLDOUT_DEFAULT
+    """Held-out split of the extrapolation check (`scaling fit --holdout` grammar)."""
+    advise_budget: float = 0.0
+    """FLOPs for a "which runs next" section (`scaling advise`); 0 = none."""
+
+
 @dataclass(kw_only=True)
 class StudySpec:
     study: StudySection
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainSection = field(default_factory=TrainSection)
+    report: ReportSection = field(default_factory=ReportSection)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     """Cartesian axes: dotted keys into a run's config, e.g. "train.lr" = [1e-3, 3e-3], "seed" = [0, 1]."""
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -123,7 +144,8 @@ class StudySpec:
         return d
 
 
-SECTIONS: dict[str, type] = {"study": StudySection, "data": DataSection, "model": ModelSection, "train": TrainSection}
+SECTIONS: dict[str, type] = {"study": StudySection, "data": DataSection, "model": ModelSection, "train": TrainSection,
+                             "report": ReportSection}
 FAMILY_TABLES = {"cpt": "cpt", "encdec": "encdec", "select": "select"}
 
 
@@ -162,6 +184,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
     _check_study_name(spec.study.name, source)
     _check_budget_kinds(spec.train, spec.grid, source)
     _check_train(spec.train, source)
+    _check_report(spec.report, source)
     return spec
 
 
@@ -258,6 +281,17 @@ def _check_train(t: TrainSection, source: str) -> None:
                         f"({t.batch_size // t.nproc}), got {t.micro_batch_size}")
 
 
+def _check_report(r: ReportSection, source: str) -> None:
+    """The values `scaling report --delta/--bootstrap/--advise-budget` would refuse; the holdout's
+    grammar is checked where it is parsed (`scaling.laws.validation`), before any fit."""
+    if isinstance(r.delta, float) and not r.delta > 0:
+        raise SpecError(f"{source}: [report] `delta` must be a positive number or \"auto\", got {r.delta}")
+    if r.bootstrap < 0 or r.bootstrap == 1:
+        raise SpecError(f"{source}: [report] `bootstrap` must be 0 (no intervals) or at least 2, got {r.bootstrap}")
+    if not r.advise_budget >= 0:
+        raise SpecError(f"{source}: [report] `advise_budget` must be >= 0 FLOPs (0 = no advice), got {r.advise_budget}")
+
+
 # ---------------------------------------------------------------- generic dataclass loading
 
 
@@ -326,6 +360,8 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(hint))
     if hint is type(None):
         return "nothing"
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(map(repr, typing.get_args(hint)))
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 

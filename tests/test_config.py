@@ -234,3 +234,28 @@ def test_flops_budget_errors(tmp_path, old, new, message):
     with pytest.raises(SpecError) as e:
         expand(load_spec(path))
     assert message in str(e.value) and str(path) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("delta = 0", "[report] `delta` must be a positive number or \"auto\", got 0.0"),
+        ('delta = "automatic"', "[report] `delta`: expected a number or 'auto' or nothing, got 'automatic'"),
+        ("bootstrap = 1", "[report] `bootstrap` must be 0 (no intervals) or at least 2, got 1"),
+        ("advise_budget = -1e9", "[report] `advise_budget` must be >= 0 FLOPs"),
+        ("holdot = 'largest:2'", "[report]: unknown key `holdot`; expected one of advise_budget, bootstrap, delta, holdout"),
+    ],
+)
+def test_report_table_errors_name_the_key(tmp_path, table, message):
+    with pytest.raises(SpecError) as e:
+        load_spec(write(tmp_path, GOOD + f"[report]\n{table}\n"))
+    assert str(e.value).startswith(str(tmp_path / "spec.toml"))
+    assert message in str(e.value)
+
+
+def test_the_report_table_trains_nothing_new(tmp_path):
+    plain = load_spec(write(tmp_path, GOOD))
+    assert plain.report.delta is None and plain.report.bootstrap == 200 and plain.report.holdout == "largest:1"
+    chosen = load_spec(write(tmp_path, GOOD + '[report]\ndelta = "auto"\nbootstrap = 0\nholdout = "frac:0.3"\n'))
+    assert (chosen.report.delta, chosen.report.bootstrap, chosen.report.holdout) == ("auto", 0, "frac:0.3")
+    assert [r.run_id for r in expand(chosen)] == [r.run_id for r in expand(plain)]

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import bootstrap_count, delta_option
+from scaling.cli.options import SpecDelta, bootstrap_count, optional_delta
 from scaling.cli.console import console
 from scaling.cli.progress import train_study
 from scaling.config import load_spec
@@ -22,27 +22,26 @@ from scaling.train import expand, local_executor, study_root
 
 
 DEFAULT_SPEC = Path("runs/demo.toml")
-# The demo's runs are small and their residuals about 1%, far above the laws' 1e-3 Huber delta:
-# with it the fit is nearly least absolute deviations and warns. `auto` fits them better (README).
-DemoDelta = Annotated[Optional[str], typer.Option(
-    help="Huber delta of the fits: a number, or 'auto' (from the residuals).")]
 
 
 def demo(
     spec: Annotated[Path, typer.Option(help="Study spec to run.")] = DEFAULT_SPEC,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Local worker processes.")] = min(2, os.cpu_count() or 1),
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for the intervals.", callback=bootstrap_count)] = 500,
+    bootstrap: Annotated[Optional[int], typer.Option(
+        help="Bootstrap replicates for the intervals; default the spec's [report] bootstrap, else 200.",
+        callback=bootstrap_count)] = None,
     out: Annotated[Path, typer.Option(help="Report file.")] = Path("reports/demo/index.html"),
-    delta: DemoDelta = "auto",
+    delta: SpecDelta = None,
 ) -> None:
     """Train a small decoder-only size grid on a synthetic source, fit L(N), write the report."""
-    opts = ReportOptions(bootstrap=bootstrap, **delta_option(delta))
+    huber_delta = optional_delta(delta)  # a bad one is named before the spec is read
     if not spec.is_file() and spec == DEFAULT_SPEC:
         from scaling.errors import SpecError
 
         raise SpecError(f"{spec}: no such file here; run `scaling demo` from the root of the scaling checkout "
                         "(the demo's spec is runs/demo.toml there), or pass --spec PATH")
     s = load_spec(spec)
+    opts = ReportOptions.for_study(s, bootstrap=bootstrap, delta=huber_delta)
     store = Store(study_root(s))
     executor, threads = local_executor(workers)
     train_study(s.name, expand(s), store, executor, threads=threads)

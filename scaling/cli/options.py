@@ -24,6 +24,10 @@ Delta = Annotated[str, typer.Option(help="Huber delta (a number), or 'auto': fro
 # given, their laws keep their own default.
 OptionalDelta = Annotated[Optional[str], typer.Option(
     help="Huber delta of the fits: a number, or 'auto' (from the residuals); default the laws' 1e-3.")]
+# The commands that render a study (report, demo): not given, the spec's [report] key decides.
+SpecDelta = Annotated[Optional[str], typer.Option(
+    help="Huber delta of the fits: a number, or 'auto' (from the residuals); default the spec's [report] "
+         "delta, else the laws' 1e-3.")]
 
 
 def _positive_or(value: str, word: str, flag: str, number: str) -> float | str:
@@ -69,10 +73,10 @@ def resolve_noise(noise: float | str | None, law, df, x: list[str], y: str) -> t
     return sigma, f"seeds: pooled over replicates, {dof} degrees of freedom"
 
 
-def bootstrap_count(value: int) -> int:
+def bootstrap_count(value: int | None) -> int | None:
     """--bootstrap (a typer callback): 0 (no intervals) or at least 2 replicates, named before
-    anything is read or fitted."""
-    if value < 0 or value == 1:
+    anything is read or fitted; None where an optional flag was not given."""
+    if value is not None and (value < 0 or value == 1):
         from scaling.errors import FitError
 
         raise FitError(f"--bootstrap {value}: give 0 (no intervals) or at least 2 replicates")
@@ -89,6 +93,11 @@ def replicate_count(value: int) -> int:
 
         raise FitError(f"--bootstrap {value}: give at least 2 replicates of the current fit")
     return value
+
+
+def optional_delta(delta: str | None) -> float | str | None:
+    """An optional --delta parsed: None when not given."""
+    return None if delta is None else parse_delta(delta)
 
 
 def delta_option(delta: str | None) -> dict[str, float | str]:

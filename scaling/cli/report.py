@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from scaling.cli.console import console
-from scaling.cli.options import STUDY_FOLDER, OptionalDelta, bootstrap_count, delta_option
+from scaling.cli.options import STUDY_FOLDER, SpecDelta, bootstrap_count, optional_delta
 from scaling.config import load_spec
 from scaling.report import ReportOptions, build_report
 from scaling.store import Store
@@ -20,15 +20,21 @@ def report(
     out: Annotated[Optional[Path], typer.Option(help="HTML file, or a folder to write index.html in (default "
                                                      "reports/<study>/index.html).")] = None,
     store_dir: Annotated[Optional[Path], typer.Option("--store", help=STUDY_FOLDER)] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for every interval.", callback=bootstrap_count)] = 200,
-    holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation check.")] = "largest:1",
-    advise_budget: Annotated[float, typer.Option(help="FLOPs for a 'which runs next' section (scaling advise); "
-                                                      "0 = none.")] = 0.0,
-    delta: OptionalDelta = None,
+    bootstrap: Annotated[Optional[int], typer.Option(
+        help="Bootstrap replicates for every interval; default the spec's [report] bootstrap, else 200.",
+        callback=bootstrap_count)] = None,
+    holdout: Annotated[Optional[str], typer.Option(
+        help="Held-out split for the extrapolation check; default the spec's [report] holdout, else largest:1.")] = None,
+    advise_budget: Annotated[Optional[float], typer.Option(
+        min=0, help="FLOPs for a 'which runs next' section (scaling advise), 0 = none; default the spec's "
+                    "[report] advise_budget, else 0.")] = None,
+    delta: SpecDelta = None,
 ) -> None:
     """Render runs, learning curves and every law fitted with intervals and held-out error."""
-    opts = ReportOptions(bootstrap=bootstrap, holdout=holdout, advise_budget=advise_budget, **delta_option(delta))
+    huber_delta = optional_delta(delta)  # a bad one is named before the spec is read
     s = load_spec(spec)
+    opts = ReportOptions.for_study(s, bootstrap=bootstrap, holdout=holdout, advise_budget=advise_budget,
+                                   delta=huber_delta)
     path = out or Path("reports") / s.name / "index.html"
     if path.is_dir():
         path = path / "index.html"

@@ -120,8 +120,9 @@ def collinear_inputs(X: np.ndarray, names: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """Boolean mask of held-out rows for a holdout spec, and a description of the split."""
+def parse_holdout(spec: str | float) -> tuple[str, float, str | None, str]:
+    """A holdout spec's grammar, checked before any data is read: (kind, value, column or None
+    for the law's first x, normalised text); kind is "largest", "frac", ">" or ">="."""
     text = str(spec).strip()
     try:
         frac = float(text)
@@ -130,21 +131,14 @@ def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple
         pass
     m = _COND.match(text)
     if m and not text.startswith(("largest:", "frac:")):
-        col, op, val = m.group(1), m.group(2), float(m.group(3))
-        _need(df, col, text)
-        v = np.asarray(df[col], dtype=float)
-        mask = v > val if op == ">" else v >= val
-        return mask, {"split": text, "column": col, "threshold": val}
+        return m.group(2), float(m.group(3)), m.group(1), text
     parts = text.split(":")
     if parts[0] not in ("largest", "frac") or len(parts) not in (2, 3):
         raise FitError(
             f"holdout {spec!r} not understood; use 'largest:K[:COL]', 'frac:F[:COL]', a fraction "
             f"like 0.2, or a condition like 'N>1e9'"
         )
-    col = parts[2] if len(parts) == 3 else default_col
-    _need(df, col, text)
-    v = np.asarray(df[col], dtype=float)
-    distinct = np.unique(v)[::-1]  # largest first
+    col = parts[2] if len(parts) == 3 else None
     if parts[0] == "largest":
         try:
             k = int(parts[1])
@@ -152,12 +146,29 @@ def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple
             raise FitError(f"holdout {spec!r}: K must be an integer, got {parts[1]!r}") from None
         if k < 1:
             raise FitError(f"holdout {spec!r}: K must be >= 1")
-        cut = distinct[min(k, len(distinct)) - 1]
-    else:
+        return "largest", k, col, text
+    try:
         f = float(parts[1])
-        if not 0 < f < 1:
-            raise FitError(f"holdout {spec!r}: the fraction must be in (0, 1), got {f}")
-        need = math.ceil(f * len(v))
+    except ValueError:
+        raise FitError(f"holdout {spec!r}: F must be a number, got {parts[1]!r}") from None
+    if not 0 < f < 1:
+        raise FitError(f"holdout {spec!r}: the fraction must be in (0, 1), got {f}")
+    return "frac", f, col, text
+
+
+def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Boolean mask of held-out rows for a holdout spec, and a description of the split."""
+    kind, value, col, text = parse_holdout(spec)
+    col = col or default_col
+    _need(df, col, text)
+    v = np.asarray(df[col], dtype=float)
+    if kind in (">", ">="):
+        return (v > value if kind == ">" else v >= value), {"split": text, "column": col, "threshold": value}
+    distinct = np.unique(v)[::-1]  # largest first
+    if kind == "largest":
+        cut = distinct[min(int(value), len(distinct)) - 1]
+    else:
+        need = math.ceil(value * len(v))
         cut = distinct[0]
         for c in distinct:
             cut = c

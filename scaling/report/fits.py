@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from scaling.errors import FitError
+from scaling.config import HOLDOUT_DEFAULT
+from scaling.errors import FitError, SpecError
 from scaling.laws import get_law
 from scaling.laws.base import Law
-from scaling.laws.validation import replicate_floor
+from scaling.laws.validation import parse_holdout, replicate_floor
 from scaling.report.render import Answer, Section, Table, column_format, join, signed_pct
+
+if TYPE_CHECKING:
+    from scaling.config import StudySpec
 
 COMPUTE_CONVENTION = "compute C = 6·N·D, N = non-embedding parameters, D = training tokens"
 """How the report names `scaling.schema.COMPUTE_CONVENTION` (the runs table's `c_6nd` column)."""
@@ -24,7 +28,7 @@ COMPUTE_CONVENTION = "compute C = 6·N·D, N = non-embedding parameters, D = tra
 @dataclass
 class ReportOptions:
     bootstrap: int = 200
-    holdout: str = "largest:1"
+    holdout: str = HOLDOUT_DEFAULT
     seed: int = 0
     bootstrap_method: str = "auto"
     """"pairs", "residual", or "auto": residual below 20 points, where pairs resamples degenerate."""
@@ -33,6 +37,21 @@ class ReportOptions:
     delta: float | str | None = None
     """Huber delta of every fit in the report: a number, "auto" (from the residuals), or None for
     the laws' default (1e-3; a select study's `[select] delta` where the spec sets one)."""
+
+    @classmethod
+    def for_study(cls, spec: StudySpec, **flags: Any) -> ReportOptions:
+        """The spec's [report] choices with the flags a command was given over them (None = not
+        given), so that `scaling report` renders what `scaling demo` did; the holdout's grammar is
+        checked here, before anything is fitted."""
+        chosen = {k: getattr(spec.report, k) for k in ("delta", "bootstrap", "holdout", "advise_budget")}
+        given = {k: v for k, v in flags.items() if v is not None}
+        try:
+            parse_holdout(given.get("holdout", chosen["holdout"]))
+        except FitError as e:
+            if "holdout" in given:
+                raise
+            raise SpecError(f"{spec.path or spec.name}: [report] `holdout`: {e}") from None
+        return cls(**{**chosen, **given})
 
     def fit_options(self) -> dict[str, Any]:
         """Options every law of the report is built with."""

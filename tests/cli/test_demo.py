@@ -1,4 +1,5 @@
-"""`scaling demo`'s options reach its fits (training and the report are replaced: they have their own tests)."""
+"""`scaling demo` and `scaling report` fit with the spec's [report] choices, flags over them
+(training and the report itself are replaced: they have their own tests)."""
 
 from pathlib import Path
 
@@ -6,18 +7,47 @@ import pytest
 from typer.testing import CliRunner
 
 import scaling.cli.demo as demo_cli
+import scaling.cli.report as report_cli
 from scaling.cli import app
+from scaling.errors import SpecError
 
 SPEC = Path(__file__).resolve().parents[2] / "runs" / "demo.toml"
 
 
-@pytest.mark.parametrize("flags, delta", [([], "auto"), (["--delta", "0.01"], 0.01)])
-def test_the_demo_fits_with_delta_auto_unless_told(monkeypatch, tmp_path, flags, delta):
-    # its runs' residuals (~1%) are far above the laws' 1e-3: with that delta the demo warned at its
-    # user and fitted worse (held-out 1.34% against 0.75% with auto)
+def _options_seen(monkeypatch, module):
     seen = {}
-    monkeypatch.setattr(demo_cli, "train_study", lambda *a, **k: None)
-    monkeypatch.setattr(demo_cli, "build_report", lambda spec, store, out, opts: seen.update(opts=opts) or [])
-    r = CliRunner().invoke(app, ["demo", "--spec", str(SPEC), "--out", str(tmp_path / "r.html"), *flags])
+    monkeypatch.setattr(module, "build_report", lambda spec, store, out, opts: seen.update(opts=opts) or [])
+    if module is demo_cli:
+        monkeypatch.setattr(demo_cli, "train_study", lambda *a, **k: None)
+    return seen
+
+
+@pytest.mark.parametrize("command, module", [("demo", demo_cli), ("report", report_cli)])
+@pytest.mark.parametrize("flags, delta, bootstrap", [([], "auto", 500), (["--delta", "0.01", "--bootstrap", "0"], 0.01, 0)])
+def test_demo_and_report_fit_the_demo_as_its_spec_says_unless_told(monkeypatch, tmp_path, command, module, flags,
+                                                                   delta, bootstrap):
+    # the demo's residuals (~1%) are far above the laws' 1e-3: with that delta the demo warned at its
+    # user and fitted worse (held-out 1.34% against 0.75% with auto); `scaling report runs/demo.toml`
+    # fitted with 1e-3 and 200 replicates, so it redrew the demo's report with other figures
+    seen = _options_seen(monkeypatch, module)
+    args = ["demo", "--spec", str(SPEC)] if command == "demo" else ["report", str(SPEC), "--store", str(tmp_path)]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r.html"), *flags])
     assert r.exit_code == 0, r.output
-    assert seen["opts"].delta == delta
+    assert (seen["opts"].delta, seen["opts"].bootstrap, seen["opts"].holdout) == (delta, bootstrap, "largest:1")
+
+
+def test_a_spec_without_a_report_table_keeps_the_laws_defaults_and_a_bad_holdout_names_the_key(monkeypatch, tmp_path):
+    spec = tmp_path / "demo.toml"
+    spec.write_text(SPEC.read_text().split("[report]")[0])
+    seen = _options_seen(monkeypatch, report_cli)
+    r = CliRunner().invoke(app, ["report", str(spec), "--out", str(tmp_path / "r.html"), "--advise-budget", "1e9"])
+    assert r.exit_code == 0, r.output
+    assert (seen["opts"].delta, seen["opts"].bootstrap, seen["opts"].advise_budget) == (None, 200, 1e9)
+
+    spec.write_text(SPEC.read_text().replace("bootstrap = 500", 'holdout = "biggest:1"'))
+    r = CliRunner().invoke(app, ["report", str(spec), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 1 and isinstance(r.exception, SpecError)
+    assert f"{spec}: [report] `holdout`: holdout 'biggest:1' not understood" in str(r.exception)
+    r = CliRunner().invoke(app, ["report", str(spec), "--out", str(tmp_path / "r.html"), "--holdout", "largest:2"])
+    assert r.exit_code == 0, r.output  # the flag overrides the spec's key
+    assert seen["opts"].holdout == "largest:2"
