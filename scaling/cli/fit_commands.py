@@ -182,7 +182,7 @@ def compare(
 
     With two x columns (N, D) it also compares Chinchilla's approaches 1-3 where the columns
     allow."""
-    from scaling.laws.agreement import approach_agreement, compare_forms
+    from scaling.laws.agreement import approach_agreement, compare_forms, verdict
     from scaling.laws.cli_support import load_study_curves, load_table
     from scaling.laws.validation import mixed_series
 
@@ -223,9 +223,8 @@ def compare(
         console.print(t)
         for k, why in ag["skipped"].items():
             console.print(f"  approach {k} skipped: {why}")
-        verdict = {True: "agree", False: "DISAGREE", None: "cannot tell (intervals missing)"}
-        console.print(f"  exponent a: {verdict[ag['agree']['a']]}; tokens per parameter: "
-                      f"{verdict[ag['agree']['tokens_per_param']]}")
+        console.print(f"  exponent a: {verdict(ag, 'a')}")
+        console.print(f"  tokens per parameter: {verdict(ag, 'tokens_per_param')}")
 
 
 def print_fit(res: dict, title: str) -> None:

@@ -3,7 +3,9 @@
 `approach_agreement` fits whichever approaches the columns allow (1: the compute frontier of
 loss curves, needs run and FLOPs columns; 2: IsoFLOP parabolas, needs a budget column; 3: the
 parametric L(N, D)) and reports for each the allocation exponent a (N_opt ∝ C^a) and tokens per
-parameter at a target compute, with 95% intervals, and whether the intervals overlap.
+parameter at a target compute, with 95% intervals, and whether they agree: each pair's difference
+with its 95% interval (`_differences`), not whether the intervals overlap (two estimates whose
+95% intervals overlap can still differ clearly: overlap is a test at about the 0.5% level).
 `compare_forms` ranks law forms by held-out error on the largest runs, AIC and BIC, all on the
 same rows.
 """
@@ -30,6 +32,59 @@ def _interval(v: np.ndarray | None) -> list[float] | None:
     return [float(x) for x in np.quantile(v, Q)] if len(v) >= 2 else None
 
 
+Z95 = 1.959963984540054
+
+
+def _differences(rows: list[dict[str, Any]], key: str, log: bool) -> list[dict[str, Any]]:
+    """Every pair of approaches with an interval of `key`: the difference of their estimates (on the
+    log scale when `log`: then also as a ratio) and its 95% interval. Each interval gives its
+    estimate's standard error on the side facing the other estimate (half-width / 1.96, so an
+    asymmetric bootstrap interval counts its relevant side), and the errors add as if independent:
+    the approaches share their data, so the true interval of the difference is narrower and the
+    test is conservative (it can miss a disagreement, not invent one)."""
+    f = np.log if log else (lambda v: v)
+    have = [r for r in rows if r.get(f"{key}_ci")]
+    out = []
+    for i, ra in enumerate(have):
+        for rb in have[i + 1:]:
+            (a, (la, ha)), (b, (lb, hb)) = ((f(r[key]), f(np.asarray(r[f"{key}_ci"]))) for r in (ra, rb))
+            # the side of each interval that faces the other estimate
+            sa, sb = ((ha - a), (b - lb)) if a <= b else ((a - la), (hb - b))
+            se = float(np.hypot(sa, sb)) / Z95
+            diff = float(b - a)
+            row = {"approaches": [ra["approach"], rb["approach"]], "difference": diff,
+                   "ci95": [diff - Z95 * se, diff + Z95 * se], "z": diff / se if se > 0 else float("inf"),
+                   "agree": bool(abs(diff) <= Z95 * se)}
+            if log:
+                row["ratio"], row["ratio_ci95"] = float(np.exp(diff)), [float(np.exp(c)) for c in row["ci95"]]
+            out.append(row)
+    return out
+
+
+def _agree(pairs: list[dict[str, Any]]) -> bool | None:
+    """Every pair's difference is within its 95% interval of 0; None with fewer than two intervals."""
+    return None if not pairs else all(p["agree"] for p in pairs)
+
+
+def verdict(ag: dict[str, Any], key: str) -> str:
+    """One line on whether the approaches agree on `key` ("a" or "tokens_per_param"), with each
+    pair's difference and its 95% interval, for the CLI and the report alike."""
+    pairs = ag["differences"][key]
+    if not pairs:
+        return "cannot be judged (fewer than two approaches with intervals)"
+    parts = []
+    for p in pairs:
+        a, b = p["approaches"]
+        if "ratio" in p:
+            lo, hi = p["ratio_ci95"]
+            parts.append(f"approach {b} / {a} = {p['ratio']:.3g}, 95% CI [{lo:.3g}, {hi:.3g}]")
+        else:
+            lo, hi = p["ci95"]
+            parts.append(f"approach {b} - {a} = {p['difference']:+.3g}, 95% CI [{lo:+.3g}, {hi:+.3g}]")
+    word = "agree" if ag["agree"][key] else "DISAGREE"
+    return f"{word} ({'; '.join(parts)})"
+
+
 def _overlap(cis: list[list[float] | None]) -> bool | None:
     """Do all intervals share a point? None when fewer than two approaches have one."""
     cis = [c for c in cis if c is not None]
@@ -46,7 +101,11 @@ def approach_agreement(df: pd.DataFrame, n: str, d: str, y: str, budget: str | N
 
     Returns {"target_compute", "approaches": [{"approach", "method", "a", "a_ci", "tokens_per_param",
     "tokens_per_param_ci", "n_budgets"/"n_points"}], "skipped": {approach: why}, "agree": {"a",
-    "tokens_per_param"}}. Tokens per parameter use C = 6 N D where the approach gives only N_opt."""
+    "tokens_per_param"}, "differences": {"a": [pair], "tokens_per_param": [pair]}, "overlap": {...}}:
+    `agree` is True when every pair's difference (`_differences`; tokens per parameter as a log ratio)
+    has a 95% interval that holds 0, None with fewer than two intervals; `overlap` says whether the
+    intervals share a point (a weaker test, kept for comparison). Tokens per parameter use
+    C = 6 N D where the approach gives only N_opt."""
     C = float(target_compute)
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
@@ -115,9 +174,11 @@ def approach_agreement(df: pd.DataFrame, n: str, d: str, y: str, budget: str | N
     except ScalingError as e:
         skipped["3"] = str(e)
 
+    differences = {"a": _differences(rows, "a", log=False),
+                   "tokens_per_param": _differences(rows, "tokens_per_param", log=True)}
     return {"target_compute": C, "approaches": rows, "skipped": skipped,
-            "agree": {"a": _overlap([r["a_ci"] for r in rows]),
-                      "tokens_per_param": _overlap([r["tokens_per_param_ci"] for r in rows])}}
+            "agree": {k: _agree(v) for k, v in differences.items()}, "differences": differences,
+            "overlap": {k: _overlap([r[f"{k}_ci"] for r in rows]) for k in differences}}
 
 
 def compare_forms(df: pd.DataFrame, laws: list[str], x: list[str], y: str, holdout: str = "largest:1",

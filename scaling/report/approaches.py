@@ -13,10 +13,6 @@ import pandas as pd
 from scaling.errors import ScalingError
 from scaling.report.render import Section, Table, join
 
-VERDICT = {True: "agree (95% intervals overlap)", False: "disagree (95% intervals do not overlap)",
-           None: "cannot be judged (fewer than two approaches with intervals)"}
-
-
 def agreement_table(ag: dict) -> pd.DataFrame:
     """One row per approach: exponent a and tokens per parameter, each with its 95% interval."""
     def ci(v):
@@ -34,7 +30,7 @@ def approaches_sections(runs: pd.DataFrame, n: str, d: str, y: str, budget: str 
     """The "Chinchilla approaches" section for a table with parameter, token and loss columns;
     `budget` (a compute-budget column of runs) adds Approach 2, `curves` (loss curves with `run`,
     `flops`, `y` and `n` columns) adds Approach 1; `law_options` go to Approach 3's law."""
-    from scaling.laws.agreement import approach_agreement
+    from scaling.laws.agreement import approach_agreement, verdict
 
     if any(c not in runs.columns for c in (n, d, y)):
         return []
@@ -46,8 +42,10 @@ def approaches_sections(runs: pd.DataFrame, n: str, d: str, y: str, budget: str 
         return [Section("Chinchilla approaches", text=f"not available: {e}")]
     if not ag["approaches"]:
         return [Section("Chinchilla approaches", text="not available: " + "; ".join(ag["skipped"].values()))]
-    text = (f"Compute-optimal allocation by each approach the data allow. Exponent a: {VERDICT[ag['agree']['a']]}; "
-            f"tokens per parameter: {VERDICT[ag['agree']['tokens_per_param']]}.")
+    text = (f"Compute-optimal allocation by each approach the data allow. Exponent a: {verdict(ag, 'a')}; "
+            f"tokens per parameter: {verdict(ag, 'tokens_per_param')}. Two approaches agree when their difference's "
+            "95% interval holds 0 (standard errors from each interval, added as if independent: conservative, as "
+            "the approaches share their data); overlapping intervals alone can hide a clear difference.")
     skipped = [f"approach {k} not shown: {v}" for k, v in ag["skipped"].items()]
     return [Section("Chinchilla approaches", text=join([text, *skipped]),
                     tables=[Table(agreement_table(ag), caption="Approaches 1-3 side by side")], fit=ag)]

@@ -168,9 +168,21 @@ def fit_summary(law: Law) -> str:
                  else "no bootstrap intervals")
     sides = bound_sides(law)
     bounds = ("; at a bound: " + ", ".join(f"{k} ({v})" for k, v in sides.items())) if sides else "; no parameter at a bound"
-    return (f"Fitted on {law.n_points_} points; objective {law.objective_:.4g} ({conv}, {law.n_starts_best_} of "
+    return (f"Fitted on {law.n_points_} points by {objective_text(law)}; objective {law.objective_:.4g} ({conv}, "
+            f"{law.n_starts_best_} of "
             f"{law.n_starts_} starts reached the best basin); R² {law.r2_:.4f}, AIC {law.aic_:.2f}, "
             f"BIC {law.bic_:.2f}{bounds}; {intervals}; {held}.")
+
+
+def objective_text(law: Law) -> str:
+    """What the fit minimised, e.g. "Huber loss (δ = 0.0123, auto: from the residuals) of log residuals",
+    so that a reader can tell two renderings of a study apart (`[report] delta`)."""
+    loss = str(getattr(law, "loss", "huber"))
+    scale = "log" if law.fit_scale == "log" else "linear"
+    if loss not in ("huber", "asymmetric") or not hasattr(law, "delta_"):
+        return f"{ {'mse': 'squared', 'mae': 'absolute'}.get(loss, loss)} error of {scale} residuals"
+    how = ", auto: from the residuals" if law.delta == "auto" else ""
+    return f"{'Huber' if loss == 'huber' else 'asymmetric Huber'} loss (δ = {law.delta_:.3g}{how}) of {scale} residuals"
 
 
 def seed_noise_text(data: pd.DataFrame, by: list[str], y: str, held: Any = None) -> str:

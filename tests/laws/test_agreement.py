@@ -43,3 +43,40 @@ def test_report_section():
     assert sec.title == "Chinchilla approaches" and "IsoFLOP profiles" in sec.tables[0].__html__()
     assert "agree" in sec.text
     assert approaches_sections(df, n="params", d="D", y="loss") == []
+
+
+def test_overlapping_intervals_can_still_disagree():
+    """Intervals that share a point were called "agree"; the difference's interval decides now.
+    Hand computation: standard errors from the facing half-widths, 0.05 and 0.06 (B's far side,
+    0.35, must not count), se = hypot(0.05, 0.06) / 1.96 = 0.03985, z = 0.10 / se = 2.51."""
+    from scaling.laws.agreement import _differences, _overlap, verdict
+
+    rows = [{"approach": 2, "a": 0.45, "a_ci": [0.40, 0.50], "tokens_per_param": 20.0, "tokens_per_param_ci": [10.0, 40.0]},
+            {"approach": 3, "a": 0.55, "a_ci": [0.49, 0.90], "tokens_per_param": 80.0, "tokens_per_param_ci": [40.0, 160.0]}]
+    assert _overlap([r["a_ci"] for r in rows]) and _overlap([r["tokens_per_param_ci"] for r in rows])
+    (a,) = _differences(rows, "a", log=False)
+    se = np.hypot(0.05, 0.06) / 1.959963984540054
+    assert a["approaches"] == [2, 3] and a["difference"] == pytest.approx(0.10)
+    assert a["z"] == pytest.approx(0.10 / se) and a["z"] == pytest.approx(2.5095, abs=1e-4)
+    assert a["ci95"] == pytest.approx([0.10 - 1.959963984540054 * se, 0.10 + 1.959963984540054 * se])
+    assert a["agree"] is False
+    # tokens per parameter as a log ratio: 80 / 20 = 4, each facing side a factor 2
+    (t,) = _differences(rows, "tokens_per_param", log=True)
+    se = np.hypot(np.log(2), np.log(2)) / 1.959963984540054
+    assert t["ratio"] == pytest.approx(4.0) and t["z"] == pytest.approx(np.log(4) / se)
+    assert t["ratio_ci95"] == pytest.approx([4 * np.exp(-1.959963984540054 * se), 4 * np.exp(1.959963984540054 * se)])
+    assert t["agree"] is False
+    ag = {"differences": {"a": [a]}, "agree": {"a": False}}
+    assert verdict(ag, "a") == "DISAGREE (approach 3 - 2 = +0.1, 95% CI [+0.0219, +0.178])"
+    # the same estimates with wider intervals agree
+    rows[1]["a_ci"] = [0.30, 0.90]
+    assert _differences(rows, "a", log=False)[0]["agree"] is True
+
+
+def test_agreement_reports_every_pair_and_the_old_overlap():
+    df = _isoflop_surface()
+    ag = approach_agreement(df, n="N", d="D", y="loss", budget="C", n_bootstrap=50, target_compute=1e22)
+    (pair,) = ag["differences"]["a"]
+    by = {r["approach"]: r["a"] for r in ag["approaches"]}
+    assert pair["approaches"] == [2, 3] and pair["difference"] == pytest.approx(by[3] - by[2])
+    assert pair["ci95"][0] <= 0 <= pair["ci95"][1] and ag["agree"]["a"] is True and ag["overlap"]["a"] is True

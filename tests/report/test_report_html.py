@@ -266,12 +266,21 @@ def test_every_fit_of_the_report_takes_the_huber_delta_it_is_given(tmp_path, mon
         return ([(s.fit.law, s.fit.data) for s in sections if isinstance(s.fit, LawFit)]
                 + [(f.loss_law_, f.envelope_) for f in frontiers[-1:]])
 
-    default, fixed, auto = (laws(ReportOptions(bootstrap=0, delta=d)) for d in (None, 0.02, "auto"))
+    def rendered(opts):  # the laws, and the report's text
+        found = laws(opts)
+        return found, (tmp_path / "index.html").read_text()
+
+    (default, default_html), (fixed, fixed_html), (auto, auto_html) = (
+        rendered(ReportOptions(bootstrap=0, delta=d)) for d in (None, 0.02, "auto"))
     assert len(default) == 2 and {law.delta_ for law, _ in default} == {1e-3}
     assert {law.delta_ for law, _ in fixed} == {0.02}
     for law, data in auto:  # the delta a fit with delta="auto" of the same table finds
         by_hand = get_law(law.name, delta="auto").fit(data, x=list(law.x_), y=law.y_)
         assert law.delta_ == pytest.approx(by_hand.delta_, rel=1e-9) and law.delta_ != 1e-3
+    # each rendering says what its L(N) fit minimised, so two reports of one study can be told apart
+    assert "by Huber loss (δ = 0.001) of log residuals;" in default_html
+    assert "by Huber loss (δ = 0.02) of log residuals;" in fixed_html
+    assert f"by Huber loss (δ = {auto[0][0].delta_:.3g}, auto: from the residuals) of log residuals;" in auto_html
 
 
 def test_a_study_of_too_few_sizes_says_why_no_law_was_fitted(tmp_path):
