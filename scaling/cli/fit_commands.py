@@ -165,8 +165,11 @@ def select(
 
 def compare(
     data: Data,
-    laws: Annotated[str, typer.Option("--laws", help="Comma-separated law forms, e.g. power,chinchilla.")],
-    x: X, y: Y, holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation error.")] = "largest:1",
+    x: X, y: Y,
+    laws: Annotated[Optional[str], typer.Option("--laws", help="Comma-separated law forms, e.g. power,chinchilla; "
+                                                "default with one x power,power_noconst,broken_power, with two "
+                                                "chinchilla,kaplan,power (a default form that cannot be fitted is "
+                                                "skipped, with the reason).")] = None, holdout: Annotated[str, typer.Option(help="Held-out split for the extrapolation error.")] = "largest:1",
     budget: Annotated[Optional[str], typer.Option("--budget", help="Compute-budget column: adds Approach 2.")] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Run-id column of loss curves (a table's rows, or a study "
                                                "folder's curves): adds Approach 1.")] = None,
@@ -182,7 +185,7 @@ def compare(
 
     With two x columns (N, D) it also compares Chinchilla's approaches 1-3 where the columns
     allow."""
-    from scaling.laws.agreement import approach_agreement, compare_forms, verdict
+    from scaling.laws.agreement import approach_agreement, compare_forms, default_forms, verdict
     from scaling.laws.cli_support import load_study_curves, load_table
     from scaling.laws.validation import mixed_series
 
@@ -192,8 +195,13 @@ def compare(
         curves = load_study_curves(data, where, derive)
         curves = df if curves is None else curves
     opts = {"loss": loss, "delta": parse_delta(delta)}
-    table = compare_forms(df, [s.strip() for s in laws.split(",") if s.strip()], x, y, holdout, opts)
-    res: dict = {"forms": json.loads(table.to_json(orient="records")), "holdout": holdout}
+    skipped: dict[str, str] | None = None
+    if laws is None:
+        forms, skipped = default_forms(x), {}
+    else:
+        forms = [s.strip() for s in laws.split(",") if s.strip()]
+    table = compare_forms(df, forms, x, y, holdout, opts, skipped=skipped)
+    res: dict = {"forms": json.loads(table.to_json(orient="records")), "holdout": holdout, "skipped": skipped or {}}
     res["warnings"] = [w for w in [mixed_series(df, [*x, *([budget] if budget else [])], y)] if w]
     if len(x) >= 2:
         res["approaches"] = approach_agreement(df, n=x[0], d=x[1], y=y, budget=budget, curves=curves,
@@ -209,6 +217,8 @@ def compare(
         t.add_row(r["law"], r["x"], f"{r['holdout_error']:.3%}", f"{r['aic']:.2f}", f"{r['bic']:.2f}", f"{r['r2']:.4f}",
                   str(r["n_params"]))
     console.print(t)
+    for name, why in res["skipped"].items():
+        console.print(f"  {name} not ranked: {why}")
     for w in res["warnings"]:
         console.print(f"  [yellow]warning:[/yellow] {w}")
     ag = res.get("approaches")

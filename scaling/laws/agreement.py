@@ -181,11 +181,26 @@ def approach_agreement(df: pd.DataFrame, n: str, d: str, y: str, budget: str | N
             "overlap": {k: _overlap([r[f"{k}_ci"] for r in rows]) for k in differences}}
 
 
+DEFAULT_FORMS = {1: ["power", "power_noconst", "broken_power"], 2: ["chinchilla", "kaplan", "power"]}
+"""The forms `compare_forms` ranks when none are named, by the number of x columns: the loss laws
+of one input, and of (N, D) with the one-input power law of N beside them."""
+
+
+def default_forms(x: list[str]) -> list[str]:
+    """The forms to rank for these x columns when the user names none."""
+    if len(x) not in DEFAULT_FORMS:
+        raise FitError(f"compare: name the law forms to rank with --laws (no default for {len(x)} x columns; "
+                       f"e.g. --laws dcpt,dcpt_additive for x = N, D, r)")
+    return list(DEFAULT_FORMS[len(x)])
+
+
 def compare_forms(df: pd.DataFrame, laws: list[str], x: list[str], y: str, holdout: str = "largest:1",
-                  law_options: dict[str, Any] | None = None) -> pd.DataFrame:
+                  law_options: dict[str, Any] | None = None, skipped: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per law form: held-out mean |relative error| (fitted without the `holdout` rows),
     AIC, BIC, R² and parameters of the fit on all rows, ranked by held-out error. Every law sees
-    the same rows; a law with k inputs takes the first k of `x`."""
+    the same rows; a law with k inputs takes the first k of `x`. With a `skipped` dict, a form
+    that cannot be fitted (too few points for its parameters, ...) is recorded there with the
+    reason instead of stopping the comparison."""
     from scaling.laws.registry import law_class
 
     if not laws:
@@ -195,14 +210,22 @@ def compare_forms(df: pd.DataFrame, laws: list[str], x: list[str], y: str, holdo
         klass = law_class(name)
         if len(x) < klass.n_inputs:
             raise FitError(f"compare: law {name!r} takes {klass.n_inputs} x column(s) but --x gave {len(x)}: {x}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            law = klass(**(law_options or {})).fit_and_check(df, x[: klass.n_inputs], y, holdout)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                law = klass(**(law_options or {})).fit_and_check(df, x[: klass.n_inputs], y, holdout)
+        except ScalingError as e:
+            if skipped is None:
+                raise
+            skipped[name] = str(e)
+            continue
         h = law.holdout_ or {}
         rows.append({"law": name, "x": ",".join(x[: klass.n_inputs]), "holdout_error": h.get("mean_abs_rel_error", np.nan),
                      "holdout_max_error": h.get("max_abs_rel_error", np.nan), "aic": law.aic_, "bic": law.bic_,
                      "r2": law.r2_, "n_params": law._n_free(), "n_points": law.n_points_,
                      "converged": bool(law.converged_), "params": dict(law.params_)})
+    if not rows:
+        raise FitError("compare: no law form could be fitted: " + "; ".join(f"{k}: {v}" for k, v in (skipped or {}).items()))
     out = pd.DataFrame(rows).sort_values("holdout_error", kind="stable").reset_index(drop=True)
     for k in ("holdout_error", "aic", "bic"):
         out[f"rank_{k}"] = out[k].rank(method="min").astype(int)

@@ -146,6 +146,33 @@ def test_compare_ranks_forms_and_approaches(tmp_path):
     assert res["warnings"] == []
 
 
+def test_compare_ranks_the_loss_laws_of_its_inputs_unless_told(tmp_path):
+    # --laws was required; without it the command stopped at "Missing option '--laws'"
+    p = tmp_path / "curves.csv"
+    _curves().to_csv(p, index=False)
+    r = runner.invoke(app, ["fit", "compare", str(p), "--x", "n_params", "--x", "tokens", "--y", "loss", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert [f["law"] for f in res["forms"]][0] == "chinchilla" and {f["law"] for f in res["forms"]} == {
+        "chinchilla", "kaplan", "power"} and res["skipped"] == {}
+    # one input, five sizes: broken_power has more parameters than points, so it is skipped with the reason
+    five = tmp_path / "five.csv"
+    n = np.geomspace(1e4, 1e6, 5)
+    pd.DataFrame({"N": n, "loss": 1.5 + (2e3 / n) ** 0.4}).to_csv(five, index=False)
+    r = runner.invoke(app, ["fit", "compare", str(five), "--x", "N", "--y", "loss", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert [f["law"] for f in res["forms"]] == ["power", "power_noconst"] and res["forms"][0]["holdout_error"] < 1e-4
+    assert list(res["skipped"]) == ["broken_power"] and "the broken_power law needs at least 6" in res["skipped"]["broken_power"]
+    r = runner.invoke(app, ["fit", "compare", str(five), "--x", "N", "--y", "loss"])
+    assert "broken_power not ranked: " in r.output
+    # a form the user names and that cannot be fitted is an error, as before
+    r = runner.invoke(app, ["fit", "compare", str(five), "--laws", "broken_power", "--x", "N", "--y", "loss"])
+    assert r.exit_code != 0 and "broken_power" in str(r.exception)
+    r = runner.invoke(app, ["fit", "compare", str(five), "--x", "N", "--x", "N", "--x", "N", "--y", "loss"])
+    assert "name the law forms to rank with --laws (no default for 3 x columns" in str(r.exception)
+
+
 def test_compare_names_a_table_of_several_series_and_its_bootstrap_stays_quiet(tmp_path):
     # llama3_isoflops holds each point as the loss and as its exp: compared as one series, the forms had
     # R² -0.38 and no word of why, and degenerate bootstrap replicates printed numpy's "divide by zero"
