@@ -163,9 +163,10 @@ def decoder_sections(spec: StudySpec, store: Store, runs: pd.DataFrame, opts: Re
     chinchilla = budget_fits(runs, opts)
     sections += [chinchilla_section(f, runs) for f in chinchilla]
     if chinchilla:  # Approaches 1-3 side by side where the study varies the token budget
-        from scaling.report.approaches import approaches_sections
+        from scaling.report.approaches import approaches_sections, forms_section
 
         f = chinchilla[0]
+        sections.append(forms_section(f.data, list(f.law.x_), f.law.y_, opts.holdout, opts.fit_options()))
         budget = "train.flops" if "train.flops" in runs.columns and runs["train.flops"].notna().any() else None
         c_max = float(np.nanmax(6.0 * f.data[SIZE].astype(float) * f.data[TOKENS].astype(float)))
         sections += approaches_sections(runs[runs.status == "done"] if "status" in runs else runs, SIZE, TOKENS,

@@ -26,3 +26,17 @@ def test_budget_study_report_shows_approaches_allocation_band_and_sensitivity(tm
     assert 3 in {r["approach"] for r in approaches.fit["approaches"]}
     html = out.read_text()
     assert "Approaches 1-3 side by side" in html and "Sensitivity to fitting choices" in html
+
+
+def test_budget_study_report_ranks_the_law_forms_by_held_out_error(tmp_path):
+    # the runs are an exact Chinchilla surface (seeds ±0.1%, averaged): its form extrapolates exactly;
+    # Kaplan's form misses by 8.2% and the power law of N alone, blind to D, by 8.7%
+    store = write_store(tmp_path / "b", decoder_runs(lrs=[BEST_LR]))
+    sections = build_report(decoder_spec(), store, tmp_path / "index.html", ReportOptions(bootstrap=0))
+    (forms,) = [s for s in sections if s.title == "Law forms compared"]
+    ranked = forms.fit["forms"]
+    assert list(ranked["law"]) == ["chinchilla", "kaplan", "power"] and forms.fit["skipped"] == {}
+    assert ranked["holdout_error"].iloc[0] < 1e-6 and ranked["holdout_error"].iloc[1] > 0.05
+    main = next(s for s in sections if s.title.startswith("L(N, D)"))
+    assert ranked["n_points"].iloc[0] == main.fit.law.n_points_ == 20  # the same points: 5 sizes x 4 budgets
+    assert "Lowest held-out error: chinchilla" in str(forms.text)
