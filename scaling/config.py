@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scaling.errors import SpecError
+from scaling.errors import SpecError, did_you_mean
 
 FAMILIES = ("decoder", "encdec", "cpt", "select")
 
@@ -179,7 +179,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "<spec>") -> StudySpec:
             extra[key] = value
         else:
             known = ", ".join(sorted([*SECTIONS, "grid", *FAMILY_TABLES]))
-            raise SpecError(f"{source}: unknown table [{key}]; expected one of {known}")
+            raise SpecError(f"{source}: unknown table [{key}]{did_you_mean(key, known.split(', '))}; expected one of {known}")
     spec = StudySpec(**kwargs, extra=extra)
     _check_study_name(spec.study.name, source)
     _check_budget_kinds(spec.train, spec.grid, source)
@@ -303,7 +303,8 @@ def from_dict(cls: type, value: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(value) - set(fields))
     if unknown:
-        raise SpecError(f"{where}: unknown key `{unknown[0]}`; expected one of {', '.join(sorted(fields))}")
+        raise SpecError(f"{where}: unknown key `{unknown[0]}`{did_you_mean(unknown[0], fields)}; "
+                        f"expected one of {', '.join(sorted(fields))}")
     kwargs = {}
     for name, f in fields.items():
         if name in value:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.errors import DataError
+from scaling.errors import DataError, did_you_mean
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "log": np.log, "log10": np.log10, "log2": np.log2, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
@@ -122,7 +122,7 @@ class _Expr:
         if isinstance(node, ast.Name):
             col = self.aliases.get(node.id, node.id)
             if col not in df.columns:
-                raise DataError(f"{self.what} {self.text!r}: unknown column `{col}`; "
+                raise DataError(f"{self.what} {self.text!r}: unknown column `{col}`{did_you_mean(col, df.columns)}; "
                                 f"columns are: {', '.join(map(str, df.columns))}")
             return df[col]
         if isinstance(node, ast.BinOp):

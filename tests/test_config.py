@@ -53,7 +53,8 @@ def test_run_id_is_stable_and_ignores_label(tmp_path):
 @pytest.mark.parametrize(
     "old, new, message",
     [
-        ("batch_size = 4", "batch_sise = 4", "[train]: unknown key `batch_sise`"),
+        ("batch_size = 4", "batch_sise = 4", "[train]: unknown key `batch_sise` (did you mean `batch_size`?); expected"),
+        ("batch_size = 4", "bs = 4", "[train]: unknown key `bs`; expected"),  # nothing close: no guess
         ("batch_size = 4", 'batch_size = "four"', "[train] `batch_size`: expected an integer, got 'four'"),
         ("steps = 5", "steps = 5\ntokens = 100", "exactly one token budget"),
         ("d_model = 32, n_layers = 2, n_heads = 4", "d_model = 30, n_layers = 2, n_heads = 4",
@@ -61,9 +62,11 @@ def test_run_id_is_stable_and_ignores_label(tmp_path):
         ("seed = [0, 1]", "seed = 3", "[grid] `seed` must be a non-empty list"),
         ("seed = [0, 1]", "optimiser.lr = [1]", "axis `optimiser.lr` does not name a config value"),
         ("seed = [0, 1]", "train.lrr = [1]", "axis `train.lrr` does not name a config value"),
-        ("[grid]", "[grd]", "unknown table [grd]"),
-        ('source = "zipf_facts"', 'source = "zipf_factz"', "spec.toml: [data]: unknown data source `zipf_factz`"),
-        ("n_keys = 40", "n_kees = 40", "spec.toml: [data]: unknown option(s) `n_kees`"),
+        ("[grid]", "[grd]", "unknown table [grd] (did you mean `grid`?)"),
+        ('source = "zipf_facts"', 'source = "zipf_factz"',
+         "spec.toml: [data]: unknown data source `zipf_factz` (did you mean `zipf_facts`?)"),
+        ("n_keys = 40", "n_kees = 40", "spec.toml: [data]: unknown option(s) `n_kees` (did you mean `n_keys`?) for "
+                                       "data source `zipf_facts`"),
         ("seed = [0, 1]", '"data.options.n_keys" = [40, 0]',
          "spec.toml: [data] ([grid] axis `data.options.n_keys` = 0): `n_keys` must be an integer >= 1"),
         ('[study]\nname = "tiny"', '[study]\nname = "tiny"\nfamily = "encdec"',
@@ -243,7 +246,7 @@ def test_flops_budget_errors(tmp_path, old, new, message):
         ('delta = "automatic"', "[report] `delta`: expected a number or 'auto' or nothing, got 'automatic'"),
         ("bootstrap = 1", "[report] `bootstrap` must be 0 (no intervals) or at least 2, got 1"),
         ("advise_budget = -1e9", "[report] `advise_budget` must be >= 0 FLOPs"),
-        ("holdot = 'largest:2'", "[report]: unknown key `holdot`; expected one of advise_budget, bootstrap, delta, holdout"),
+        ("holdot = 'largest:2'", "[report]: unknown key `holdot` (did you mean `holdout`?); expected one of advise_budget, bootstrap, delta, holdout"),
     ],
 )
 def test_report_table_errors_name_the_key(tmp_path, table, message):

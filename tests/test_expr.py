@@ -86,3 +86,11 @@ def test_errors_name_what_to_fix(df):
         derive_column(df, "N == 2")
     with pytest.raises(DataError, match="must look like 'name = expression'"):
         derive_column(df, "params =")
+
+
+def test_a_misspelt_column_names_the_closest_one():
+    table = pd.DataFrame({"data_bytes": [1.0, 2.0], "Lang": ["de", "ru"]})
+    with pytest.raises(DataError, match=r"unknown column `data_byte` \(did you mean `data_bytes`\?\); columns are"):
+        filter_rows(table, "data_byte > 1")
+    with pytest.raises(DataError, match=r"unknown column `zzz`; columns are"):  # nothing close: no guess
+        filter_rows(table, "zzz > 1")

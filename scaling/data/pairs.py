@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from scaling.data.tokenizers import ByteTokenizer
-from scaling.errors import DataError, SpecError
+from scaling.errors import DataError, SpecError, did_you_mean
 
 IGNORE_INDEX = -100
 # The shared ByteTokenizer's ids shifted by 3 to make room for pad/bos/eos.
@@ -79,7 +79,8 @@ def check_pair_options(kind: str, defaults: dict[str, Any], options: dict[str, A
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise SpecError(
-            f"unknown option(s) {', '.join(f'`{k}`' for k in unknown)} for pair source `{kind}`; "
+            f"unknown option(s) {', '.join(f'`{k}`' for k in unknown)}{did_you_mean(unknown[0], defaults)} "
+            f"for pair source `{kind}`; "
             f"valid options: {', '.join(defaults)}"
         )
     out = dict(defaults)
@@ -194,7 +195,7 @@ def pair_source_kinds() -> list[str]:
 def _pair_class(kind: str) -> type:
     kinds = _pair_kinds()
     if kind not in kinds:
-        raise SpecError(f"unknown pair source `{kind}`; expected one of {', '.join(kinds)}")
+        raise SpecError(f"unknown pair source `{kind}`{did_you_mean(kind, kinds)}; expected one of {', '.join(kinds)}")
     return kinds[kind]
 
 

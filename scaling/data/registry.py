@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scaling.errors import SpecError
+from scaling.errors import SpecError, did_you_mean
 
 
 def _kinds() -> dict[str, type]:
@@ -37,7 +37,7 @@ def source_options(kind: str) -> dict[str, Any]:
 def _source_class(kind: str) -> type:
     kinds = _kinds()
     if kind not in kinds:
-        raise SpecError(f"unknown data source `{kind}`; expected one of {', '.join(kinds)}")
+        raise SpecError(f"unknown data source `{kind}`{did_you_mean(kind, kinds)}; expected one of {', '.join(kinds)}")
     return kinds[kind]
 
 
@@ -69,7 +69,8 @@ def check_options(kind: str, options: dict[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise SpecError(
-            f"unknown option(s) {', '.join(f'`{k}`' for k in unknown)} for data source `{kind}`; "
+            f"unknown option(s) {', '.join(f'`{k}`' for k in unknown)}{did_you_mean(unknown[0], defaults)} "
+            f"for data source `{kind}`; "
             f"valid options: {', '.join(defaults) or '(none)'}"
         )
     return {k: _check_value(kind, k, options[k], d) if k in options else d for k, d in defaults.items()}

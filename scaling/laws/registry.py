@@ -9,7 +9,7 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from scaling.errors import FitError
+from scaling.errors import FitError, did_you_mean
 
 if TYPE_CHECKING:
     from scaling.laws.base import Law
@@ -54,7 +54,7 @@ def law_class(name: str) -> type["Law"]:
     if name not in LAWS:
         _discover()
     if name not in LAWS:
-        raise FitError(f"unknown law {name!r}; the laws are: {', '.join(sorted(LAWS))}")
+        raise FitError(f"unknown law {name!r}{did_you_mean(name, LAWS)}; the laws are: {', '.join(sorted(LAWS))}")
     return LAWS[name]
 
 

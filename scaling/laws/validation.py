@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scaling.errors import DataError, FitError
+from scaling.errors import DataError, FitError, did_you_mean
 from scaling.schema import LABEL, RUN_ID, SEED
 
 if TYPE_CHECKING:  # a table is a pandas DataFrame or scaling.tables.Columns (a CSV read without pandas)
@@ -53,7 +53,8 @@ def check_columns(df: pd.DataFrame, cols: list[str], law: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise DataError(
-            f"{law}: column(s) {missing} not found; available columns: {list(df.columns)}"
+            f"{law}: column(s) {missing} not found{did_you_mean(missing[0], df.columns)}; available columns: "
+            f"{list(df.columns)}"
         )
 
 
@@ -180,7 +181,8 @@ def holdout_mask(df: pd.DataFrame, spec: str | float, default_col: str) -> tuple
 
 def _need(df: pd.DataFrame, col: str, spec: str) -> None:
     if col not in df.columns:
-        raise FitError(f"holdout {spec!r}: column {col!r} not found; available: {list(df.columns)}")
+        raise FitError(f"holdout {spec!r}: column {col!r} not found{did_you_mean(col, df.columns)}; "
+                       f"available: {list(df.columns)}")
 
 
 def holdout_report(pred: np.ndarray, y: np.ndarray, info: dict[str, Any], n_train: int) -> dict[str, Any]:

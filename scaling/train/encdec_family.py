@@ -19,7 +19,7 @@ import torch
 from scaling import schema
 from scaling.config import StudySpec
 from scaling.data.pairs import PairEvalSet, PairSource, build_pair_source
-from scaling.errors import SpecError
+from scaling.errors import SpecError, did_you_mean
 from scaling.model.encdec import EncDecConfig, EncoderDecoder, count_params_encdec, real_lengths, train_flops_encdec
 from scaling.quality import evaluate_bleu
 from scaling.train.grid import Family, expand_axes, register_family, where
@@ -144,7 +144,9 @@ def expand_encdec(spec: StudySpec) -> list[RunConfig]:
     table = spec.extra.get("encdec", {})
     unknown = set(table) - ENCDEC_KEYS
     if unknown:
-        raise SpecError(f"{where(spec)}: [encdec] unknown key `{sorted(unknown)[0]}`; expected {', '.join(sorted(ENCDEC_KEYS))}")
+        first = sorted(unknown)[0]
+        raise SpecError(f"{where(spec)}: [encdec] unknown key `{first}`{did_you_mean(first, ENCDEC_KEYS)}; "
+                        f"expected {', '.join(sorted(ENCDEC_KEYS))}")
     others = set(spec.extra) - {"encdec"}
     if others:
         raise SpecError(f"{where(spec)}: table [{sorted(others)[0]}] is not used by family 'encdec'")

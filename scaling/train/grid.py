@@ -18,7 +18,7 @@ import torch
 
 from scaling import schema
 from scaling.config import StudySpec, TrainSection, check_run_train, plain
-from scaling.errors import ScalingError, SpecError
+from scaling.errors import ScalingError, SpecError, did_you_mean
 from scaling.train.run_config import OPERATIONAL_TRAIN_KEYS, RunConfig
 
 
@@ -89,7 +89,8 @@ def family_table(spec: StudySpec, name: str, keys: set[str], missing: str) -> di
         raise SpecError(f"{src}: table [{sorted(other)[0]}] is not used by family '{name}'")
     unknown = sorted(set(table) - keys)
     if unknown:
-        raise SpecError(f"{src}: [{name}] unknown key `{unknown[0]}`; expected one of {', '.join(sorted(keys))}")
+        raise SpecError(f"{src}: [{name}] unknown key `{unknown[0]}`{did_you_mean(unknown[0], keys)}; "
+                        f"expected one of {', '.join(sorted(keys))}")
     return table
 
 
@@ -111,7 +112,9 @@ def shapes_from_rule(rule: dict[str, Any], source: str) -> list[dict[str, Any]]:
     allowed = {"n_layers", "aspect_ratio", "head_dim"}
     unknown = set(rule) - allowed
     if unknown:
-        raise SpecError(f"{source}: [model.rule] unknown key `{sorted(unknown)[0]}`; expected {', '.join(sorted(allowed))}")
+        first = sorted(unknown)[0]
+        raise SpecError(f"{source}: [model.rule] unknown key `{first}`{did_you_mean(first, allowed)}; "
+                        f"expected {', '.join(sorted(allowed))}")
     try:
         depths, aspect, head_dim = rule["n_layers"], rule["aspect_ratio"], rule["head_dim"]
     except KeyError as e:

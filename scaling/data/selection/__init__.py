@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from scaling.data.pool import keep_by_token_share, rank_of
-from scaling.errors import SpecError
+from scaling.errors import SpecError, did_you_mean
 
 ScoreFn = Callable[[Any, dict, int], tuple[np.ndarray, float, dict]]
 
@@ -61,7 +61,8 @@ def check_method(name: str, table: dict[str, Any] | None, where: str = "[select.
     defaults = copy.deepcopy(methods[kind][0])
     unknown = sorted(set(table) - set(defaults))
     if unknown:
-        raise SpecError(f"{where} `{name}`: unknown option `{unknown[0]}` for method `{kind}`; "
+        raise SpecError(f"{where} `{name}`: unknown option `{unknown[0]}`{did_you_mean(unknown[0], defaults)} "
+                        f"for method `{kind}`; "
                         f"valid options: {', '.join(defaults) or '(none)'}")
     opts = {**defaults, **table}
     for key, allowed in CHOICES.items():
