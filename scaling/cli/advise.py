@@ -149,7 +149,7 @@ def advise(
     if fitted is not None:  # several series in DATA would be fitted, and advised on, as one
         from scaling.laws.validation import mixed_series_of
 
-        advice.warnings[:0] = [w for w in [mixed_series_of(fitted, df)] if w]
+        advice.warnings[:0] = mixed_series_of(fitted, df)
     added, train_command = None, None
     if append and candidates is None:
         raise DataError("--append needs --candidates SPEC (the study the advised runs join)")

@@ -44,7 +44,8 @@ def demo(
     opts = ReportOptions.for_study(s, bootstrap=bootstrap, delta=huber_delta)
     store = Store(study_root(s))
     executor, threads = local_executor(workers)
-    train_study(s.name, expand(s), store, executor, threads=threads)
+    train_study(s.name, expand(s), store, executor, threads=threads,
+                resume="scaling demo" if spec == DEFAULT_SPEC else f"scaling demo --spec {spec}")
     sections = build_report(s, store, out, opts)
     for section in sections:
         fit = section.fit

@@ -195,7 +195,7 @@ def fit(
             if best:
                 res["best_over"] = best
             _uncertainty(model, ci, target_compute, res)
-            res["warnings"] += [w for w in [mixed_series_of(model, part, best_over=True)] if w]
+            res["warnings"] += mixed_series_of(model, part, best_over=True)
         except ScalingError as e:
             if key is not None:  # which group: e.g. "too few points" in one of many
                 e.args = (f"[{by} = {key}, {len(part)} rows] {e}",)

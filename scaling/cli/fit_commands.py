@@ -30,7 +30,7 @@ def isoflop(
     df = load_table(data, where, derive)
     law = IsoFlopLaw(n_bootstrap=bootstrap, seed=seed).fit(df, n=n, d=d, budget=budget, y=y)
     res = {**fit_result_json(law), "budgets": law.budgets_json(), "n_boot_excluded": int(law.n_boot_excluded_)}
-    res["warnings"] = [w for w in [mixed_series(df, [n, d, budget], y)] if w]
+    res["warnings"] = mixed_series(df, [n, d, budget], y)
     if as_json:
         typer.echo(json.dumps(res))
         return
@@ -202,7 +202,7 @@ def compare(
         forms = [s.strip() for s in laws.split(",") if s.strip()]
     table = compare_forms(df, forms, x, y, holdout, opts, skipped=skipped)
     res: dict = {"forms": json.loads(table.to_json(orient="records")), "holdout": holdout, "skipped": skipped or {}}
-    res["warnings"] = [w for w in [mixed_series(df, [*x, *([budget] if budget else [])], y)] if w]
+    res["warnings"] = mixed_series(df, [*x, *([budget] if budget else [])], y)
     if len(x) >= 2:
         res["approaches"] = approach_agreement(df, n=x[0], d=x[1], y=y, budget=budget, curves=curves,
                                                run=run or "run_id", flops=flops, target_compute=target_compute,

@@ -96,17 +96,18 @@ def make_reporter():
 
 
 def train_study(name: str, runs: list[RunConfig], store: Any, executor: Any, threads: int = 0,
-                nproc: int = 0) -> dict[str, int]:
+                nproc: int = 0, resume: str = "scaling grid run") -> dict[str, int]:
     """`run_study` with progress; a stop by signal or Ctrl-C ends the command with a line that says
-    how to resume (exit 75 for a scheduler's signal, 130 for Ctrl-C), not a traceback."""
+    how to resume (`resume`: the command that was running; exit 75 for a scheduler's signal, 130
+    for Ctrl-C), not a traceback."""
     from scaling.train import run_study
     from scaling.train.signals import INTERRUPTED_EXIT_CODE, Preempted, exit_code
 
     try:
         return run_study(runs, store, executor, make_reporter(), threads=threads, nproc=nproc)
     except Preempted as p:  # checkpointed on SIGTERM/SIGUSR1/Ctrl-C: the next run of the command resumes it
-        console.print(f"{name}: stopped, {p}; run `scaling grid run` again to resume")
+        console.print(f"{name}: stopped, {p}; run `{resume}` again to resume")
         raise typer.Exit(exit_code(p.signum))
     except KeyboardInterrupt:  # Ctrl-C outside a training loop (a pool's runs in flight checkpointed)
-        console.print(f"{name}: interrupted; run `scaling grid run` again to resume (finished runs are kept)")
+        console.print(f"{name}: interrupted; run `{resume}` again to resume (finished runs are kept)")
         raise typer.Exit(INTERRUPTED_EXIT_CODE)

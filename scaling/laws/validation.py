@@ -278,11 +278,12 @@ def _replicate_groups(df: "pd.DataFrame", by: list[str], values: "pd.Series") ->
     return groups.transform("mean"), size >= 2, int((groups.size() >= 2).sum())
 
 
-def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bool = False) -> str | None:
+def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bool = False) -> list[str]:
     """A warning when rows with equal inputs `cols` differ in `y` by more than `ratio`: replicates
     (seeds) differ by a few percent, so the table likely holds several series of one experiment
     (a tuning axis, an eval set, a loss and its exp) that the fit would average. Names the
-    columns that differ between such rows, where the table has them; None when nothing is amiss.
+    columns that differ between such rows, where the table has them: a list of that one warning, to
+    extend a command's warnings with; empty when nothing is amiss.
     `best_over`: the command has --best-over, so the warning mentions it."""
     # inputs that are labels (a law's extra columns, e.g. dcpt_cross's domain) group by their codes
     X = np.column_stack([np.asarray(df[c], float) if _numeric(df[c]) else
@@ -290,7 +291,7 @@ def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bo
     v = np.asarray(df[y], float)
     ok = np.isfinite(X).all(1) & np.isfinite(v) & (v > 0)
     if ok.sum() < 2:
-        return None
+        return []
     _, group = np.unique(X[ok], axis=0, return_inverse=True)
     group = group.ravel()
     lo = np.full(group.max() + 1, np.inf)
@@ -299,17 +300,17 @@ def mixed_series(df, cols: list[str], y: str, ratio: float = 1.25, best_over: bo
     np.maximum.at(hi, group, v[ok])
     worst = int(np.argmax(hi / lo))
     if hi[worst] / lo[worst] <= ratio:
-        return None
+        return []
     rows = np.flatnonzero(ok)[group == worst]
     differ = [c for c in getattr(df, "columns", []) if c not in (*cols, y, SEED, RUN_ID, LABEL)
               and len({str(x) for x in np.asarray(df[c], object)[rows]}) > 1]
     which = f"; they differ in {', '.join(map(str, differ[:4]))}" if differ else ""
-    return (f"rows with the same {', '.join(cols)} differ in {y} by up to {hi[worst] / lo[worst]:.3g}x (more than "
+    return [(f"rows with the same {', '.join(cols)} differ in {y} by up to {hi[worst] / lo[worst]:.3g}x (more than "
             f"seeds do): the table holds several series{which}; select one with --where"
-            + (" (or the best tuning choice with --best-over)" if best_over else ""))
+            + (" (or the best tuning choice with --best-over)" if best_over else ""))]
 
 
-def mixed_series_of(law, df, best_over: bool = False) -> str | None:
+def mixed_series_of(law, df, best_over: bool = False) -> list[str]:
     """`mixed_series` over a fitted law's inputs: its x columns and the label columns it reads."""
     inputs = list(law.x_) + [c for c in law.extra_columns if c in df.columns and c not in law.x_]
     return mixed_series(df, inputs, law.y_, best_over=best_over)

@@ -51,3 +51,17 @@ def test_a_spec_without_a_report_table_keeps_the_laws_defaults_and_a_bad_holdout
     r = CliRunner().invoke(app, ["report", str(spec), "--out", str(tmp_path / "r.html"), "--holdout", "largest:2"])
     assert r.exit_code == 0, r.output  # the flag overrides the spec's key
     assert seen["opts"].holdout == "largest:2"
+
+
+def test_an_interrupted_demo_says_to_run_the_demo_again(monkeypatch, tmp_path):
+    # it said "run `scaling grid run` again", a command the demo's user had not typed
+    import scaling.train
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scaling.train, "run_study", interrupted)
+    monkeypatch.setattr(demo_cli, "build_report", lambda *a: [])
+    r = CliRunner().invoke(app, ["demo", "--spec", str(SPEC), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 130
+    assert f"demo: interrupted; run `scaling demo --spec {SPEC}` again to resume (finished runs are kept)" in r.output

@@ -124,12 +124,12 @@ def test_a_table_of_several_series_is_named_with_the_columns_that_tell_them_apar
 
     df = load_dataset("llama3_isoflops")  # the same runs as log loss and as its exp (condition column)
     cols = ["params", "tokens", "budget"]
-    assert mixed_series(df, cols, "loss") == (
+    assert mixed_series(df, cols, "loss") == [
         "rows with the same params, tokens, budget differ in loss by up to 2.88x (more than seeds do): the table "
-        "holds several series; they differ in condition, experiment; select one with --where")
-    assert mixed_series(df[df.condition == "raw_loss"], cols, "loss") is None
+        "holds several series; they differ in condition, experiment; select one with --where"]
+    assert mixed_series(df[df.condition == "raw_loss"], cols, "loss") == []
     seeds = pd.DataFrame({"N": [1.0, 1.0, 2.0, 2.0], "seed": [0, 1, 0, 1], "loss": [3.0, 3.1, 2.5, 2.45]})
-    assert mixed_series(seeds, ["N"], "loss") is None  # replicates: a few percent apart
+    assert mixed_series(seeds, ["N"], "loss") == []  # replicates: a few percent apart
     labelled = pd.DataFrame({"N": [1.0, 1.0, 2.0, 2.0], "domain": ["a", "b", "a", "b"], "loss": [3.0, 1.5, 2.5, 1.2]})
-    assert "they differ in domain" in mixed_series(labelled, ["N"], "loss")
-    assert mixed_series(labelled, ["N", "domain"], "loss") is None  # a law that reads the label (dcpt_cross)
+    assert "they differ in domain" in mixed_series(labelled, ["N"], "loss")[0]
+    assert mixed_series(labelled, ["N", "domain"], "loss") == []  # a law that reads the label (dcpt_cross)
