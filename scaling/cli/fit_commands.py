@@ -247,6 +247,8 @@ def print_fit(res: dict, title: str) -> None:
         ci = res.get("ci95", {}).get(name)
         table.add_row(name, f"{value:.6g}", f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "–")
     console.print(table)
+    if res["params"] and not res.get("ci95"):  # the point estimates alone: say how to get their uncertainty
+        console.print("  no intervals: add --bootstrap 200 (or --ci profile) for 95% intervals")
     extra = {k: res[k] for k in ("r2", "aic", "bic", "n_starts_best", "n_starts") if k in res}
     if extra:
         console.print("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items()))

@@ -168,3 +168,10 @@ def test_noise_from_seeds_without_replicates_is_named_before_the_fit(tmp_path):
                                  "--noise", "seeds"])
     assert r.exit_code != 0 and "no two rows share their 'N'" in str(r.exception)
     assert "warning" not in r.output  # nothing was fitted
+
+
+def test_a_fit_without_intervals_says_how_to_get_them(table):
+    # the table's interval column was all dashes with no word of why
+    hint = "no intervals: add --bootstrap 200 (or --ci profile) for 95% intervals"
+    assert hint in _run([str(table)])
+    assert hint not in _run([str(table), "--bootstrap", "20"]) and hint not in _run([str(table), "--ci", "profile"])
