@@ -98,6 +98,7 @@ def run(
         if slurm or detach:
             raise ScalingError("--slurm and --detach need --executor slurm")
         ex, threads = local_executor(workers)
+        _check_devices(runs, spec)
     else:
         raise ScalingError(f"--executor must be 'local' or 'slurm', got {executor!r}")
     if nproc_per_run < 0 or any(int(r.train["batch_size"]) % max(1, nproc_per_run) for r in runs):
@@ -141,6 +142,7 @@ def status(spec: Spec, out: Out = None) -> None:
     table = Table(title=f"{s.name}: {store.root}")
     for c in ("run_id", "label", "seed", "status", "loss", "wall_time", "held by"):
         table.add_column(c)
+    notes = []
     counts: dict[str, int] = {}
     for r in runs:
         st = store.status(r.run_id)
@@ -158,10 +160,41 @@ def status(spec: Spec, out: Out = None) -> None:
             held = (held + " " if held else "") + f"job {job['job_id']}"
         counts[st] = counts.get(st, 0) + 1
         res = store.result(r.run_id) or {}
-        table.add_row(r.run_id, r.label, str(r.seed), st, _fmt(res.get("loss", "")), _fmt(res.get("wall_time", "")),
-                      held)
+        loss = res.get("loss")
+        table.add_row(r.run_id, r.label, str(r.seed), st, f"{loss:.4f}" if isinstance(loss, float) else "",
+                      _fmt(res.get("wall_time", "")), held)
+        note = _status_note(store, r.run_id, res)
+        if note:
+            notes.append(f"{r.run_id} {r.label}: {note}")
     console.print(table)
+    for note in notes:  # below the table, where a long error is not wrapped into a narrow column
+        console.print(note, soft_wrap=True)
     console.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+def _check_devices(runs: list, spec: Path) -> None:
+    """On this machine (a local executor), every run's `[train] device` must exist before any run
+    starts: each would fail the same way (a Slurm job checks on its own node)."""
+    from scaling.errors import SpecError
+    from scaling.train.placement import requested_device
+
+    for requested in sorted({str(r.train.get("device", "auto")) for r in runs} - {"auto"}):
+        try:
+            requested_device(requested)
+        except SpecError as e:
+            raise SpecError(f"{spec}: {e}") from None
+
+
+def _status_note(store: Store, run_id: str, result: dict) -> str:
+    """Why a run is not done, from its result: a failure's error (its traceback's file), a
+    divergence's step; the table said only "failed"."""
+    if result.get("status") == "failed":
+        error = str(result.get("error") or "no error recorded")
+        trace = store.run_dir(run_id) / "error.txt"
+        return f"failed: {error}" + (f" (traceback: {trace})" if trace.is_file() else "")
+    if result.get("status") == "diverged":
+        return f"diverged: NaN or inf loss at step {result.get('steps', '?')}"
+    return ""
 
 
 def _slurm_view(store: Store) -> dict[str, dict]:

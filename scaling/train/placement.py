@@ -32,6 +32,23 @@ def worker_gpus(slot: int, n_gpus: int, nproc: int = 1) -> list[int]:
     return [(slot * nproc + r) % n_gpus for r in range(nproc)]
 
 
+def requested_device(requested: str, n_gpus: int | None = None) -> torch.device:
+    """A `[train] device` other than "auto", checked against this machine: a CUDA device must be
+    there (torch's own error comes from deep inside the first step, as an AssertionError)."""
+    try:
+        device = torch.device(requested)
+    except RuntimeError as e:
+        raise SpecError(f"[train] `device` must be 'auto' or a torch device such as 'cpu' or 'cuda:0', "
+                        f"got {requested!r} ({e})") from None
+    if device.type == "cuda":
+        n = gpu_count() if n_gpus is None else n_gpus
+        if n == 0 or (device.index or 0) >= n:
+            has = "no CUDA device" if n == 0 else f"{n} CUDA device(s), cuda:0 to cuda:{n - 1}"
+            raise SpecError(f"[train] `device` = {requested!r}, but this machine has {has}; use 'auto' (a GPU where "
+                            "there is one, else the CPU)" + (" or 'cpu'" if n == 0 else ""))
+    return device
+
+
 def place(requested: str, slot: int = 0, rank: int = 0, nproc: int = 1, n_gpus: int | None = None) -> torch.device:
     """Device for process `rank` of the run in worker `slot`.
 
@@ -40,11 +57,7 @@ def place(requested: str, slot: int = 0, rank: int = 0, nproc: int = 1, n_gpus: 
     "cuda" with several processes per run gives rank r its own "cuda:r".
     """
     if requested != "auto":
-        try:
-            device = torch.device(requested)
-        except RuntimeError as e:
-            raise SpecError(f"[train] `device` must be 'auto' or a torch device such as 'cpu' or 'cuda:0', "
-                            f"got {requested!r} ({e})") from None
+        device = requested_device(requested, n_gpus)
         if device.type == "cuda" and device.index is None and nproc > 1:
             return torch.device("cuda", rank)
         return device

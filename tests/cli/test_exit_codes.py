@@ -164,14 +164,32 @@ def test_spec_errors_exit_2(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA to make the run fail")
-def test_failed_runs_exit_1_and_say_so(tmp_path):
-    # The spec is valid; the run fails when training starts (no CUDA device here).
+def test_failed_runs_exit_1_and_say_so(tmp_path, monkeypatch):
+    # The spec is valid; the run fails when training starts (the Triton loss needs CUDA or the interpreter).
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     spec = tmp_path / "codes.toml"
-    spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40") + 'device = "cuda"\n')
+    spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40") + 'loss_impl = "triton"\n')
     r = scaling("grid", "run", str(spec), cwd=tmp_path)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert "1 failed" in r.stdout
     assert_no_traceback(r)
+    # status says why, under its table (it said only "failed")
+    r = scaling("grid", "status", str(spec), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (note,) = [line for line in r.stdout.splitlines() if ": failed: " in line]
+    assert note.endswith("/error.txt)") and "failed: KernelInputError: `impl='triton'` needs" in note, note
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_device_on_a_machine_without_one_is_named_before_any_run(tmp_path):
+    # every run failed, one after another, on torch's "AssertionError: Torch not compiled with CUDA enabled"
+    spec = tmp_path / "codes.toml"
+    spec.write_text(SPEC.format(source="zipf_facts", options="n_symbols = 16\nn_keys = 40") + 'device = "cuda"\n')
+    r = scaling("grid", "run", str(spec), cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr == (f"error: {spec}: [train] `device` = 'cuda', but this machine has no CUDA device; use 'auto' "
+                        "(a GPU where there is one, else the CPU) or 'cpu'\n")
+    assert not (tmp_path / "codes" / "runs").exists()  # nothing started
 
 
 def test_success_exits_0(table):

@@ -29,6 +29,12 @@ def test_train_device_overrides_placement():
     assert place("cuda", slot=0, rank=1, nproc=2, n_gpus=8) == torch.device("cuda", 1)
     with pytest.raises(SpecError, match="device"):
         place("gpu0")
+    # a CUDA device the machine lacks is named, not left to torch's assertion inside the first step
+    with pytest.raises(SpecError, match=r"`device` = 'cuda', but this machine has no CUDA device; use 'auto' .* or 'cpu'"):
+        place("cuda", n_gpus=0)
+    with pytest.raises(SpecError, match=r"`device` = 'cuda:2', but this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
+        place("cuda:2", n_gpus=2)
+    assert place("cuda:1", n_gpus=2) == torch.device("cuda", 1)
 
 
 def test_cpu_threads_are_shared_out():
