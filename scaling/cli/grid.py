@@ -70,12 +70,14 @@ def run(
                                                           "its spec's candidates), then train.")] = False,
     budget: Annotated[float, typer.Option(help="FLOPs for --advise.")] = 0.0,
     delta: Annotated[Optional[str], typer.Option(help="--advise: Huber delta of its fit, a number or 'auto' "
-                                                      "(default the law's 1e-3).")] = None,
+                                                      "(default the spec's [report] delta, else the law's 1e-3).")] = None,
     nproc_per_run: Annotated[int, typer.Option("--nproc-per-run", help="DDP processes per run (0: the spec's train.nproc).")] = 0,
 ) -> None:
     """Train every run that is not finished; finished runs are never retrained, unfinished ones resume."""
     fit_options = delta_option(delta)
     s = load_spec(spec)
+    if delta is None and s.report.delta is not None:  # the delta the report's own advice section fits with
+        fit_options = {"delta": s.report.delta}
     store = Store(study_root(s, out))
     if advise:
         _append_advice(spec, store, budget, **fit_options)

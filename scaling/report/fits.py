@@ -4,6 +4,7 @@ runs, and the answers it gives for the summary."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ class ReportOptions:
         """The spec's [report] choices with the flags a command was given over them (None = not
         given), so that `scaling report` renders what `scaling demo` did; the holdout's grammar is
         checked here, before anything is fitted."""
-        chosen = {k: getattr(spec.report, k) for k in ("delta", "bootstrap", "holdout", "advise_budget")}
+        chosen = {f.name: getattr(spec.report, f.name) for f in dataclasses.fields(spec.report)}
         given = {k: v for k, v in flags.items() if v is not None}
         try:
             parse_holdout(given.get("holdout", chosen["holdout"]))

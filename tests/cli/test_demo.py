@@ -65,3 +65,17 @@ def test_an_interrupted_demo_says_to_run_the_demo_again(monkeypatch, tmp_path):
     r = CliRunner().invoke(app, ["demo", "--spec", str(SPEC), "--out", str(tmp_path / "r.html")])
     assert r.exit_code == 130
     assert f"demo: interrupted; run `scaling demo --spec {SPEC}` again to resume (finished runs are kept)" in r.output
+
+
+@pytest.mark.parametrize("flags, delta", [([], "auto"), (["--delta", "0.02"], 0.02)])
+def test_grid_run_advise_fits_with_the_spec_report_delta_unless_told(monkeypatch, tmp_path, flags, delta):
+    # the report's advice section fitted with [report] delta, `grid run --advise` with the laws' 1e-3
+    import scaling.cli.grid as grid_cli
+
+    seen = {}
+    monkeypatch.setattr(grid_cli, "_append_advice", lambda spec, store, budget, **fit: seen.update(fit))
+    monkeypatch.setattr(grid_cli, "train_study", lambda *a, **k: {})
+    r = CliRunner().invoke(app, ["grid", "run", str(SPEC), "--store", str(tmp_path), "--advise", "--budget", "1e12",
+                                 *flags])
+    assert r.exit_code == 0, r.output
+    assert seen == {"delta": delta}
