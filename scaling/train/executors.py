@@ -291,6 +291,8 @@ def _collect(futures: list[Any], on_done: Callable[[dict[str, Any]], None], stop
                 continue  # a worker the stop ended before it could answer: the run stays as stored
             if row.get("status") != "not started":  # a run the stop kept from starting has no news
                 on_done(row)
+    if stop is None and stopping.value:  # the stop came while the last runs were answering, in one wait
+        stop_all(stopping.value)
     return stop
 
 
