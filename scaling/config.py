@@ -1,8 +1,9 @@
 """Study specs: typed dataclasses loaded from TOML, with errors that name file, key and expectation.
 
 A spec has the tables [study], [data], [model], [train], [grid], an optional [report] (how the
-study's laws are fitted in its report) and, per family, its own table (for example [cpt]). Every table maps onto a dataclass below; unknown keys and wrong
-types are rejected with the dotted key path so the user knows exactly what to fix.
+study's laws are fitted in its report) and, per family, its own table (for example [cpt]).
+Every table maps onto a dataclass below; unknown keys and wrong types are rejected with the
+dotted key path so the user knows exactly what to fix.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-Z95 = 1.959963984540054
+from scaling.laws.validation import Z95
 
 
 def _avg(widths: np.ndarray) -> np.ndarray:

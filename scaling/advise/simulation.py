@@ -18,6 +18,7 @@ import torch
 
 from scaling.advise.design import _weak_prior, advise, jacobians, target_function, target_gradients
 from scaling.advise.search import _Design
+from scaling.laws.validation import Z95
 from scaling.advise.study import candidate_grid
 from scaling.laws.registry import get_law
 
@@ -137,7 +138,7 @@ def _c_optimal(truth: GroundTruth, n_sizes: int, steps: int) -> tuple[np.ndarray
         p *= 1 - 2 / (it + 3)
         p[k] += 2 / (it + 3)
     runs = p * runs_per_share
-    width = np.sqrt(g @ np.linalg.solve(M0 + (A.T * runs) @ A, g)) * 2 * 1.959963984540054
+    width = np.sqrt(g @ np.linalg.solve(M0 + (A.T * runs) @ A, g)) * 2 * Z95
     return sizes, runs, float(width)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import FitError, ScalingError
+from scaling.laws.validation import Z95
 from scaling.schema import COMPUTE_CONVENTION
 
 Q = (0.025, 0.975)
@@ -30,9 +31,6 @@ def _interval(v: np.ndarray | None) -> list[float] | None:
     v = np.asarray(v, float)
     v = v[np.isfinite(v)]
     return [float(x) for x in np.quantile(v, Q)] if len(v) >= 2 else None
-
-
-Z95 = 1.959963984540054
 
 
 def _differences(rows: list[dict[str, Any]], key: str, log: bool) -> list[dict[str, Any]]:

@@ -26,6 +26,9 @@ from scaling.schema import LABEL, RUN_ID, SEED
 if TYPE_CHECKING:  # a table is a pandas DataFrame or scaling.tables.Columns (a CSV read without pandas)
     import pandas as pd
 
+Z95 = 1.959963984540054
+"""The standard normal's 97.5% quantile: a normal 95% interval is the estimate ± Z95 standard errors."""
+
 _COND = re.compile(r"^\s*([^<>=]+?)\s*(>=|>)\s*([-+0-9.eE]+)\s*$")
 
 
