@@ -363,3 +363,27 @@ def test_rounds_of_advice_recover_from_a_pilot_fitted_to_the_wrong_exponent():
     oracle = oracle_design(truth)  # the c-optimal shares in whole runs, within the same budget
     assert float(np.sum(6 * truth.tokens * oracle)) <= ladder_cost(truth) * (1 + 1e-9)
     assert width_at_truth(truth, oracle) / ladder == pytest.approx(0.867, abs=0.005)
+
+
+def test_advice_fits_with_the_candidates_specs_report_delta_unless_told(tmp_path):
+    # The study's report and `grid run --advise` fit with the spec's [report] delta: `scaling advise
+    # --candidates SPEC` does too, so the three give one interval; --delta still overrides it.
+    from scaling.config import load_spec
+    from scaling.train import expand, plan_rows
+
+    spec = tmp_path / "adv.toml"
+    spec.write_text(ADVISE_SPEC + "\n[report]\ndelta = 0.5\n")
+    rows = pd.DataFrame(plan_rows(expand(load_spec(spec))))[:5]
+    folder = tmp_path / "done"
+    folder.mkdir()
+    pd.DataFrame({"run_id": rows["run_id"], "status": "done", "n_params_nonemb": rows["n_params_nonemb"],
+                  "loss": 2.0 + 30.0 * rows["n_params_nonemb"].astype(float) ** -0.5 * (1 + 0.03 * np.array(
+                      [0, 1, -1, 2, -2]))}).to_parquet(folder / "runs.parquet")
+    args = ["advise", str(folder), "--x", "n_params_nonemb", "--budget", "2e9", "--candidates", str(spec), "--json"]
+    out = {}
+    for name, extra in (("spec", []), ("flag", ["--delta", "0.5"]), ("laws", ["--delta", "1e-3"])):
+        r = CliRunner().invoke(app, [*args, *extra])
+        assert r.exit_code == 0, r.output
+        out[name] = json.loads(r.output)
+    assert out["spec"] == out["flag"]
+    assert out["spec"]["value"] != pytest.approx(out["laws"]["value"], rel=1e-6)

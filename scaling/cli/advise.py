@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import Derive, Noise, OptionalDelta, delta_option, parse_noise, replicate_count, resolve_noise
+from scaling.cli.options import Derive, Noise, delta_option, parse_noise, replicate_count, resolve_noise
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -65,7 +65,9 @@ def advise(
                                                "`scaling grid run SPEC` trains them (new run ids, nothing retrained).")] = False,
     store: Annotated[Optional[Path], typer.Option(help="--append: the study folder to append to (default: DATA "
                                                        "when it is a study folder, else <study>/ beside the spec).")] = None,
-    delta: OptionalDelta = None,
+    delta: Annotated[Optional[str], typer.Option(help="Huber delta of the fits: a number, or 'auto' (from the "
+                                                      "residuals); default the --candidates spec's [report] delta, "
+                                                      "else the laws' 1e-3.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
     """Choose the runs that shrink the 95% interval of TARGET at AT most, within BUDGET FLOPs.
@@ -85,6 +87,11 @@ def advise(
 
     check_target_name(target, law)
     fit_options = delta_option(delta)
+    if delta is None and candidates is not None:  # fit as the study's report and `grid run --advise` do
+        from scaling.config import load_spec
+
+        spec_delta = load_spec(candidates).report.delta
+        fit_options = {} if spec_delta is None else {"delta": spec_delta}
     noise = parse_noise(noise)
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")

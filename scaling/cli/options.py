@@ -20,11 +20,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print exactly one JSON obj
 Seed = Annotated[int, typer.Option(help="Bootstrap seed.")]
 
 Delta = Annotated[str, typer.Option(help="Huber delta (a number), or 'auto': from the residuals of a first fit.")]
-# The commands that fit as one step among others (report, demo, advise, grid run --advise): not
-# given, their laws keep their own default.
-OptionalDelta = Annotated[Optional[str], typer.Option(
-    help="Huber delta of the fits: a number, or 'auto' (from the residuals); default the laws' 1e-3.")]
-# The commands that render a study (report, demo): not given, the spec's [report] key decides.
+# The commands that render a study (report, demo): not given, the spec's [report] key decides
+# (advise and grid run --advise say the same in their own words: their spec is an option).
 SpecDelta = Annotated[Optional[str], typer.Option(
     help="Huber delta of the fits: a number, or 'auto' (from the residuals); default the spec's [report] "
          "delta, else the laws' 1e-3.")]

@@ -96,3 +96,22 @@ def test_report_frontier_section_names_the_convention():
     (section,) = frontier_sections(df.drop(columns="n_params").assign(eval_set="valid"), runs)
     assert "C = 6·N·D (N non-embedding parameters, D training tokens)" in section.text
     assert section.figures
+
+
+def test_the_exponent_interval_is_students_t_on_the_winners_it_used():
+    """A frontier has few winners: its slope's interval takes Student's t with n - 2 degrees of
+    freedom (as OLS does), not the normal's 1.96, which at 4 points would be 1.63 times too narrow."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i, n in enumerate(np.logspace(7, 9, 6)):
+        d = np.logspace(7, 11, 40)
+        loss = (E + A / n**AL + B / d**BE) * np.exp(rng.normal(0, 0.01))  # one offset per run
+        rows.append(pd.DataFrame({"run_id": f"r{i}", "tokens": d, "loss": loss, "n_params": n}))
+    fr = ComputeFrontier(fit_loss=False).fit(pd.concat(rows, ignore_index=True))
+    used = fr.winners_[fr.winners_["used"]]
+    assert 3 <= len(used) <= 5
+    ols = sm.OLS(np.log(used["n_params"].to_numpy()), sm.add_constant(np.log(used["c_mid"].to_numpy()))).fit()
+    assert fr.exponent_ == pytest.approx(ols.params[1], rel=1e-9)
+    assert fr.exponent_ci_ == pytest.approx(tuple(ols.conf_int(0.05)[1]), rel=1e-9)
