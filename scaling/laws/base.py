@@ -109,10 +109,10 @@ class Law(FitMixin, PersistMixin):
     # its Jacobian [n, P] in optimiser space) lets predict/score run without torch; with
     # vp_basis / vp_theta / vp_grid as well, the law is fitted by variable projection.
     np_pred_jac: ClassVar[Callable[..., tuple[np.ndarray, np.ndarray]] | None] = None
-    vp_engine_polish: ClassVar[bool] = False
-    """Variable projection's profiled points are polished by the batched torch engine instead of
-    the numpy quasi-Newton (laws with many parameters in flat valleys, where the engine's L-BFGS
-    reaches the grid engine's optimum and the numpy polish stops slightly short)."""
+    vp_polisher: ClassVar[str] = "quasi_newton"
+    """How variable projection's profiled points are polished in all parameters: "quasi_newton"
+    (numpy L-BFGS; scipy's where it stops short) or "gauss_newton" (scipy's bounded least squares:
+    laws with many parameters in flat valleys, where a quasi-Newton method crawls)."""
 
     def init_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Starting points [S, P] in optimiser space for features F and fit-scale target t."""

@@ -257,7 +257,6 @@ def multistart(
     max_iter: int = 1000,
     n_polish: int = 16,
     basin_rtol: float = 1e-3,
-    screen_starts: bool = True,
 ) -> MultiStartResult:
     """Screen every start with a loose tolerance, then polish the best few to a tight one.
 
@@ -265,13 +264,6 @@ def multistart(
     is slow (relative decrease < 1e-6 per iteration, about scipy's default factr for
     objectives near 1e-3) and only driving the most promising
     distinct candidates to full precision finds the same optimum at a fraction of the cost."""
-    if not screen_starts:  # the starts are already few and good (variable projection's): polish them all
-        polish = minimize_batched(fg, x0, lower, upper, EngineOptions(max_iter=max_iter))
-        pf = np.where(np.isfinite(polish.fun), polish.fun, np.inf)
-        b = int(np.argmin(pf))
-        return MultiStartResult(polish.theta[b], float(pf[b]), bool(polish.converged[b]), int(polish.status[b]),
-                                int(polish.n_iter[b]), len(pf), int(np.sum(pf <= pf[b] + basin_rtol * abs(pf[b]))),
-                                polish)
     screen = minimize_batched(fg, x0, lower, upper, EngineOptions(max_iter=min(max_iter, 300), ftol=1e-6, straggler_frac=0.02))
     fun = np.where(np.isfinite(screen.fun), screen.fun, np.inf)
     order = np.argsort(fun, kind="stable")

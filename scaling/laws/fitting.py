@@ -196,32 +196,22 @@ class FitMixin:
             raise FitError(f"{self.name}: unknown init {self.init!r}; choose from {list(self.inits)}, "
                            "'random[:K]' or 'best[:GRID]'")
         self._screen = None  # per-start screening results (grid engine), for the fit manifest
-        profiled = self._uses_varpro()
-        if profiled and not self.vp_engine_polish:
+        if self._uses_varpro():
             from scaling.laws.varpro import fit_varpro
 
             res = fit_varpro(self, self._Fn, self._tn, delta, lo, hi, max_iter=self.max_iter)
-            self.solver_ = "varpro"
+            self.solver_ = "varpro" if self.vp_polisher == "quasi_newton" else f"varpro+{self.vp_polisher}"
             status = res.status
         else:
             from scaling.laws.engine import STATUS, multistart
 
             flo, fhi = self._free_bounds()
-            if profiled:  # the profile's best points, polished by the batched engine
-                from scaling.laws.varpro import profiled_starts
-
-                theta0, n_grid, _ = profiled_starts(self, self._Fn, self._tn, delta, lo, hi)
-            else:
-                theta0 = self._start_grid()
-            res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter,
-                             screen_starts=not profiled)
-            # Profiled starts have no screening pass: the manifest then describes the exponent grid.
-            self._screen = None if profiled else res.screen
+            theta0 = self._start_grid()
+            res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter)
+            self._screen = res.screen
             self._box, self._theta0 = (flo, fhi), theta0
             res.theta = self._from_free(res.theta)
             self.solver_ = "grid"
-            if profiled:  # n_starts_best: polished points that reached the best basin
-                self.solver_, res.n_starts = "varpro+engine", n_grid
             status = STATUS[res.status]
             plain = not self.tied and getattr(self, "_w", None) is None and self.reduction == "sum"
             if not res.converged and status == "linesearch" and self.np_pred_jac is not None and plain:
