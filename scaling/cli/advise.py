@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaling.cli.options import Derive, Noise, delta_option, parse_noise, replicate_count, resolve_noise
+from scaling.cli.options import Derive, Noise, delta_option, or_spec_delta, parse_noise, replicate_count, resolve_noise
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -87,11 +87,12 @@ def advise(
 
     check_target_name(target, law)
     fit_options = delta_option(delta)
-    if delta is None and candidates is not None:  # fit as the study's report and `grid run --advise` do
+    spec = None
+    if candidates is not None:
         from scaling.config import load_spec
 
-        spec_delta = load_spec(candidates).report.delta
-        fit_options = {} if spec_delta is None else {"delta": spec_delta}
+        spec = load_spec(candidates)
+        fit_options = or_spec_delta(fit_options, spec.report.delta)  # as the study's report and `grid run --advise`
     noise = parse_noise(noise)
     if budget <= 0:
         raise DataError("--budget (FLOPs to spend on new runs) is required and must be > 0")
@@ -160,12 +161,11 @@ def advise(
     added, train_command = None, None
     if append and candidates is None:
         raise DataError("--append needs --candidates SPEC (the study the advised runs join)")
-    if candidates is not None:
-        from scaling.config import load_spec
+    if spec is not None:
         from scaling.store import RUNS_TABLE
         from scaling.train import study_root
 
-        default = study_root(load_spec(candidates))
+        default = study_root(spec)
         if store is None:  # the folder the runs so far came from (`grid run --out DIR`), else the spec's default
             folder = Path(data) if data is not None else None
             store = folder if folder is not None and (folder / RUNS_TABLE).is_file() else default

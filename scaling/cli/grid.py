@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from scaling.cli.console import console
-from scaling.cli.options import STUDY_FOLDER, delta_option
+from scaling.cli.options import STUDY_FOLDER, delta_option, or_spec_delta
 from scaling.cli.progress import train_study
 from scaling.config import load_spec
 from scaling.errors import ScalingError
@@ -74,10 +74,9 @@ def run(
     nproc_per_run: Annotated[int, typer.Option("--nproc-per-run", help="DDP processes per run (0: the spec's train.nproc).")] = 0,
 ) -> None:
     """Train every run that is not finished; finished runs are never retrained, unfinished ones resume."""
-    fit_options = delta_option(delta)
+    fit_options = delta_option(delta)  # a bad --delta is named before the spec is read
     s = load_spec(spec)
-    if delta is None and s.report.delta is not None:  # the delta the report's own advice section fits with
-        fit_options = {"delta": s.report.delta}
+    fit_options = or_spec_delta(fit_options, s.report.delta)  # the delta the report's advice section fits with
     store = Store(study_root(s, out))
     if advise:
         _append_advice(spec, store, budget, **fit_options)

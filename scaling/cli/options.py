@@ -102,6 +102,12 @@ def delta_option(delta: str | None) -> dict[str, float | str]:
     return {} if delta is None else {"delta": parse_delta(delta)}
 
 
+def or_spec_delta(fit_options: dict[str, float | str], spec_delta: float | str | None) -> dict[str, float | str]:
+    """`delta_option`'s law options, else a spec's `[report] delta` (checked when the spec loaded),
+    else {}: a flag overrides the spec, as in `ReportOptions.for_study`."""
+    return fit_options if fit_options or spec_delta is None else {"delta": spec_delta}
+
+
 LawOption = Annotated[Optional[list[str]], typer.Option(
     "--option", help="A law option without its own flag, KEY=VALUE (repeatable), e.g. domain=field, "
                      "per_domain=E,C or max_iter=5000; a wrong KEY lists the law's options.")]

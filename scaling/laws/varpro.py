@@ -41,7 +41,7 @@ class VarProResult:
     n_iter: int
     n_starts: int  # grid points profiled
     n_starts_best: int  # grid points whose profiled objective is within 1e-3 of the best one (gauss_newton:
-    # polished starts whose screened objective is)
+    # starts whose screened objective is within 1e-3 of the best screened one)
 
 
 # ---- objective (numpy twin of scaling.laws.objective) ----
@@ -210,7 +210,8 @@ def polish_gauss_newton(law: "Law", starts: np.ndarray, F, t, delta: float, lo, 
     J'J model of the curvature gets there in tens to hundreds of steps. "trf" rather than "dogbox":
     with exponents at their bounds (small studies) dogbox crawled and stopped 0.6% above the
     optimum. Every start is first polished loosely and only the best few tightly, like the batched
-    engine's screen. Returns scipy's result for the best."""
+    engine's screen. Returns scipy's result for the best and how many starts screened within 1e-3
+    of the best screened objective (the engine's count of starts in the best basin)."""
     from scipy.optimize import least_squares
 
     log = law.fit_scale == "log"
@@ -245,10 +246,9 @@ def polish_gauss_newton(law: "Law", starts: np.ndarray, F, t, delta: float, lo, 
     last = polish(law, best.x, F, t, delta, lo, hi, max_iter)
     if last.fun <= best.fun:
         best.x, best.fun = np.asarray(last.x, float), float(last.fun)
-    # starts that reached the best basin: many, or one lucky start? Judged at screening precision,
-    # as the batched engine judges it (the tight optimum can sit below every screened start)
-    best.n_best = sum(r.fun <= ref + 1e-3 * abs(ref) for r in screened)
-    return best
+    # many starts in the best basin, or one lucky start? Judged at screening precision, as the
+    # batched engine judges it (the tight optimum can sit below every screened start)
+    return best, sum(r.fun <= ref + 1e-3 * abs(ref) for r in screened)
 
 
 def profiled_starts(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.ndarray, hi: np.ndarray
@@ -273,8 +273,7 @@ def fit_varpro(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.nd
     if n_best == 0:
         return VarProResult(starts[0], np.inf, False, "no finite start", 0, n_grid, 0)
     if law.vp_polisher == "gauss_newton":
-        best = polish_gauss_newton(law, starts, F, t, delta, lo, hi, max_iter)
-        n_best = best.n_best  # polished starts, as the batched engine counted them
+        best, n_best = polish_gauss_newton(law, starts, F, t, delta, lo, hi, max_iter)
     else:
         best = None
         for th in starts:
