@@ -9,17 +9,35 @@ from scipy.optimize import nnls
 
 from scaling.errors import FitError
 from scaling.laws import get_law
-from scaling.laws.varpro import nnls_small
+from scaling.laws.varpro import _wnnls, nnls_small
 
 
 def test_nnls_small_matches_scipy():
     rng = np.random.default_rng(0)
-    for m in (1, 2, 3, 4):
+    for m in (1, 2, 3, 4, 5):
         A = rng.normal(size=(50, 30, m))
         z = rng.normal(size=(50, 30)) + A[..., 0]
-        c = nnls_small(np.einsum("gni,gnj->gij", A, A), np.einsum("gni,gn->gi", A, z))
         ref = np.stack([nnls(a, b)[0] for a, b in zip(A, z)])
+        if m > 1:  # both paths run: rows settled by the full support and rows that need a subset
+            assert 0 < (ref > 0).all(-1).sum() < len(ref)
+        c = nnls_small(np.einsum("gni,gnj->gij", A, A), np.einsum("gni,gn->gi", A, z))
         np.testing.assert_allclose(c, ref, atol=1e-10)
+        # a batch whose full-support solutions are all feasible returns them unchanged
+        feasible = (ref > 0).all(-1)
+        np.testing.assert_allclose(nnls_small(np.einsum("gni,gnj->gij", A[feasible], A[feasible]),
+                                              np.einsum("gni,gn->gi", A[feasible], z[feasible])),
+                                   ref[feasible], atol=1e-10)
+
+
+def test_weighted_nnls_matches_scipy_on_scaled_rows():
+    """The profile's weighted solve: sum_n w (Phi c - z)^2 with c >= 0 is scipy's NNLS on rows
+    scaled by sqrt(w), on columns of very different magnitude (as the laws' basis has)."""
+    rng = np.random.default_rng(1)
+    Phi = np.abs(rng.normal(size=(40, 25, 4))) * np.array([1.0, 1e-3, 1e3, 1e6])
+    w = rng.uniform(0.1, 2.0, size=(40, 25))
+    z = Phi @ rng.normal(size=4) / 4 + rng.normal(size=(40, 25))
+    ref = np.stack([nnls(a * np.sqrt(wi)[:, None], b * np.sqrt(wi))[0] for a, wi, b in zip(Phi, w, z)])
+    np.testing.assert_allclose(_wnnls(Phi, w, z), ref, rtol=1e-8, atol=1e-14)
 
 
 def test_epoch_optimum_at_least_as_good_as_the_4500_start_grid(chinchilla_df, hoffmann_fit):
