@@ -40,7 +40,10 @@ def _differences(rows: list[dict[str, Any]], key: str, log: bool) -> list[dict[s
     asymmetric bootstrap interval counts its relevant side), and the errors add as if independent:
     the approaches share their data, so the true interval of the difference is narrower and the
     test is conservative (it can miss a disagreement, not invent one)."""
-    f = np.log if log else (lambda v: v)
+    def f(v):  # an interval reaching 0 (a degenerate replicate) is unbounded below on the log scale
+        with np.errstate(divide="ignore"):
+            return np.log(v) if log else v
+
     have = [r for r in rows if r.get(f"{key}_ci")]
     out = []
     for i, ra in enumerate(have):

@@ -73,6 +73,26 @@ def test_overlapping_intervals_can_still_disagree():
     assert _differences(rows, "a", log=False)[0]["agree"] is True
 
 
+def test_an_interval_reaching_zero_is_unbounded_on_the_log_scale_without_a_warning():
+    """A degenerate bootstrap replicate can put a tokens-per-parameter interval's lower end at 0
+    (a mixed table through `fit compare`): its log is -inf, so the difference's interval is
+    unbounded and the approaches are not called different; numpy's "divide by zero" stays quiet."""
+    import warnings
+
+    from scaling.laws.agreement import _differences, verdict
+
+    rows = [{"approach": 2, "tokens_per_param": 12.6, "tokens_per_param_ci": [5.0, 30.0]},
+            {"approach": 3, "tokens_per_param": 31.3, "tokens_per_param_ci": [0.0, 1.6e5]}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        (t,) = _differences(rows, "tokens_per_param", log=True)
+        text = verdict({"differences": {"tokens_per_param": [t]}, "agree": {"tokens_per_param": t["agree"]}},
+                       "tokens_per_param")
+    assert t["ratio"] == pytest.approx(31.3 / 12.6) and t["agree"] is True and t["z"] == 0.0
+    assert t["ci95"] == [-np.inf, np.inf] and t["ratio_ci95"] == [0.0, np.inf]
+    assert text.startswith("agree")
+
+
 def test_agreement_reports_every_pair_and_the_old_overlap():
     df = _isoflop_surface()
     ag = approach_agreement(df, n="N", d="D", y="loss", budget="C", n_bootstrap=50, target_compute=1e22)
