@@ -46,12 +46,13 @@ class Law(FitMixin, PersistMixin):
     corrected sigma, refined over a few fits; see `FitMixin._fit_auto_delta` and `delta_`).
     solver "auto" uses variable projection (scaling.laws.varpro: numpy and scipy only) for laws
     that support it and the batched torch grid engine otherwise; "varpro" or "grid" force one
-    (init names the grid engine's start grid).
+    (init names the grid engine's start grid). Laws whose fits Gauss-Newton finishes (D-CPT, see
+    `vp_polisher`) are finished so under "auto" and "varpro"; "grid" is the batched engine alone.
 
     Fitted: params_, theta_ (optimiser space), objective_, converged_, n_starts_,
     n_starts_best_ (screening starts ending within 1e-3 relative of the best objective),
     n_iter_, n_points_, r2_/aic_/bic_/sigma_ (on the fit scale), at_bounds_, holdout_, x_, y_,
-    delta_ (the Huber delta used), solver_ ("varpro" or "grid")
+    delta_ (the Huber delta used), solver_ ("varpro", "grid", or either + "+gauss_newton" when Gauss-Newton finished it)
     (after fit_and_check with a holdout: holdout_fit_, the copy fitted without the held-out rows);
     after bootstrap: ci_, boot_theta_, boot_params_, boot_converged_.
     """

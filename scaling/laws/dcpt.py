@@ -149,7 +149,14 @@ class _CPTForm(Law):
         return cols
 
     def np_pred_jac(self, theta: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = dict(zip(self.param_names, np.asarray(theta, float)))
+        pred, J = self._pred_jac_by_name(dict(zip(self.param_names, np.asarray(theta, float))), F)
+        return pred, np.stack([J[k] for k in self.param_names], 1)
+
+    def _pred_jac_by_name(self, p: dict[str, float | np.ndarray], F: np.ndarray
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Prediction [n] and its derivative [n] in each (optimiser-space) parameter, by name.
+        The log coefficients E, A, B, C may be per-point arrays [n] (dcpt_cross's per-domain
+        ones); the exponents and eps are scalars."""
         lN, lD, r = F[:, 0], F[:, 1], F[:, 2]
         with np.errstate(over="ignore", invalid="ignore"):
             cols = self._columns({k: np.array([p[k]]) for k in self._nl()}, F)
@@ -163,7 +170,7 @@ class _CPTForm(Law):
                 eps = np.exp(p["eps"])
                 J["gamma"] = -np.log(r + eps) * terms["C"]
                 J["eps"] = -p["gamma"] * eps / (r + eps) * terms["C"]
-            return sum(terms.values()), np.stack([J[k] for k in self.param_names], 1)
+            return sum(terms.values()), J
 
     def _uses_varpro(self) -> bool:
         return self.init != "fine" and super()._uses_varpro()

@@ -43,8 +43,8 @@ class DCPTCrossLaw(_CPTForm):
     must be among them). Fitted beyond Law's: domains_ (order of the per-domain parameters).
     """
 
-    # Per-domain coefficients ride on a one-hot block: not the linear structure _CPTForm profiles.
-    np_pred_jac = None
+    # Per-domain coefficients ride on a one-hot block: not the linear structure _CPTForm profiles,
+    # so the grid engine fits it (its candidates finished by Gauss-Newton through np_pred_jac).
     vp_basis = None
 
     name = "dcpt_cross"
@@ -136,6 +136,20 @@ class DCPTCrossLaw(_CPTForm):
         zB = torch.where(pos, p["B"] - p["beta"] * lD + p["eta"] * lr, torch.full_like(zA, -torch.inf))
         zC = p["C"] - p["gamma"] * torch.log(r + torch.exp(p["eps"]))
         return torch.logsumexp(torch.stack(torch.broadcast_tensors(zE, zA, zB, zC)), dim=0)
+
+    def np_pred_jac(self, theta: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # D-CPT's terms with each per-domain coefficient picked per point by the one-hot block;
+        # a per-domain parameter's derivative is the shared one's on its domain's points, 0 elsewhere
+        th = dict(zip(self.param_names, np.asarray(theta, float)))
+        onehot = F[:, 3:]
+        p = {name: onehot @ np.array([th[f"{name}_{d}"] for d in self.domains_]) if name in self.per_domain
+             else th[name] for name in _SHARED}
+        pred, J = self._pred_jac_by_name(p, F)
+        cols = []
+        for name in self.param_names:
+            base, _, d = name.partition("_")
+            cols.append(J[base] * onehot[:, self.domains_.index(d)] if d else J[base])
+        return pred, np.stack(cols, 1)
 
     def forward_vjp(self, theta: torch.Tensor, F: torch.Tensor):
         return Law.forward_vjp(self, theta, F)  # autograd: the shared analytic VJP assumes scalar coefficients

@@ -257,13 +257,16 @@ def multistart(
     max_iter: int = 1000,
     n_polish: int = 16,
     basin_rtol: float = 1e-3,
+    finish: Callable[[np.ndarray], tuple[np.ndarray, float, bool, int]] | None = None,
 ) -> MultiStartResult:
     """Screen every start with a loose tolerance, then polish the best few to a tight one.
 
     Screening is where the grid's thousands of starts are spent; stopping them once progress
     is slow (relative decrease < 1e-6 per iteration, about scipy's default factr for
     objectives near 1e-3) and only driving the most promising
-    distinct candidates to full precision finds the same optimum at a fraction of the cost."""
+    distinct candidates to full precision finds the same optimum at a fraction of the cost.
+    `finish(candidates [K, P]) -> (theta, objective, converged, iterations)` polishes them
+    instead of the batched quasi-Newton (laws finished by Gauss-Newton)."""
     screen = minimize_batched(fg, x0, lower, upper, EngineOptions(max_iter=min(max_iter, 300), ftol=1e-6, straggler_frac=0.02))
     fun = np.where(np.isfinite(screen.fun), screen.fun, np.inf)
     order = np.argsort(fun, kind="stable")
@@ -281,16 +284,20 @@ def multistart(
         if len(picked) == n_polish:
             break
     idx = np.array(picked)
+    # Basin size is judged at screening precision: the polished optimum can sit below every
+    # loosely screened start, so compare the screened objectives with the best screened one.
+    ref = float(fun[order[0]])
+    n_best = max(1, int(np.sum(fun <= ref + basin_rtol * abs(ref) + 1e-14)))
+    if finish is not None:
+        theta, best, converged, n_iter = finish(screen.theta[idx])
+        return MultiStartResult(np.asarray(theta, float), float(best), bool(converged), 2 if converged else 4,
+                                int(n_iter), len(fun), n_best, screen)
     polish = minimize_batched(
         lambda th, ix: fg(th, torch.as_tensor(idx)[ix]), screen.theta[idx], lower, upper, EngineOptions(max_iter=max_iter)
     )
     pf = np.where(np.isfinite(polish.fun), polish.fun, np.inf)
     b = int(np.argmin(pf))
     best = float(pf[b])
-    # Basin size is judged at screening precision: the polished optimum can sit below every
-    # loosely screened start, so compare the screened objectives with the best screened one.
-    ref = float(fun[order[0]])
-    n_best = max(1, int(np.sum(fun <= ref + basin_rtol * abs(ref) + 1e-14)))
     return MultiStartResult(
         polish.theta[b], best, bool(polish.converged[b]), int(polish.status[b]), int(polish.n_iter[b]), len(fun), n_best, screen
     )

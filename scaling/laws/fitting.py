@@ -164,6 +164,17 @@ class FitMixin:
             raise FitError(f"{self.name}: solver must be 'auto', 'varpro' or 'grid', got {self.solver!r}")
         return ok
 
+    def _polished_by_gauss_newton(self) -> bool:
+        """Whether the fit's candidates and its bootstrap replicates are finished by bounded
+        Gauss-Newton (`varpro.polish_gauss_newton`): laws that ask for it (`vp_polisher`, D-CPT's
+        flat valleys) and have a numpy Jacobian, when the objective is a plain sum of Huber or
+        squared residuals of free parameters (no pins, ties, weights or mean), which is what
+        least squares with a robust loss minimises. solver="grid" asks for the batched engine alone."""
+        return (self.vp_polisher == "gauss_newton" and self.np_pred_jac is not None and self.solver != "grid"
+                and not self.fixed
+                and not self.tied and getattr(self, "_w", None) is None and self.reduction == "sum"
+                and self.loss in ("huber", "mse"))
+
     def _fit_auto_delta(self) -> None:
         """delta="auto": delta = 1.345 × a robust sigma of the residuals (the usual Huber tuning).
 
@@ -200,18 +211,23 @@ class FitMixin:
             from scaling.laws.varpro import fit_varpro
 
             res = fit_varpro(self, self._Fn, self._tn, delta, lo, hi, max_iter=self.max_iter)
-            self.solver_ = "varpro" if self.vp_polisher == "quasi_newton" else f"varpro+{self.vp_polisher}"
+            self.solver_ = "varpro+gauss_newton" if self._polished_by_gauss_newton() else "varpro"
             status = res.status
         else:
             from scaling.laws.engine import STATUS, multistart
 
             flo, fhi = self._free_bounds()
             theta0 = self._start_grid()
-            res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter)
+            finish = None
+            if self._polished_by_gauss_newton():  # no ties: free coordinates are the parameters
+                from scaling.laws.varpro import gauss_newton_finish
+
+                finish = gauss_newton_finish(self, self._Fn, self._tn, delta, lo, hi, self.max_iter)
+            res = multistart(self._objective(delta=delta), theta0, flo, fhi, max_iter=self.max_iter, finish=finish)
             self._screen = res.screen
             self._box, self._theta0 = (flo, fhi), theta0
             res.theta = self._from_free(res.theta)
-            self.solver_ = "grid"
+            self.solver_ = "grid" if finish is None else "grid+gauss_newton"
             status = STATUS[res.status]
             plain = not self.tied and getattr(self, "_w", None) is None and self.reduction == "sum"
             if not res.converged and status == "linesearch" and self.np_pred_jac is not None and plain:

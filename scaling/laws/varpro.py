@@ -306,11 +306,29 @@ def fit_varpro(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.nd
             res = polish(law, th, F, t, delta, lo, hi, max_iter)
             if best is None or res.fun < best.fun:
                 best = res
+    theta, fun, conv = _judged(law, best, F, t, delta, lo, hi, max_iter)
+    msg = best.message if isinstance(best.message, str) else best.message.decode()
+    return VarProResult(theta, fun, conv, msg, int(best.nit), n_grid, n_best)
+
+
+def _judged(law: "Law", best, F, t, delta: float, lo, hi, max_iter: int) -> tuple[np.ndarray, float, bool]:
+    """A polish's point, its objective and whether it converged: scipy stops on a relative
+    decrease of f (converged) or on a line search that cannot improve a stationary point (also
+    converged); only max_iter or a non-stationary point is a failure."""
     theta = np.asarray(best.x, float)
     fun, _ = objective(law, theta, F, t, delta)
-    # scipy stops on a relative decrease of f (converged) or on a line search that cannot improve
-    # a stationary point (also converged); only max_iter or a non-stationary point is a failure.
     conv = bool(np.isfinite(fun)) and (
         (best.success and best.nit < max_iter) or stationary_at(law, theta, F, t, delta, lo, hi))
-    msg = best.message if isinstance(best.message, str) else best.message.decode()
-    return VarProResult(theta, float(fun), conv, msg, int(best.nit), n_grid, n_best)
+    return theta, float(fun), conv
+
+
+def gauss_newton_finish(law: "Law", F, t, delta: float, lo, hi, max_iter: int):
+    """`finish(candidates)` for `engine.multistart`: the candidates polished by Gauss-Newton
+    (`polish_gauss_newton`), as (theta, objective, converged, evaluations). For laws the grid
+    engine fits whose fit Gauss-Newton finishes (dcpt_cross, or D-CPT with init="fine")."""
+    def finish(starts: np.ndarray) -> tuple[np.ndarray, float, bool, int]:
+        best, _ = polish_gauss_newton(law, starts, F, t, delta, lo, hi, max_iter)
+        theta, fun, conv = _judged(law, best, F, t, delta, lo, hi, max_iter)
+        return theta, fun, conv, int(best.nit)
+
+    return finish
