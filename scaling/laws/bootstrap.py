@@ -7,7 +7,8 @@ one run are correlated. Replicates whose best start did not converge are exclude
 intervals and counted (`boot_n_excluded_`, and `to_json()["bootstrap"]`). All replicates × a few
 starts (the best fit and small jitters around it) go through the batched optimiser at once;
 for laws whose fit Gauss-Newton finishes (`Law._polished_by_gauss_newton`: D-CPT, dcpt_cross)
-it only brings them near their optima, and Gauss-Newton finishes each replicate.
+it only brings them near their optima, and Gauss-Newton finishes each replicate; for the other
+laws the grid engine fits, scipy's L-BFGS-B finishes each replicate.
 """
 
 from __future__ import annotations
@@ -99,8 +100,15 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
     best = np.argmin(fun, axis=1)
     rows = np.arange(n) * k + best
     ok = res.converged[rows] & np.isfinite(fun[np.arange(n), best])
-    theta = law._from_free(res.theta[rows])
-    n_rescued = _finish_by_gauss_newton(law, theta, ok, counts, target) if gauss_newton else 0
+    if gauss_newton:
+        theta = law._from_free(res.theta[rows])
+        n_rescued = _finish_by_gauss_newton(law, theta, ok, counts, target)
+    elif getattr(law, "solver_", None) == "grid":
+        free = res.theta[rows].copy()
+        n_rescued = _finish_by_quasi_newton(law, free, ok, counts, target)
+        theta = law._from_free(free)
+    else:  # variable projection's laws: their replicates were measured at their optima (1e-12)
+        theta, n_rescued = law._from_free(res.theta[rows]), 0
     if ok.sum() < 2:
         raise FitError(f"{law.name}: only {int(ok.sum())} of {n} bootstrap replicates converged; raise max_iter "
                        "or check the fit")
@@ -147,6 +155,51 @@ def _finish_by_gauss_newton(law: "Law", theta: np.ndarray, ok: np.ndarray, count
         converged = bool(res.status > 0 and np.isfinite(res.fun))
         rescued += converged and not ok[b]
         theta[b], ok[b] = res.x, converged
+    return rescued
+
+
+QN_FINISH = {"maxiter": 20000, "ftol": 1e-16, "gtol": 1e-12, "maxls": 50}
+"""scipy L-BFGS-B's options for finishing a replicate: tight, since most are already there (a
+median 3 evaluations on the select study below) and the few that are not must get all the way."""
+QN_RESTARTS = 5  # L-BFGS-B runs at most, each from the last, while one still lowers the objective
+
+
+def _finish_by_quasi_newton(law: "Law", free: np.ndarray, ok: np.ndarray, counts: np.ndarray,
+                            target: torch.Tensor) -> int:
+    """Polish every replicate of a grid-engine fit by scipy's L-BFGS-B on its own objective (free
+    coordinates, so pinned and tied parameters and weights hold), in place; a polish is kept only
+    where it lowers the objective. The batched engine stops on a relative decrease per iteration
+    (BOOT_FTOL) and can stall in a flat valley: on the select law's half-junk study (8 cells, 200
+    cell replicates) 5 replicates stopped 3e-5 to 0.76% above their optima, and the compute
+    multiplier's interval was [1.637, 1.970] with them, [1.682, 1.970] with every replicate
+    finished. Returns how many replicates the engine had left unconverged that scipy converged."""
+    from scipy.optimize import minimize
+
+    lo, hi = law._free_bounds()
+    bounds = list(zip(lo, hi))
+    one = torch.zeros(1, dtype=torch.long)
+    per_replicate = target.ndim == 2
+    rescued = 0
+    for b in range(len(free)):
+        if not np.all(np.isfinite(free[b])):
+            continue
+        fg = law._objective(target=target[b] if per_replicate else target,
+                            weights=torch.as_tensor(counts[b][None]), group=one)
+
+        def f(x: np.ndarray, fg=fg) -> tuple[float, np.ndarray]:
+            v, g = fg(torch.as_tensor(x[None]), one)
+            return float(v[0]), g[0].numpy()
+
+        f0 = f(free[b])[0]
+        for _ in range(QN_RESTARTS):  # L-BFGS-B can stall too; a restart (fresh memory) goes on
+            res = minimize(f, free[b], jac=True, method="L-BFGS-B", bounds=bounds, options=QN_FINISH)
+            if not (np.isfinite(res.fun) and res.fun <= f0):
+                break
+            free[b], gain, f0 = res.x, (f0 - res.fun) / abs(f0), float(res.fun)
+            if gain < 1e-10:
+                break
+        rescued += bool(res.success) and not ok[b]
+        ok[b] = ok[b] or bool(res.success)
     return rescued
 
 
