@@ -195,7 +195,7 @@ def _finish_by_quasi_newton(law: "Law", free: np.ndarray, ok: np.ndarray, counts
             res = minimize(f, free[b], jac=True, method="L-BFGS-B", bounds=bounds, options=QN_FINISH)
             if not (np.isfinite(res.fun) and res.fun <= f0):
                 break
-            free[b], gain, f0 = res.x, (f0 - res.fun) / abs(f0), float(res.fun)
+            free[b], gain, f0 = res.x, (f0 - res.fun) / max(abs(f0), 1e-300), float(res.fun)
             if gain < 1e-10:
                 break
         rescued += bool(res.success) and not ok[b]
