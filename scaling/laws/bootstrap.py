@@ -105,7 +105,7 @@ def run_bootstrap(law: "Law", n: int, seed: int, starts: int = 3, level: float =
         n_rescued = _finish_by_gauss_newton(law, theta, ok, counts, target)
     elif getattr(law, "solver_", None) == "grid":
         free = res.theta[rows].copy()
-        n_rescued = _finish_by_quasi_newton(law, free, ok, counts, target)
+        n_rescued = _finish_by_quasi_newton(law, fg, rows, free, ok)
         theta = law._from_free(free)
     else:  # variable projection's laws: their replicates were measured at their optima (1e-12)
         theta, n_rescued = law._from_free(res.theta[rows]), 0
@@ -164,30 +164,28 @@ median 3 evaluations on the select study below) and the few that are not must ge
 QN_RESTARTS = 5  # L-BFGS-B runs at most, each from the last, while one still lowers the objective
 
 
-def _finish_by_quasi_newton(law: "Law", free: np.ndarray, ok: np.ndarray, counts: np.ndarray,
-                            target: torch.Tensor) -> int:
+def _finish_by_quasi_newton(law: "Law", fg, starts: np.ndarray, free: np.ndarray, ok: np.ndarray) -> int:
     """Polish every replicate of a grid-engine fit by scipy's L-BFGS-B on its own objective (free
     coordinates, so pinned and tied parameters and weights hold), in place; a polish is kept only
     where it lowers the objective. The batched engine stops on a relative decrease per iteration
     (BOOT_FTOL) and can stall in a flat valley: on the select law's half-junk study (8 cells, 200
     cell replicates) 5 replicates stopped 3e-5 to 0.76% above their optima, and the compute
     multiplier's interval was [1.637, 1.970] with them, [1.682, 1.970] with every replicate
-    finished. Returns how many replicates the engine had left unconverged that scipy converged."""
+    finished. `fg` is the bootstrap's batched objective and `starts[b]` a start of replicate b
+    (which selects its counts and targets). Returns how many replicates the engine had left
+    unconverged that scipy converged."""
     from scipy.optimize import minimize
 
     lo, hi = law._free_bounds()
     bounds = list(zip(lo, hi))
-    one = torch.zeros(1, dtype=torch.long)
-    per_replicate = target.ndim == 2
     rescued = 0
     for b in range(len(free)):
         if not np.all(np.isfinite(free[b])):
             continue
-        fg = law._objective(target=target[b] if per_replicate else target,
-                            weights=torch.as_tensor(counts[b][None]), group=one)
+        start = torch.tensor([int(starts[b])])
 
-        def f(x: np.ndarray, fg=fg) -> tuple[float, np.ndarray]:
-            v, g = fg(torch.as_tensor(x[None]), one)
+        def f(x: np.ndarray, start=start) -> tuple[float, np.ndarray]:
+            v, g = fg(torch.as_tensor(x[None]), start)
             return float(v[0]), g[0].numpy()
 
         f0 = f(free[b])[0]

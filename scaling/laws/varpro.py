@@ -293,12 +293,12 @@ def profiled_starts(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: 
 
 def fit_varpro(law: "Law", F: np.ndarray, t: np.ndarray, delta: float, lo: np.ndarray, hi: np.ndarray,
                max_iter: int = 1000) -> VarProResult:
-    """Profile the law's exponent grid, then polish the best distinct candidates (by the law's
-    `vp_polisher`)."""
+    """Profile the law's exponent grid, then polish the best distinct candidates (by Gauss-Newton
+    where `Law._polished_by_gauss_newton` says so, else by the numpy quasi-Newton)."""
     starts, n_grid, n_best = profiled_starts(law, F, t, delta, lo, hi)
     if n_best == 0:
         return VarProResult(starts[0], np.inf, False, "no finite start", 0, n_grid, 0)
-    if law.vp_polisher == "gauss_newton":
+    if law._polished_by_gauss_newton():
         best, n_best = polish_gauss_newton(law, starts, F, t, delta, lo, hi, max_iter)
     else:
         best = None
