@@ -178,9 +178,13 @@ class _CPTForm(Law):
     def vp_basis(self, nl: np.ndarray, F: np.ndarray) -> np.ndarray:
         return np.stack(self._columns(dict(zip(self._nl(), nl.T)), F), -1)
 
+    def _coef_names(self) -> list[str]:
+        """The linear coefficients' names, in the order of vp_basis's columns."""
+        return [k for k in self.COEFS if k in self.param_names]
+
     def vp_theta(self, nl: np.ndarray, coef: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
-            v = {**dict(zip(self.COEFS, np.log(coef).T)), **dict(zip(self._nl(), nl.T))}
+            v = {**dict(zip(self._coef_names(), np.log(coef).T)), **dict(zip(self._nl(), nl.T))}
         return np.stack([v[k] for k in self.param_names], 1)
 
     def vp_grid(self, F: np.ndarray, t: np.ndarray) -> np.ndarray:

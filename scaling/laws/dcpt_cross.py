@@ -11,6 +11,13 @@ E_d = E + F/K_d^mu, named `E_<domain>`. The other eight parameters are shared. O
 differ in how fast their share helps, not only in their floors); each costs one parameter per
 domain, so the few runs of a new domain must cover as many.
 
+Fitted as `dcpt`: by variable projection on D-CPT's exponent grid (each per-domain coefficient's
+column is its term on that domain's points, so the law stays linear in the coefficients; the
+non-negative solve has 7 to 13 of them, `varpro.nnls_active_set`), polished by Gauss-Newton;
+init="fine" is the grid engine's. On 180 runs of 4 domains: 2.5 s, against 18.4 s for the grid
+engine's 2,916 starts finished the same way (2.9 s against 27.1 s with E, B and C per domain), at
+the same optimum (to 1e-14 of the objective, on six designs).
+
 x = [N, D, r] as `dcpt`, plus a `domain` column (option `domain`, like the `select` law's
 variant column). `leave_one_domain_out` is the transfer check: fit on every other domain plus
 a few runs of one domain (`known`: its `n_known` cheapest, or 4 spanning two budgets, see
@@ -42,10 +49,6 @@ class DCPTCrossLaw(_CPTForm):
     Options beyond Law's: domain (column name), per_domain (coefficients freed per domain; "E"
     must be among them). Fitted beyond Law's: domains_ (order of the per-domain parameters).
     """
-
-    # Per-domain coefficients ride on a one-hot block: not the linear structure _CPTForm profiles,
-    # so the grid engine fits it (its candidates finished by Gauss-Newton through np_pred_jac).
-    vp_basis = None
 
     name = "dcpt_cross"
 
@@ -150,6 +153,21 @@ class DCPTCrossLaw(_CPTForm):
             base, _, d = name.partition("_")
             cols.append(J[base] * onehot[:, self.domains_.index(d)] if d else J[base])
         return pred, np.stack(cols, 1)
+
+    # ---- variable projection: each per-domain coefficient is a D-CPT term's column on its
+    # domain's points (the one-hot block), so the law stays linear in exp(E_d), exp(A), exp(B),
+    # exp(C) once the exponents are fixed; profiled on D-CPT's exponent grid ----
+    def _coef_names(self) -> list[str]:
+        return [n for n in self.param_names if n.partition("_")[0] in self.COEFS]
+
+    def vp_basis(self, nl: np.ndarray, F: np.ndarray) -> np.ndarray:
+        shared = dict(zip(self.COEFS, self._columns(dict(zip(self._nl(), nl.T)), F)))
+        onehot = F[:, 3:]
+        cols = []
+        for name in self._coef_names():
+            base, _, d = name.partition("_")
+            cols.append(shared[base] * onehot[:, self.domains_.index(d)] if d else shared[base])
+        return np.stack(cols, -1)
 
     def forward_vjp(self, theta: torch.Tensor, F: torch.Tensor):
         return Law.forward_vjp(self, theta, F)  # autograd: the shared analytic VJP assumes scalar coefficients

@@ -178,19 +178,37 @@ def test_numpy_jacobian_matches_autograd():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("per_domain", [("E",), ("E", "B", "C")])
+def test_variable_projection_reaches_the_grid_engines_optimum(per_domain):
+    """Variable projection (D-CPT's exponent grid, the per-domain coefficients solved by the
+    active-set NNLS: 6 and 10 of them here) against the grid engine's 2,916 screened starts
+    finished by Gauss-Newton (init="fine" adds 2,048 Sobol starts), on 3 domains x 2 sizes x
+    2 budgets x 5 shares. Measured on six designs (this one, 120 and 180 runs, 1% noise, per-domain
+    C and B): the same objective to 1e-14, 7 to 10 times faster."""
+    df = grid(domains=dict(list(FLOORS.items())[:3]), sizes=(1e5, 3e5), tokens=(1e6, 1e7),
+              shares=(0.0, 0.2, 0.5, 0.8, 1.0))
+    vp = DCPTCrossLaw(per_domain=per_domain).fit(df, x=X, y="loss")
+    engine = DCPTCrossLaw(per_domain=per_domain, init="fine").fit(df, x=X, y="loss")
+    assert vp.solver_ == "varpro+gauss_newton" and engine.solver_ == "grid+gauss_newton"
+    assert vp.converged_ and engine.converged_
+    assert vp.objective_ <= engine.objective_ * (1 + 1e-9)
+    np.testing.assert_allclose(vp.predict(df), engine.predict(df), rtol=1e-4)
+
+
+@pytest.mark.slow
 def test_fit_and_bootstrap_replicates_are_at_their_optima():
-    """The grid engine's screened candidates and every bootstrap replicate are finished by
-    Gauss-Newton. On this 120-run study the batched engine alone stopped 8.6e-7 (relative) above
-    the optimum of the point fit, and 2 of 20 pairs replicates 1.95% and 0.11% above theirs (its
-    relative-decrease test in D-CPT's flat valleys). Now a tight refit lowers none of them by
-    1e-9, and the intervals cover the truth."""
+    """The point fit (variable projection, polished by Gauss-Newton) and every bootstrap replicate
+    (finished by Gauss-Newton) are at their optima. On this 120-run study the batched engine alone
+    stopped 8.6e-7 (relative) above the optimum of the point fit, and 2 of 20 pairs replicates
+    1.95% and 0.11% above theirs (its relative-decrease test in D-CPT's flat valleys). Now a tight
+    refit lowers none of them by 1e-9, and the intervals cover the truth."""
     from optimum_checks import replicate_improvements
 
     from scaling.laws.varpro import GN_TOL, gauss_newton_runner
 
     df = grid(noise=0.003, tokens=(1e6, 1e7), shares=(0.0, 0.2, 0.5, 0.8, 1.0))
     law = DCPTCrossLaw().fit(df, x=X, y="loss")
-    assert law.solver_ == "grid+gauss_newton" and law.converged_
+    assert law.solver_ == "varpro+gauss_newton" and law.converged_
     lo, hi = law.bounds()
     refit = gauss_newton_runner(law, law._Fn, law._tn, law.delta_, lo, hi)(law.theta_, GN_TOL, 5000)
     assert refit.fun >= law.objective_ * (1 - 1e-9)

@@ -9,7 +9,7 @@ from scipy.optimize import nnls
 
 from scaling.errors import FitError
 from scaling.laws import get_law
-from scaling.laws.varpro import _wnnls, nnls_small
+from scaling.laws.varpro import _wnnls, nnls_active_set, nnls_small
 
 
 def test_nnls_small_matches_scipy():
@@ -27,6 +27,31 @@ def test_nnls_small_matches_scipy():
         np.testing.assert_allclose(nnls_small(np.einsum("gni,gnj->gij", A[feasible], A[feasible]),
                                               np.einsum("gni,gn->gi", A[feasible], z[feasible])),
                                    ref[feasible], atol=1e-10)
+
+
+@pytest.mark.parametrize("m", [2, 5, 7, 10, 13])
+def test_active_set_nnls_matches_scipy(m):
+    """The batched Lawson-Hanson solve (dcpt_cross's 7 to 13 coefficients), with a nearly
+    collinear pair of columns and one-hot blocks like the per-domain coefficients'."""
+    rng = np.random.default_rng(m)
+    A = rng.normal(size=(300, 40, m))
+    A[..., 1] = A[..., 0] + 1e-3 * A[..., 1]
+    if m >= 7:  # two columns that live on disjoint halves of the points (two domains' floors)
+        A[:, :20, m - 1] = 0.0
+        A[:, 20:, m - 2] = 0.0
+    z = rng.normal(size=(300, 40)) + A[..., 0]
+    ref = np.stack([nnls(a, b)[0] for a, b in zip(A, z)])
+    assert (ref == 0).any(-1).sum() > 100  # most rows have bounds that bind
+    c = nnls_active_set(np.einsum("gni,gnj->gij", A, A), np.einsum("gni,gn->gi", A, z))
+    assert (c >= 0).all()
+    # the same objective as scipy's (collinear columns make the coefficients themselves less exact)
+    res = lambda x: ((np.einsum("gni,gi->gn", A, x) - z) ** 2).sum(-1)  # noqa: E731
+    np.testing.assert_allclose(res(c), res(ref), rtol=1e-9)
+    if m > 2:  # the coefficients off the collinear pair agree
+        np.testing.assert_allclose(c[:, 2:], ref[:, 2:], atol=1e-6)
+    if m <= 5:
+        np.testing.assert_allclose(c, nnls_small(np.einsum("gni,gnj->gij", A, A), np.einsum("gni,gn->gi", A, z)),
+                                   atol=1e-8)
 
 
 def test_weighted_nnls_matches_scipy_on_scaled_rows():
