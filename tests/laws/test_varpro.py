@@ -9,10 +9,10 @@ from scipy.optimize import nnls
 
 from scaling.errors import FitError
 from scaling.laws import get_law
-from scaling.laws.varpro import _wnnls, nnls_active_set, nnls_small
+from scaling.laws.varpro import _wnnls, nnls_active_set
 
 
-def test_nnls_small_matches_scipy():
+def test_nnls_matches_scipy_on_few_coefficients():
     rng = np.random.default_rng(0)
     for m in (1, 2, 3, 4, 5):
         A = rng.normal(size=(50, 30, m))
@@ -20,18 +20,18 @@ def test_nnls_small_matches_scipy():
         ref = np.stack([nnls(a, b)[0] for a, b in zip(A, z)])
         if m > 1:  # both paths run: rows settled by the full support and rows that need a subset
             assert 0 < (ref > 0).all(-1).sum() < len(ref)
-        c = nnls_small(np.einsum("gni,gnj->gij", A, A), np.einsum("gni,gn->gi", A, z))
+        c = nnls_active_set(np.einsum("gni,gnj->gij", A, A), np.einsum("gni,gn->gi", A, z))
         np.testing.assert_allclose(c, ref, atol=1e-10)
         # a batch whose full-support solutions are all feasible returns them unchanged
         feasible = (ref > 0).all(-1)
-        np.testing.assert_allclose(nnls_small(np.einsum("gni,gnj->gij", A[feasible], A[feasible]),
-                                              np.einsum("gni,gn->gi", A[feasible], z[feasible])),
+        np.testing.assert_allclose(nnls_active_set(np.einsum("gni,gnj->gij", A[feasible], A[feasible]),
+                                                   np.einsum("gni,gn->gi", A[feasible], z[feasible])),
                                    ref[feasible], atol=1e-10)
 
 
 @pytest.mark.parametrize("m", [2, 5, 7, 10, 13])
-def test_active_set_nnls_matches_scipy(m):
-    """The batched Lawson-Hanson solve (dcpt_cross's 7 to 13 coefficients), with a nearly
+def test_nnls_matches_scipy_with_collinear_columns_and_many_coefficients(m):
+    """The batched Lawson-Hanson solve up to dcpt_cross's 13 coefficients, with a nearly
     collinear pair of columns and one-hot blocks like the per-domain coefficients'."""
     rng = np.random.default_rng(m)
     A = rng.normal(size=(300, 40, m))
@@ -49,9 +49,6 @@ def test_active_set_nnls_matches_scipy(m):
     np.testing.assert_allclose(res(c), res(ref), rtol=1e-9)
     if m > 2:  # the coefficients off the collinear pair agree
         np.testing.assert_allclose(c[:, 2:], ref[:, 2:], atol=1e-6)
-    if m <= 5:
-        np.testing.assert_allclose(c, nnls_small(np.einsum("gni,gnj->gij", A, A), np.einsum("gni,gn->gi", A, z)),
-                                   atol=1e-8)
 
 
 def test_weighted_nnls_matches_scipy_on_scaled_rows():
