@@ -26,6 +26,7 @@ import torch
 ObjectiveFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 STATUS = {0: "running", 1: "gtol", 2: "ftol", 3: "linesearch", 4: "max_iter"}
+STATUS_CODE = {name: code for code, name in STATUS.items()}
 
 
 @dataclass
@@ -290,7 +291,8 @@ def multistart(
     n_best = max(1, int(np.sum(fun <= ref + basin_rtol * abs(ref) + 1e-14)))
     if finish is not None:
         theta, best, converged, n_iter = finish(screen.theta[idx])
-        return MultiStartResult(np.asarray(theta, float), float(best), bool(converged), 2 if converged else 4,
+        return MultiStartResult(np.asarray(theta, float), float(best), bool(converged),
+                                STATUS_CODE["ftol" if converged else "max_iter"],
                                 int(n_iter), len(fun), n_best, screen)
     polish = minimize_batched(
         lambda th, ix: fg(th, torch.as_tensor(idx)[ix]), screen.theta[idx], lower, upper, EngineOptions(max_iter=max_iter)

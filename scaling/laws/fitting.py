@@ -154,8 +154,7 @@ class FitMixin:
             return False
         # Pinned or tied parameters, point weights, a mean objective and the start options
         # random/best change what is fitted or searched: the grid engine handles them.
-        ok = (supported and not self.fixed and not self.tied and getattr(self, "_w", None) is None
-              and self.reduction == "sum" and self.loss in ("huber", "mse") and self.init in self.inits)
+        ok = supported and self._plain_sum_objective() and self.init in self.inits
         if self.solver == "varpro" and not ok:
             raise FitError(f"{self.name}: solver='varpro' needs a law with a linear form (chinchilla, power, ...), "
                            f"no fixed or tied parameters, no weights and a summed huber or mse objective; "
@@ -164,6 +163,12 @@ class FitMixin:
             raise FitError(f"{self.name}: solver must be 'auto', 'varpro' or 'grid', got {self.solver!r}")
         return ok
 
+    def _plain_sum_objective(self) -> bool:
+        """A summed Huber or squared loss of free parameters (no pins, ties, point weights or
+        mean): what variable projection and Gauss-Newton least squares minimise."""
+        return (not self.fixed and not self.tied and getattr(self, "_w", None) is None
+                and self.reduction == "sum" and self.loss in ("huber", "mse"))
+
     def _polished_by_gauss_newton(self) -> bool:
         """Whether the fit's candidates and its bootstrap replicates are finished by bounded
         Gauss-Newton (`varpro.polish_gauss_newton`): laws that ask for it (`vp_polisher`, D-CPT's
@@ -171,9 +176,7 @@ class FitMixin:
         squared residuals of free parameters (no pins, ties, weights or mean), which is what
         least squares with a robust loss minimises. solver="grid" asks for the batched engine alone."""
         return (self.vp_polisher == "gauss_newton" and self.np_pred_jac is not None and self.solver != "grid"
-                and not self.fixed
-                and not self.tied and getattr(self, "_w", None) is None and self.reduction == "sum"
-                and self.loss in ("huber", "mse"))
+                and self._plain_sum_objective())
 
     def _fit_auto_delta(self) -> None:
         """delta="auto": delta = 1.345 × a robust sigma of the residuals (the usual Huber tuning).
