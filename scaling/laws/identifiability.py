@@ -5,6 +5,11 @@
 - strongly correlated exponents across bootstrap replicates (|r| > 0.95): the data fix a
   combination of them, not each one;
 - a free parameter at its bound: the optimum lies outside the box, the value is not an estimate;
+- flat directions: combinations of parameters along which no fitted prediction changes (the
+  Jacobian of the predictions at the runs is rank-deficient, `unpinned`), e.g. E, B and beta of
+  B/D^beta when the runs have two token budgets (three parameters for two values): every point
+  of that valley fits equally well, so the values printed are one accident among many and an
+  extrapolation in D is not determined by the data;
 - flat IsoFLOP curves: a budget whose losses show no significant curvature in log N has no
   vertex to read N_opt from (`isoflop_flatness`, for the isoflop law to call per budget).
 """
@@ -19,6 +24,12 @@ if TYPE_CHECKING:
     from scaling.laws.base import Law
 
 CORR_LIMIT = 0.95
+FLAT_TOL = 1e-6
+"""A singular value of the column-normalised Jacobian below FLAT_TOL x the largest is a flat
+direction. Exact valleys sit at the rounding level (1e-16); the worst-conditioned identified fits
+of the laws' own designs sit above 1e-4 (tests/laws/test_identifiability.py)."""
+NAMED_SHARE = 0.01  # a parameter moves along a flat direction when its share of it is at least this
+# (uninvolved parameters sit at the rounding level; involved ones at 0.04 and up in the shipped designs)
 
 
 def exponents(law: "Law") -> list[str]:
@@ -31,6 +42,67 @@ def exponents(law: "Law") -> list[str]:
             roots.add(r)
             out.append(p.name)
     return out
+
+
+def prediction_jacobian(law: "Law") -> tuple[np.ndarray, list[str]]:
+    """(J [n, q], names): derivatives of the fit-scale predictions at the weighted fitted points
+    with respect to the free coordinates (optimiser space: log of log-scaled parameters) that are
+    neither fixed nor at a bound; names are the coordinates' parameters (a tied group by its first).
+    Forward-mode autodiff, all coordinates in one batched call of the law's forward."""
+    import torch
+    import torch.autograd.forward_ad as fwAD
+
+    free = law._to_free(law.theta_)
+    lo, hi = law._free_bounds()
+    inside = np.nonzero((lo < hi) & (free > lo) & (free < hi))[0]
+    T = law._tie_matrix()
+    first = np.argmax(T, axis=0) if T is not None else np.arange(len(free))
+    names = [law.param_names[first[i]] for i in inside]
+    base = torch.as_tensor(np.repeat(free[None], len(inside), 0), dtype=torch.float64)
+    tangent = torch.zeros_like(base)
+    tangent[torch.arange(len(inside)), torch.as_tensor(inside)] = 1.0
+    with fwAD.dual_level():
+        theta = fwAD.make_dual(base, tangent)
+        full = theta if T is None else theta @ torch.as_tensor(T, dtype=torch.float64).T
+        J = fwAD.unpack_dual(law.forward(full, law._F)).tangent.detach().numpy().T
+    w = getattr(law, "_w", None)
+    return (J if w is None else J[w.numpy() > 0]), names
+
+
+def unpinned(law: "Law", tol: float = FLAT_TOL) -> tuple[list[str], int]:
+    """(parameters that move along a flat direction, number of flat directions) at the fitted
+    optimum; ([], 0) when every free parameter is pinned or the law has no training data (a law
+    loaded from JSON). Each column is scaled to unit norm first, so the test does not depend on
+    the parameters' units."""
+    if not hasattr(law, "_F") or not hasattr(law, "theta_"):
+        return [], 0
+    J, names = prediction_jacobian(law)
+    if J.shape[1] == 0 or not np.all(np.isfinite(J)):
+        return [], 0
+    norm = np.linalg.norm(J, axis=0)
+    dead = norm == 0  # a parameter no prediction depends on is a flat direction by itself
+    live = [n for n, d in zip(names, dead) if not d]
+    if not live:
+        return names, len(names)
+    _, s, vt = np.linalg.svd(J[:, ~dead] / norm[~dead], full_matrices=True)
+    s = np.concatenate([s, np.zeros(len(live) - len(s))])  # fewer points than coordinates: the rest are flat
+    null = vt[s < tol * s[0]]
+    share = np.sqrt((null**2).sum(0))
+    moving = [n for n, d in zip(names, dead) if d] + [n for n, v in zip(live, share) if v >= NAMED_SHARE]
+    return moving, int(dead.sum()) + len(null)
+
+
+def flat_warning(law: "Law", what: str = "") -> str | None:
+    """One line naming the parameters the runs do not pin (None when they pin all)."""
+    names, k = unpinned(law)
+    if not names:
+        return None
+    how = "a combination" if k == 1 else f"{k} combinations"
+    return (f"{what or law.name}: {how} of {', '.join(names)} can change without changing any fitted prediction "
+            "(a flat direction at the optimum): the runs do not pin these parameters, so their values are one of "
+            "many equally good fits and predictions outside the runs' range that depend on them are not "
+            "determined; add runs at more distinct values of the inputs these terms act on (e.g. a third "
+            "token budget or share), or fix one of them")
 
 
 def identifiability_warnings(law: "Law", corr_limit: float = CORR_LIMIT) -> list[str]:
@@ -48,6 +120,9 @@ def identifiability_warnings(law: "Law", corr_limit: float = CORR_LIMIT) -> list
     for name in getattr(law, "at_bounds_", []) or []:
         out.append(f"{law.name}: parameter {name} = {law.params_[name]:.4g} sits at its bound; it is not "
                    "identified by these data (fix it with --fix, or widen the data's range)")
+    flat = flat_warning(law)
+    if flat:
+        out.append(flat)
     boot = getattr(law, "boot_params_", None)
     if boot is not None and len(boot) >= 10:
         ex = exponents(law)

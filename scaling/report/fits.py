@@ -16,6 +16,7 @@ from scaling.config import HOLDOUT_DEFAULT
 from scaling.errors import FitError, SpecError
 from scaling.laws import get_law
 from scaling.laws.base import Law
+from scaling.laws.identifiability import flat_warning, unpinned
 from scaling.laws.validation import parse_holdout, replicate_floor
 from scaling.report.render import Answer, Section, Table, column_format, join, signed_pct
 
@@ -125,7 +126,8 @@ def bound_warning(law: Law, what: str = "") -> str | None:
 
 
 def fit_warnings(law: Law, what: str = "") -> list[str]:
-    """What a reader must not miss about a fit: non-convergence and parameters at their bounds."""
+    """What a reader must not miss about a fit: non-convergence, parameters at their bounds and
+    parameters the runs do not pin (a flat direction)."""
     out = []
     if not law.converged_:
         out.append(f"{what or law.name}: the fit did not converge ({law.n_starts_best_} of {law.n_starts_} starts "
@@ -133,22 +135,28 @@ def fit_warnings(law: Law, what: str = "") -> list[str]:
     b = bound_warning(law, what)
     if b:
         out.append(b)
+    flat = flat_warning(law, what)
+    if flat:
+        out.append(flat)
     return out
 
 
 def params_table(law: Law) -> Table:
-    """Value, 95% interval and bound flag per parameter; one format per row (rows are different quantities)."""
+    """Value, 95% interval, bound flag and flat-direction flag per parameter; one format per row
+    (rows are different quantities)."""
     ci = getattr(law, "ci_", {}) or {}
     sides = bound_sides(law)
+    flat = set(unpinned(law)[0])
     rows = []
     for name, value in law.params_.items():
         lo, hi = ci.get(name, (math.nan, math.nan))
         f = column_format([value, lo, hi])
         rows.append({"parameter": name, "value": f(value), "95% CI low": f(lo), "95% CI high": f(hi),
-                     "at bound": f"⚠ {sides[name]} bound" if name in sides else ""})
+                     "at bound": f"⚠ {sides[name]} bound" if name in sides else "",
+                     "pinned by the runs": "⚠ no: flat direction" if name in flat else ""})
     for name, value in (law.const or {}).items():
         rows.append({"parameter": f"{name} (fixed)", "value": column_format([value])(value), "95% CI low": "–",
-                     "95% CI high": "–", "at bound": ""})
+                     "95% CI high": "–", "at bound": "", "pinned by the runs": ""})
     return Table(pd.DataFrame(rows), caption=f"{law.name} parameters")
 
 

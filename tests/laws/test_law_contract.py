@@ -16,6 +16,7 @@ import pytest
 from scaling.errors import FitError
 from scaling.laws import available_laws, get_law
 from scaling.laws.base import Law
+from scaling.laws.identifiability import FLAT_TOL, prediction_jacobian, unpinned
 
 RNG_NOISE = 0.002  # log-normal noise on every generated target
 
@@ -79,13 +80,16 @@ def data_for(name: str) -> tuple[pd.DataFrame, list[str], str, dict]:
         df["loss"] = _noisy(truth.predict(df))
         return df, ["N", "D", "U"], "loss", {}
     if name in ("dcpt", "dcpt_additive", "dcpt_chinchilla"):
-        X = _grid([1e5, 3e5, 1e6, 3e6], [1e6, 1e7], [0.0, 0.2, 0.5, 0.8, 1.0])
+        # three budgets: with two, E, B and beta of B r^eta / D^beta are three parameters for two
+        # values wherever r^eta does not vary (dcpt_additive, dcpt_chinchilla), a flat direction
+        X = _grid([1e5, 3e5, 1e6, 3e6], [1e6, 3e6, 1e7], [0.0, 0.2, 0.5, 0.8, 1.0])
         eta = {"dcpt": 0.6, "dcpt_additive": 0.0, "dcpt_chinchilla": 0.0}[name]
         y = _dcpt(*X.T, eta=eta) if name != "dcpt_chinchilla" else _chin(X[:, 0], X[:, 1], E=1.2)
         return pd.DataFrame({"N": X[:, 0], "D": X[:, 1], "r": X[:, 2], "loss": _noisy(y)}), ["N", "D", "r"], "loss", \
             {"init": "coarse"} if name == "dcpt" else {}
     if name == "dcpt_cross":
-        X = _grid([1e5, 1e6, 3e6], [1e6, 1e7], [0.0, 0.3, 1.0])
+        X = _grid([1e5, 1e6, 3e6], [1e6, 3e6, 1e7], [0.0, 0.2, 0.5, 1.0])  # see dcpt's budgets; C/(r+eps)^gamma
+        # plus E has four parameters, so three shares would leave a flat direction
         df = pd.concat([pd.DataFrame({"domain": d, "N": X[:, 0], "D": X[:, 1], "r": X[:, 2],
                                       "loss": _noisy(_dcpt(*X.T, E=E), seed=i)})
                         for i, (d, E) in enumerate({"code": 1.2, "docs": 1.6, "tests": 0.9}.items())],
@@ -129,6 +133,17 @@ def test_a_fitted_law_predicts_the_data_it_was_generated_from(fitted):
     name, law, _, df, _, y = fitted
     rel = np.abs(law.predict(df) / df[y].to_numpy() - 1)
     assert np.median(rel) < 2.5 * RNG_NOISE, (name, np.median(rel))  # the noise level, not a miss
+
+
+def test_the_generating_design_pins_every_parameter(fitted):
+    """No flat direction on each law's own design, with a margin of 100 over the flag's tolerance
+    (the smallest were 1.2e-3, D-CPT's; designs with two budgets or three shares had exact valleys,
+    tests/laws/test_identifiability.py)."""
+    _, law, *_ = fitted
+    assert unpinned(law) == ([], 0)
+    J, _ = prediction_jacobian(law)
+    s = np.linalg.svd(J / np.linalg.norm(J, axis=0), compute_uv=False)
+    assert s[-1] > 100 * FLAT_TOL * s[0]
 
 
 def test_an_unfitted_law_refuses_to_predict_and_clone_is_unfitted(fitted):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scaling.laws.dcpt_compare import SPLITS
+from scaling.laws.identifiability import unpinned
 from scaling.report import ReportOptions
 from scaling.report.cpt import cpt_table
 from scaling.report import cpt_domains
@@ -193,6 +194,12 @@ def test_cross_domain_table_transfers_to_a_left_out_domain(table, monkeypatch):
     coefs = section.tables[2].df.set_index("domain").E
     assert coefs["code"] - coefs["tests"] == pytest.approx(FLOORS["code"] - FLOORS["tests"], abs=0.02)
     assert coefs["markov"] - coefs["code"] == pytest.approx(FLOORS["markov"] - FLOORS["code"], abs=0.02)
+    # but not the floors themselves: with two budgets and four shares the D and share terms have a flat
+    # direction (every value along it fits exactly as well), which the table and the warnings name
+    flat = section.tables[2].caption.split("exactly as well): ")[1].split(", ")
+    assert {"B", "beta", "C", "gamma", "eps"} <= set(flat) and not {"A", "alpha", "eta"} & set(flat)
+    assert {f"E_{d}" for d in FLOORS} <= set(flat)
+    assert any("flat direction" in w and "coefficient table" in w for w in section.warnings)
 
 
 def test_cross_domain_section_with_too_few_runs_says_so(table):
@@ -206,5 +213,6 @@ def test_cross_domain_table_on_one_budget_runs_the_variants_it_can(table, monkey
     """With one CPT budget the `span` design has nothing to span: the table has the other variants."""
     monkeypatch.setattr(cpt_domains, "CROSS_VARIANTS", ((("E",), "cheapest"), (("E", "B", "C"), "span")))
     main = table[(table.schedule == "rewarm") & (table.D == BUDGETS[1])].reset_index(drop=True)
-    held, _ = cpt_domains.cross_domain_table(main, init="coarse")
+    held, law = cpt_domains.cross_domain_table(main, init="coarse")
     assert set(held.known) == {"cheapest"} and set(held.free) == {"E", "none"}
+    assert {"B", "beta"} <= set(unpinned(law)[0])  # one budget: B / D^beta is one number
