@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 CORR_LIMIT = 0.95
 FLAT_TOL = 1e-6
 """A singular value of the column-normalised Jacobian below FLAT_TOL x the largest is a flat
-direction. Exact valleys sit at the rounding level (1e-16); the worst-conditioned identified fits
-of the laws' own designs sit above 1e-4 (tests/laws/test_identifiability.py)."""
+direction. Exact valleys sit at the rounding level (1e-16); the worst-conditioned of the laws' own
+generating designs sits at 1.2e-3 (D-CPT's; tests/laws/test_law_contract.py asserts > 1e-4)."""
 NAMED_SHARE = 0.01  # a parameter moves along a flat direction when its share of it is at least this
 # (uninvolved parameters sit at the rounding level; involved ones at 0.04 and up in the shipped designs)
 
@@ -71,8 +71,8 @@ def prediction_jacobian(law: "Law") -> tuple[np.ndarray, list[str]]:
 
 def unpinned(law: "Law", tol: float = FLAT_TOL) -> tuple[list[str], int]:
     """(parameters that move along a flat direction, number of flat directions) at the fitted
-    optimum; ([], 0) when every free parameter is pinned or the law has no training data (a law
-    loaded from JSON). Each column is scaled to unit norm first, so the test does not depend on
+    optimum; ([], 0) when every free parameter is pinned, and (nothing claimed) when the law has no
+    training data (a law loaded from JSON) or its Jacobian is not finite there. Each column is scaled to unit norm first, so the test does not depend on
     the parameters' units."""
     if not hasattr(law, "_F") or not hasattr(law, "theta_"):
         return [], 0
