@@ -48,23 +48,30 @@ def prediction_jacobian(law: "Law") -> tuple[np.ndarray, list[str]]:
     """(J [n, q], names): derivatives of the fit-scale predictions at the weighted fitted points
     with respect to the free coordinates (optimiser space: log of log-scaled parameters) that are
     neither fixed nor at a bound; names are the coordinates' parameters (a tied group by its first).
-    Forward-mode autodiff, all coordinates in one batched call of the law's forward."""
-    import torch
-    import torch.autograd.forward_ad as fwAD
-
+    From the law's numpy Jacobian where it has one (so `scaling fit` stays without torch), else by
+    forward-mode autodiff, all coordinates in one batched call of the law's forward."""
     free = law._to_free(law.theta_)
     lo, hi = law._free_bounds()
     inside = np.nonzero((lo < hi) & (free > lo) & (free < hi))[0]
     T = law._tie_matrix()
     first = np.argmax(T, axis=0) if T is not None else np.arange(len(free))
     names = [law.param_names[first[i]] for i in inside]
-    base = torch.as_tensor(np.repeat(free[None], len(inside), 0), dtype=torch.float64)
-    tangent = torch.zeros_like(base)
-    tangent[torch.arange(len(inside)), torch.as_tensor(inside)] = 1.0
-    with fwAD.dual_level():
-        theta = fwAD.make_dual(base, tangent)
-        full = theta if T is None else theta @ torch.as_tensor(T, dtype=torch.float64).T
-        J = fwAD.unpack_dual(law.forward(full, law._F)).tangent.detach().numpy().T
+    if law.np_pred_jac is not None:
+        pred, J = law.np_pred_jac(np.asarray(law.theta_, float), law._Fn)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            J = J / pred[:, None] if law.fit_scale == "log" else J  # d log y = dy / y
+        J = (J if T is None else J @ T)[:, inside]  # full theta = T @ free theta
+    else:
+        import torch
+        import torch.autograd.forward_ad as fwAD
+
+        base = torch.as_tensor(np.repeat(free[None], len(inside), 0), dtype=torch.float64)
+        tangent = torch.zeros_like(base)
+        tangent[torch.arange(len(inside)), torch.as_tensor(inside)] = 1.0
+        with fwAD.dual_level():
+            theta = fwAD.make_dual(base, tangent)
+            full = theta if T is None else theta @ torch.as_tensor(T, dtype=torch.float64).T
+            J = fwAD.unpack_dual(law.forward(full, law._F)).tangent.detach().numpy().T
     w = getattr(law, "_w", None)
     return (J if w is None else J[w.numpy() > 0]), names
 
@@ -74,7 +81,7 @@ def unpinned(law: "Law", tol: float = FLAT_TOL) -> tuple[list[str], int]:
     optimum; ([], 0) when every free parameter is pinned, and (nothing claimed) when the law has no
     training data (a law loaded from JSON) or its Jacobian is not finite there. Each column is scaled to unit norm first, so the test does not depend on
     the parameters' units."""
-    if not hasattr(law, "_F") or not hasattr(law, "theta_"):
+    if not hasattr(law, "_Fn") or not hasattr(law, "theta_"):
         return [], 0
     J, names = prediction_jacobian(law)
     if J.shape[1] == 0 or not np.all(np.isfinite(J)):

@@ -93,3 +93,15 @@ def test_tied_exponents_are_one_coordinate(tied):
     names, k = unpinned(law)
     # tied exponents: E + A/N^a + B/D^a has no flat direction on five sizes and two budgets
     assert (names, k) == (([], 0) if tied else (["E", "B", "beta"], 1))
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_the_numpy_jacobian_is_the_autodiff_one(tied, monkeypatch):
+    """Laws with a numpy Jacobian (what keeps `scaling fit` free of torch) give the autodiff one."""
+    law = get_law("chinchilla", **({"tied": {"beta": "alpha"}} if tied else {})).fit(_two_budgets(), ["N", "D"], "loss")
+    assert law.np_pred_jac is not None
+    J, names = prediction_jacobian(law)
+    monkeypatch.setattr(type(law), "np_pred_jac", None)
+    J_ad, names_ad = prediction_jacobian(law)
+    assert names == names_ad and J.shape == J_ad.shape
+    np.testing.assert_allclose(J, J_ad, rtol=1e-10, atol=1e-12)
