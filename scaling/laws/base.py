@@ -272,6 +272,14 @@ class Law(FitMixin, PersistMixin):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(p) if self.fit_scale == "log" else p
 
+    def _forward_jac_np(self, theta: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(prediction [n], its Jacobian [n, P] in optimiser space), both on the fit scale, from np_pred_jac."""
+        p, J = self.np_pred_jac(np.asarray(theta, float), F)
+        if self.fit_scale != "log":
+            return p, J
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(p), J / p[:, None]  # d log y = dy / y
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "theta_"):
             raise FitError(f"{self.name} law is not fitted yet: call fit(df, x=..., y=...) first")

@@ -54,12 +54,9 @@ def prediction_jacobian(law: "Law") -> tuple[np.ndarray, list[str]]:
     lo, hi = law._free_bounds()
     inside = np.nonzero((lo < hi) & (free > lo) & (free < hi))[0]
     T = law._tie_matrix()
-    first = np.argmax(T, axis=0) if T is not None else np.arange(len(free))
-    names = [law.param_names[first[i]] for i in inside]
+    names = [str(n) for n in law._to_free(np.asarray(law.param_names))[inside]]
     if law.np_pred_jac is not None:
-        pred, J = law.np_pred_jac(np.asarray(law.theta_, float), law._Fn)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            J = J / pred[:, None] if law.fit_scale == "log" else J  # d log y = dy / y
+        J = law._forward_jac_np(law.theta_, law._Fn)[1]
         J = (J if T is None else J @ T)[:, inside]  # full theta = T @ free theta
     else:
         import torch
@@ -79,8 +76,8 @@ def prediction_jacobian(law: "Law") -> tuple[np.ndarray, list[str]]:
 def unpinned(law: "Law", tol: float = FLAT_TOL) -> tuple[list[str], int]:
     """(parameters that move along a flat direction, number of flat directions) at the fitted
     optimum; ([], 0) when every free parameter is pinned, and (nothing claimed) when the law has no
-    training data (a law loaded from JSON) or its Jacobian is not finite there. Each column is scaled to unit norm first, so the test does not depend on
-    the parameters' units."""
+    training data (a law loaded from JSON) or its Jacobian is not finite there. Each column is
+    scaled to unit norm first, so the test does not depend on the parameters' units."""
     if not hasattr(law, "_Fn") or not hasattr(law, "theta_"):
         return [], 0
     J, names = prediction_jacobian(law)

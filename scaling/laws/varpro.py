@@ -255,24 +255,20 @@ def gauss_newton_runner(law: "Law", F, t, delta: float, lo, hi):
     "max_iter" when it ran out of them."""
     from scipy.optimize import least_squares
 
-    log = law.fit_scale == "log"
-    last: list = [None, None, None]  # theta, p, J: scipy asks for the Jacobian where it just evaluated
+    last: list = [None, None, None]  # theta, fit-scale prediction and Jacobian: scipy asks for the
+    # Jacobian where it just evaluated
 
     def pred_jac(th):
         if last[0] is None or not np.array_equal(last[0], th):
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                last[:] = [np.array(th), *law.np_pred_jac(th, F)]
+                last[:] = [np.array(th), *law._forward_jac_np(th, F)]
         return last[1], last[2]
 
     def residuals(th):
-        p, _ = pred_jac(th)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (np.log(p) if log else p) - t  # non-finite: scipy shrinks the step
+        return pred_jac(th)[0] - t  # non-finite: scipy shrinks the step
 
     def jacobian(th):
-        p, J = pred_jac(th)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return J / p[:, None] if log else J.copy()  # scipy scales it in place (robust loss)
+        return pred_jac(th)[1].copy()  # scipy scales it in place (robust loss)
 
     robust = {"loss": "huber", "f_scale": delta} if law.loss == "huber" else {"loss": "linear"}
 
